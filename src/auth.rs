@@ -1,0 +1,294 @@
+//! Tokens: HS256 JWTs in, an authenticated [`Caller`] out (SPEC section 3).
+//!
+//! A token comes from `Authorization: Bearer`, else `?token=` (EventSource cannot send
+//! headers), else the `herald_token` cookie. Claims: the user in `sub` or `user_id` (string or
+//! number), a required `exp`, optional `channels` grants and `scope` (`publish`). Django REST
+//! framework simplejwt access tokens have exactly this shape; its refresh tokens
+//! (`token_type: "refresh"`) are refused. Tokens are never logged.
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::future::{Ready, ready};
+
+use crate::channels;
+use crate::error::{AppError, AppResult};
+
+/// The name of the cookie a token may come in.
+pub const COOKIE: &str = "herald_token";
+
+/// Verifies and (for dev mode and the CLI) mints tokens with one HS256 secret.
+pub struct Auth {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    validation: Validation,
+}
+
+/// Who is asking, and what their token allows.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user: their inbox is `user:<user_id>` plus `broadcast`.
+    pub user_id: String,
+    /// Extra channels granted, exactly or as `prefix*` patterns.
+    pub grants: Vec<String>,
+    /// The token's `scope` includes `publish`.
+    pub can_publish: bool,
+    /// When the token expires (seconds since the epoch); streams close then.
+    pub expires_at: i64,
+}
+
+impl Caller {
+    /// True if the caller may read `channel`.
+    pub fn may_read(&self, channel: &str) -> bool {
+        channels::may_read(&self.user_id, &self.grants, channel)
+    }
+
+    /// The one way to check a grant: 403 unless the caller may read `channel`.
+    pub fn require(&self, channel: &str) -> AppResult<()> {
+        if self.may_read(channel) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "this token does not grant channel {channel:?}"
+            )))
+        }
+    }
+
+    /// The caller's inbox channels.
+    pub fn inbox(&self) -> Vec<String> {
+        channels::inbox(&self.user_id)
+    }
+
+    /// The channels a request asks for (`?channels=a,b`), each checked; the inbox if absent.
+    pub fn channels(&self, requested: Option<&str>) -> AppResult<Vec<String>> {
+        let Some(list) = requested else {
+            return Ok(self.inbox());
+        };
+        let channels = channels::parse_list(list)
+            .map_err(|message| AppError::bad_request("invalid_channels", message))?;
+        for channel in &channels {
+            self.require(channel)?;
+        }
+        Ok(channels)
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: Option<Value>,
+    user_id: Option<Value>,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+    exp: i64,
+}
+
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    sub: &'a str,
+    exp: i64,
+    iat: i64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    channels: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+impl Auth {
+    /// Tokens signed with `secret`; those carrying `aud` must name `audience`.
+    pub fn new(secret: &[u8], audience: Option<&str>) -> Auth {
+        // Only HS256: a token's header cannot pick `none` or an RSA key to be checked with.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp"]);
+        if let Some(audience) = audience {
+            validation.set_audience(&[audience]);
+        }
+        Auth {
+            decoding: DecodingKey::from_secret(secret),
+            encoding: EncodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// The caller a token speaks for, or 401.
+    pub fn verify(&self, token: &str) -> AppResult<Caller> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => AppError::Unauthorized("token expired"),
+                ErrorKind::ImmatureSignature => AppError::Unauthorized("token not yet valid"),
+                ErrorKind::InvalidSignature => AppError::Unauthorized("token signature invalid"),
+                _ => AppError::Unauthorized("token invalid"),
+            })?;
+        let claims = data.claims;
+        if claims.token_type.as_deref().is_some_and(|t| t != "access") {
+            return Err(AppError::Unauthorized("only access tokens are accepted"));
+        }
+        let user_id = match claims.sub.or(claims.user_id) {
+            Some(Value::String(s)) => s,
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            _ => {
+                return Err(AppError::Unauthorized(
+                    "token names no user (sub or user_id)",
+                ));
+            }
+        };
+        if !channels::is_valid_user_id(&user_id) {
+            return Err(AppError::Unauthorized("token user id is not usable"));
+        }
+        let can_publish = claims
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|scope| scope == "publish"));
+        Ok(Caller {
+            user_id,
+            grants: claims.channels,
+            can_publish,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// A token for `user_id` with extra channel grants, valid for `ttl_secs`.
+    pub fn mint(&self, user_id: &str, grants: &[String], publish: bool, ttl_secs: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = MintedClaims {
+            sub: user_id,
+            exp: now + ttl_secs,
+            iat: now,
+            channels: grants,
+            scope: publish.then_some("publish"),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of serializable claims cannot fail")
+    }
+}
+
+/// The token a request carries: header, else `?token=`, else cookie. A header that is there
+/// but malformed is an error, not a reason to look elsewhere.
+fn token_of(req: &HttpRequest) -> AppResult<Option<String>> {
+    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| AppError::Unauthorized("authorization header unreadable"))?;
+        return match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Ok(Some(token.trim().to_owned()))
+            }
+            _ => Err(AppError::Unauthorized(
+                "authorization header must be: Bearer <token>",
+            )),
+        };
+    }
+    #[derive(Deserialize)]
+    struct TokenParam {
+        token: Option<String>,
+    }
+    if let Ok(query) = web::Query::<TokenParam>::from_query(req.query_string())
+        && let Some(token) = query.into_inner().token
+    {
+        return Ok(Some(token));
+    }
+    Ok(req.cookie(COOKIE).map(|c| c.value().to_owned()))
+}
+
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = Ready<AppResult<Caller>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            // Cached: a handler may ask twice (extractor and guard) without verifying twice.
+            if let Some(caller) = req.extensions().get::<Caller>() {
+                return Ok(caller.clone());
+            }
+            let auth = req
+                .app_data::<web::Data<Auth>>()
+                .expect("Auth is registered by startup");
+            let token = token_of(req)?.ok_or(AppError::Unauthorized("authentication required"))?;
+            let caller = auth.verify(&token)?;
+            req.extensions_mut().insert(caller.clone());
+            Ok(caller)
+        })())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(claims: serde_json::Value, secret: &[u8]) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn later() -> i64 {
+        chrono::Utc::now().timestamp() + 600
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_grants() {
+        let auth = Auth::new(b"secret", None);
+        let caller = auth
+            .verify(&auth.mint("42", &["order:*".into()], true, 60))
+            .unwrap();
+        assert_eq!(caller.user_id, "42");
+        assert_eq!(caller.grants, vec!["order:*".to_string()]);
+        assert!(caller.can_publish);
+    }
+
+    #[test]
+    fn simplejwt_access_tokens_are_accepted_and_refresh_tokens_refused() {
+        let auth = Auth::new(b"django-key", None);
+        let access = serde_json::json!({"token_type": "access", "exp": later(), "iat": 1,
+            "jti": "abc", "user_id": 7});
+        assert_eq!(
+            auth.verify(&sign(access, b"django-key")).unwrap().user_id,
+            "7"
+        );
+        let refresh = serde_json::json!({"token_type": "refresh", "exp": later(), "user_id": 7});
+        assert!(auth.verify(&sign(refresh, b"django-key")).is_err());
+    }
+
+    #[test]
+    fn bad_tokens_are_refused() {
+        let auth = Auth::new(b"secret", None);
+        let expired = serde_json::json!({"sub": "1", "exp": 1_000});
+        let no_exp = serde_json::json!({"sub": "1"});
+        let no_user = serde_json::json!({"exp": later()});
+        let bad_user = serde_json::json!({"sub": "a b", "exp": later()});
+        let float_user = serde_json::json!({"sub": 1.5, "exp": later()});
+        let with_aud = serde_json::json!({"sub": "1", "exp": later(), "aud": "x"});
+        for claims in [expired, no_exp, no_user, bad_user, float_user, with_aud] {
+            assert!(
+                auth.verify(&sign(claims.clone(), b"secret")).is_err(),
+                "{claims}"
+            );
+        }
+        let good = serde_json::json!({"sub": "1", "exp": later()});
+        assert!(auth.verify(&sign(good, b"other secret")).is_err());
+        assert!(auth.verify("garbage").is_err());
+        // alg "none": header {"alg":"none"}, no signature.
+        assert!(
+            auth.verify("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_configured_audience_is_required_to_match() {
+        let auth = Auth::new(b"secret", Some("herald"));
+        let ok = serde_json::json!({"sub": "1", "exp": later(), "aud": "herald"});
+        let wrong = serde_json::json!({"sub": "1", "exp": later(), "aud": "other"});
+        assert!(auth.verify(&sign(ok, b"secret")).is_ok());
+        assert!(auth.verify(&sign(wrong, b"secret")).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! Channel names, inboxes and grants: who may read which channel (SPEC section 2).
+//!
+//! - `user:<id>` is the inbox of user `<id>`: only they read it, whatever their grants say.
+//! - `broadcast` is read by every authenticated user.
+//! - Any other channel is read by users whose token grants it, exactly or by a trailing-`*`
+//!   pattern (`order:*`).
+//!
+//! Pure: no SQL, no HTTP. The rules for a valid name mirror the `notifications_channel_valid`
+//! constraint in the migrations.
+
+/// The channel every authenticated user reads.
+pub const BROADCAST: &str = "broadcast";
+
+/// The most channels one request may name.
+pub const MAX_CHANNELS_PER_REQUEST: usize = 50;
+
+const MAX_NAME_CHARS: usize = 200;
+
+/// The personal channel of `user_id`.
+pub fn personal(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// A user's inbox: their personal channel and `broadcast`. Unread counts cover exactly this.
+pub fn inbox(user_id: &str) -> Vec<String> {
+    vec![personal(user_id), BROADCAST.to_owned()]
+}
+
+/// True if `channel` is in `user_id`'s inbox.
+pub fn is_inbox(user_id: &str, channel: &str) -> bool {
+    channel == BROADCAST || channel.strip_prefix("user:") == Some(user_id)
+}
+
+/// True if a user with `grants` may read `channel`.
+pub fn may_read(user_id: &str, grants: &[String], channel: &str) -> bool {
+    if let Some(owner) = channel.strip_prefix("user:") {
+        // Inboxes are private: no grant, not even `*`, opens someone else's.
+        return owner == user_id;
+    }
+    channel == BROADCAST || grants.iter().any(|grant| grant_matches(grant, channel))
+}
+
+fn grant_matches(grant: &str, channel: &str) -> bool {
+    match grant.strip_suffix('*') {
+        Some(prefix) => channel.starts_with(prefix),
+        None => grant == channel,
+    }
+}
+
+/// True if `name` may be a channel (the database refuses other names).
+pub fn is_valid_name(name: &str) -> bool {
+    let chars = name.chars().count();
+    (1..=MAX_NAME_CHARS).contains(&chars)
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '*')
+}
+
+/// True if `id` can be a user id: `user:<id>` must be a valid channel name.
+pub fn is_valid_user_id(id: &str) -> bool {
+    is_valid_name(&personal(id))
+}
+
+/// Parses a comma-separated channel list (`?channels=`): trimmed, deduplicated, in order.
+pub fn parse_list(list: &str) -> Result<Vec<String>, String> {
+    let mut channels: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if !is_valid_name(name) {
+            let shown: String = name.chars().take(40).collect();
+            return Err(format!(
+                "{shown:?} is not a channel name (1-200 characters, no spaces, commas or '*')"
+            ));
+        }
+        if !channels.iter().any(|c| c == name) {
+            channels.push(name.to_owned());
+        }
+    }
+    if channels.len() > MAX_CHANNELS_PER_REQUEST {
+        return Err(format!(
+            "at most {MAX_CHANNELS_PER_REQUEST} channels per request"
+        ));
+    }
+    Ok(channels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_inbox_is_readable_by_its_owner_only_whatever_the_grants() {
+        assert!(may_read("42", &[], "user:42"));
+        assert!(!may_read("42", &[], "user:43"));
+        assert!(!may_read(
+            "42",
+            &grants(&["*", "user:*", "user:43"]),
+            "user:43"
+        ));
+        assert!(!may_read("4", &[], "user:42"));
+    }
+
+    #[test]
+    fn broadcast_is_readable_by_everyone() {
+        assert!(may_read("1", &[], BROADCAST));
+    }
+
+    #[test]
+    fn other_channels_need_an_exact_or_pattern_grant() {
+        let g = grants(&["order:*", "admin"]);
+        assert!(may_read("1", &g, "order:17"));
+        assert!(may_read("1", &g, "admin"));
+        assert!(!may_read("1", &g, "admins"));
+        assert!(!may_read("1", &g, "project:5"));
+        assert!(!may_read("1", &[], "order:17"));
+    }
+
+    #[test]
+    fn lists_are_trimmed_deduplicated_and_validated() {
+        assert_eq!(
+            parse_list(" a, b ,a").unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        assert!(parse_list("a,,b").is_err());
+        assert!(parse_list("order:*").is_err());
+        assert!(parse_list("a b").is_err());
+        assert!(parse_list(&"x".repeat(201)).is_err());
+        let many: Vec<String> = (0..51).map(|i| format!("c{i}")).collect();
+        assert!(parse_list(&many.join(",")).is_err());
+    }
+
+    #[test]
+    fn inbox_membership() {
+        assert!(is_inbox("42", "user:42"));
+        assert!(is_inbox("42", "broadcast"));
+        assert!(!is_inbox("42", "user:420"));
+        assert!(!is_inbox("42", "order:1"));
+    }
+}

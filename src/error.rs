@@ -1,0 +1,144 @@
+//! The one error type of the HTTP API, and its JSON rendering.
+//!
+//! Every error reaches the client as `{"error": {"code": "...", "message": "..."}}`. Bad input
+//! is a 4xx with a message that is safe to show; only failures of our own are 5xx, and their
+//! cause is logged, never sent.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// Handlers return this and use `?`.
+pub type AppResult<T> = Result<T, AppError>;
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 401: missing, malformed, badly signed or expired token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: the token does not grant this channel (or this action).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: missing, or not visible to the caller (we don't say which).
+    #[error("not found")]
+    NotFound,
+    /// 400/422: bad input; the message is safe to show. Constraint violations land here.
+    #[error("{message}")]
+    Invalid {
+        /// 400 for malformed input, 422 for well-formed input that breaks a rule.
+        status: StatusCode,
+        /// Machine-readable reason.
+        code: &'static str,
+        /// Human-readable reason, safe to show.
+        message: String,
+    },
+    /// 503: shutting down, or a limit is reached; try again.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// 500: a query failed. `diesel::NotFound` becomes 404 instead.
+    #[error("database error")]
+    Db(#[source] DieselError),
+    /// 503: no database connection could be had.
+    #[error("database unavailable")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// 500: the blocking thread pool failed us.
+    #[error("internal error")]
+    Blocking(#[from] actix_web::error::BlockingError),
+}
+
+impl AppError {
+    /// A 400 for malformed input.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Invalid {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 422 for well-formed input that breaks a rule.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Invalid {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound => "not_found",
+            AppError::Invalid { code, .. } => code,
+            AppError::Unavailable(_) | AppError::Pool(_) => "unavailable",
+            AppError::Db(_) | AppError::Blocking(_) => "internal",
+        }
+    }
+}
+
+impl From<DieselError> for AppError {
+    /// The database's own checks are input validation: a refused row is the caller's 422.
+    fn from(err: DieselError) -> AppError {
+        match err {
+            DieselError::NotFound => AppError::NotFound,
+            DieselError::DatabaseError(
+                kind @ (DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation),
+                info,
+            ) => {
+                let message = match (kind, info.constraint_name(), info.column_name()) {
+                    (_, Some(constraint), _) => constraint_message(constraint).to_owned(),
+                    (_, None, Some(column)) => format!("{column} is required"),
+                    _ => info.message().to_owned(),
+                };
+                AppError::unprocessable("invalid_notification", message)
+            }
+            other => AppError::Db(other),
+        }
+    }
+}
+
+/// What each named constraint in `migrations/` asks of a row, in words.
+fn constraint_message(constraint: &str) -> &'static str {
+    match constraint {
+        "notifications_channel_valid" => {
+            "channel must be 1-200 characters with no spaces, commas, control characters or '*'"
+        }
+        "notifications_kind_valid" => "kind must be 1-100 characters with no control characters",
+        "notifications_level_valid" => "level must be one of info, success, warning, error",
+        "notifications_data_is_object" => "data must be a JSON object",
+        _ => "the notification breaks a rule of the notifications table",
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Invalid { status, .. } => *status,
+            AppError::Unavailable(_) | AppError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Db(_) | AppError::Blocking(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            log::error!("{self}: {self:?}");
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("2")));
+        }
+        response.json(serde_json::json!({
+            "error": { "code": self.code(), "message": self.to_string() }
+        }))
+    }
+}

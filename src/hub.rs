@@ -1,0 +1,317 @@
+//! In-process fan-out of notification events to open streams and parked long-polls.
+//!
+//! # Dispatch model
+//! The listener is the only publisher: it reads each wake-up's new rows in one query and
+//! publishes them as one [`Batch`], so every instance sees the same rows in the same order.
+//! Each row is serialized once and shared (`Arc`) by every subscriber that gets it.
+//!
+//! Each subscriber has a bounded queue. `publish` never waits: a subscriber whose queue is
+//! full is dropped on the spot (its stream ends and its client resumes from its cursor), so a
+//! slow client costs at most one full queue of memory.
+//!
+//! The registry sits behind a `std::sync::Mutex` that is never held across an `.await`:
+//! every critical section below is plain, non-blocking code.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+
+use crate::cursor::{Cursor, Xid};
+use crate::store::reads::ReadChange;
+
+/// Events a subscriber can fall behind by before it is dropped.
+const QUEUE: usize = 256;
+
+/// A notification as the hub carries it: routing fields, its cursor, and its JSON.
+#[derive(Debug)]
+pub struct LiveRow {
+    /// Notification id.
+    pub id: i64,
+    /// Its channel.
+    pub channel: String,
+    /// The transaction that wrote it.
+    pub txid: Xid,
+    /// The position after this row, in the listener's reading.
+    pub cursor: Cursor,
+    /// `cursor` as text, for the SSE `id:` of most streams.
+    pub event_id: String,
+    /// The notification's JSON as a new (unread) notification.
+    pub json: String,
+}
+
+/// The rows one wake-up of the listener found, in reading order.
+#[derive(Debug)]
+pub struct Batch {
+    /// Oldest first.
+    pub rows: Vec<LiveRow>,
+}
+
+/// What a subscriber receives.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    /// New rows; at least one is on a channel of the subscriber.
+    Rows(Arc<Batch>),
+    /// The subscriber's user marked notifications read.
+    Read(Arc<ReadChange>),
+    /// Read-state events may have been missed (the listener reconnected): recount.
+    Resync,
+}
+
+/// The registry of subscribers. Cheap to clone; all clones share it.
+#[derive(Clone, Default)]
+pub struct Hub {
+    inner: Arc<Mutex<Registry>>,
+    stats: Arc<Stats>,
+}
+
+/// Counters for `/metrics` and logs.
+#[derive(Default)]
+pub struct Stats {
+    /// Subscribers dropped because their queue was full.
+    pub slow_dropped: AtomicU64,
+    /// Rows published.
+    pub rows_published: AtomicU64,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    subscribers: HashMap<u64, Subscriber>,
+    by_channel: HashMap<String, HashSet<u64>>,
+    by_user: HashMap<String, HashSet<u64>>,
+    closed: bool,
+}
+
+struct Subscriber {
+    tx: mpsc::Sender<HubEvent>,
+    user_id: String,
+    channels: Vec<String>,
+}
+
+/// A subscriber's end. Dropping it unsubscribes.
+pub struct Subscription {
+    id: u64,
+    rx: mpsc::Receiver<HubEvent>,
+    hub: Hub,
+}
+
+impl Subscription {
+    /// The next event; `None` once the hub dropped this subscriber (slow, or shutting down).
+    pub async fn recv(&mut self) -> Option<HubEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.lock().remove(self.id);
+    }
+}
+
+impl Hub {
+    /// A new, empty hub.
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the registry half-updated in a way
+        // that matters more than losing every stream, so keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribes `user_id` to rows on `channels` and to their own read-state changes.
+    /// `None` once the hub is closed (shutting down).
+    pub fn subscribe(&self, user_id: &str, channels: &[String]) -> Option<Subscription> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut registry = self.lock();
+        if registry.closed {
+            return None;
+        }
+        registry.next_id += 1;
+        let id = registry.next_id;
+        for channel in channels {
+            registry
+                .by_channel
+                .entry(channel.clone())
+                .or_default()
+                .insert(id);
+        }
+        registry
+            .by_user
+            .entry(user_id.to_owned())
+            .or_default()
+            .insert(id);
+        registry.subscribers.insert(
+            id,
+            Subscriber {
+                tx,
+                user_id: user_id.to_owned(),
+                channels: channels.to_vec(),
+            },
+        );
+        drop(registry);
+        Some(Subscription {
+            id,
+            rx,
+            hub: self.clone(),
+        })
+    }
+
+    /// Hands `batch` to every subscriber of any of its rows' channels.
+    pub fn publish_rows(&self, batch: Batch) {
+        let rows = batch.rows.len() as u64;
+        let batch = Arc::new(batch);
+        let mut registry = self.lock();
+        let mut targets = HashSet::new();
+        for row in &batch.rows {
+            if let Some(ids) = registry.by_channel.get(&row.channel) {
+                targets.extend(ids.iter().copied());
+            }
+        }
+        registry.send(targets, &HubEvent::Rows(batch), &self.stats);
+        drop(registry);
+        self.stats.rows_published.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Tells every subscriber of `change.user_id` about it.
+    pub fn publish_read(&self, change: ReadChange) {
+        let mut registry = self.lock();
+        let targets: HashSet<u64> = registry
+            .by_user
+            .get(&change.user_id)
+            .cloned()
+            .unwrap_or_default();
+        registry.send(targets, &HubEvent::Read(Arc::new(change)), &self.stats);
+    }
+
+    /// Tells every subscriber to recount (read-state events may have been missed).
+    pub fn resync_all(&self) {
+        let mut registry = self.lock();
+        let targets: HashSet<u64> = registry.subscribers.keys().copied().collect();
+        registry.send(targets, &HubEvent::Resync, &self.stats);
+    }
+
+    /// Drops every subscriber and refuses new ones: streams end, parked long-polls answer.
+    pub fn close(&self) {
+        let mut registry = self.lock();
+        registry.closed = true;
+        registry.subscribers.clear();
+        registry.by_channel.clear();
+        registry.by_user.clear();
+    }
+
+    /// How many subscribers are registered now.
+    pub fn subscribers(&self) -> usize {
+        self.lock().subscribers.len()
+    }
+
+    /// The hub's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+impl Registry {
+    fn send(&mut self, targets: HashSet<u64>, event: &HubEvent, stats: &Stats) {
+        for id in targets {
+            let Some(subscriber) = self.subscribers.get(&id) else {
+                continue;
+            };
+            match subscriber.tx.try_send(event.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    log::warn!(
+                        "stream dropped reason=slow_client user_id={}",
+                        subscriber.user_id
+                    );
+                    stats.slow_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.remove(id);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => self.remove(id),
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(subscriber) = self.subscribers.remove(&id) else {
+            return;
+        };
+        for channel in &subscriber.channels {
+            if let Some(ids) = self.by_channel.get_mut(channel) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_channel.remove(channel);
+                }
+            }
+        }
+        if let Some(ids) = self.by_user.get_mut(&subscriber.user_id) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_user.remove(&subscriber.user_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cursor::Snapshot;
+
+    fn row(channel: &str, id: i64) -> LiveRow {
+        let cursor = Cursor::at(Snapshot::parse("3:3:").unwrap());
+        LiveRow {
+            id,
+            channel: channel.into(),
+            txid: 3,
+            event_id: cursor.to_string(),
+            cursor,
+            json: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_reach_subscribers_of_their_channel_only() {
+        let hub = Hub::new();
+        let mut a = hub.subscribe("1", &["user:1".into()]).unwrap();
+        let mut b = hub.subscribe("2", &["user:2".into()]).unwrap();
+        hub.publish_rows(Batch {
+            rows: vec![row("user:1", 1)],
+        });
+        assert!(matches!(a.recv().await, Some(HubEvent::Rows(_))));
+        assert!(b.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_dropped_not_waited_for() {
+        let hub = Hub::new();
+        let mut slow = hub.subscribe("1", &["broadcast".into()]).unwrap();
+        for id in 0..=QUEUE as i64 {
+            hub.publish_rows(Batch {
+                rows: vec![row("broadcast", id)],
+            });
+        }
+        assert_eq!(hub.subscribers(), 0);
+        assert_eq!(hub.stats().slow_dropped.load(Ordering::Relaxed), 1);
+        let mut received = 0;
+        while slow.recv().await.is_some() {
+            received += 1;
+        }
+        assert_eq!(received, QUEUE, "the queue drains, then the stream ends");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_subscription_unsubscribes_and_close_ends_the_rest() {
+        let hub = Hub::new();
+        let first = hub.subscribe("1", &["a".into()]).unwrap();
+        let mut second = hub.subscribe("2", &["a".into()]).unwrap();
+        drop(first);
+        assert_eq!(hub.subscribers(), 1);
+        hub.close();
+        assert!(second.recv().await.is_none());
+        assert!(hub.subscribe("3", &["a".into()]).is_none());
+    }
+}

@@ -1,0 +1,468 @@
+//! The LISTEN connection: turns commits into hub batches.
+//!
+//! # Dispatch model
+//! One dedicated tokio-postgres connection (never a pooled one) LISTENs on `herald` (rows) and
+//! `herald_reads` (read state). Wake-ups carry no payload: on each, the listener reads every
+//! row committed since its position (a [`Cursor`]) in one query, and publishes them to the hub
+//! as one batch. Rows of any size arrive whole, and nothing depends on NOTIFY payloads.
+//!
+//! # Not slowing writers down
+//! A transaction that NOTIFYs takes a global lock at commit, so writers that all NOTIFY commit
+//! one at a time (SPEC section 1). The trigger only NOTIFYs while some instance is *armed*
+//! (`herald_listeners.armed`). Under sustained load this listener *disarms* and polls instead
+//! (it would be reading anyway), and re-arms after a quiet spell.
+//!
+//! Re-arming must not miss a row: a writer that saw `armed = false` just before the switch
+//! commits without a NOTIFY, perhaps after our last poll. So after arming, the listener notes
+//! every transaction that could have seen the old value (those running at the switch) and
+//! keeps polling, with backoff, until all of them have finished and its reads have covered
+//! them. Only then does it rely on NOTIFY alone.
+//!
+//! # Failures
+//! If the connection drops, `/readyz` says not ready, the listener reconnects with backoff,
+//! LISTENs again, and reads from its position: what was committed meanwhile is delivered.
+//! Read-state NOTIFYs sent meanwhile are lost, so streams are told to recount.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use futures_util::future::poll_fn;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::cursor::{Cursor, Snapshot, Xid};
+use crate::hub::{Batch, Hub, LiveRow};
+use crate::store::{self, DbPool, reads::READS_CHANNEL, reads::ReadChange};
+
+/// The NOTIFY channel the trigger wakes herald on.
+pub const ROWS_CHANNEL: &str = "herald";
+
+/// Most rows read per query; a busier wake-up reads several batches.
+const BATCH: i64 = 500;
+/// Two reads that find rows this close together mean sustained load: stop NOTIFY, poll.
+const BUSY_AFTER: Duration = Duration::from_millis(20);
+/// Poll interval while disarmed.
+const BUSY_POLL: Duration = Duration::from_millis(4);
+/// Disarmed and nothing new for this long: re-arm.
+const QUIET_FOR: Duration = Duration::from_millis(100);
+/// Poll backoff while waiting for transactions that may have missed the re-arm.
+const SETTLE_FIRST: Duration = Duration::from_millis(5);
+const SETTLE_MAX: Duration = Duration::from_secs(1);
+/// Reconnect backoff.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// What `/readyz` and `/metrics` need to know about the listener.
+#[derive(Default)]
+pub struct ListenerStatus {
+    live: AtomicBool,
+    /// Times the connection was re-established after a failure.
+    pub reconnects: AtomicU64,
+    /// Wake-ups received from PostgreSQL.
+    pub wakeups: AtomicU64,
+}
+
+impl ListenerStatus {
+    /// True while connected, listening and caught up.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+/// The listener task; see the module docs.
+pub struct Listener {
+    url: String,
+    pool: DbPool,
+    hub: Hub,
+    status: Arc<ListenerStatus>,
+    shutdown: watch::Receiver<bool>,
+    /// What has been published: everything up to here.
+    position: Option<Cursor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("query: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("blocking pool failed")]
+    Blocking(#[from] actix_web::error::BlockingError),
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+    #[error("connection closed")]
+    Closed,
+}
+
+/// Transactions that may have seen `armed = false` and so may commit without a NOTIFY.
+struct Watch {
+    /// Each of these must have finished...
+    xids: Option<Vec<Xid>>,
+    /// ...or every transaction below this must have.
+    below: Xid,
+}
+
+impl Watch {
+    fn settled(&self, now: &Snapshot) -> bool {
+        now.xmin() >= self.below
+            || self
+                .xids
+                .as_ref()
+                .is_some_and(|xids| xids.iter().all(|x| now.is_visible(*x)))
+    }
+}
+
+enum Mode {
+    /// Armed; NOTIFY wakes us.
+    Idle,
+    /// Disarmed; polling.
+    Busy { quiet_since: Option<Instant> },
+    /// Armed, still polling until the watched transactions are done.
+    Settling { watch: Watch, delay: Duration },
+}
+
+impl Listener {
+    /// A listener on `url` that reads with `pool` and publishes to `hub`.
+    pub fn new(
+        url: String,
+        pool: DbPool,
+        hub: Hub,
+        status: Arc<ListenerStatus>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Listener {
+        Listener {
+            url,
+            pool,
+            hub,
+            status,
+            shutdown,
+            position: None,
+        }
+    }
+
+    /// Runs until shutdown, reconnecting with backoff whenever the connection fails.
+    pub async fn run(mut self) {
+        let mut failures: u32 = 0;
+        loop {
+            let result = self.session(failures > 0).await;
+            self.status.live.store(false, Ordering::Relaxed);
+            match result {
+                Ok(()) => {
+                    log::info!("listener stopped");
+                    return;
+                }
+                Err(err) => {
+                    failures += 1;
+                    self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff(failures);
+                    log::warn!(
+                        "listener reconnecting attempt={failures} delay_ms={} error={err}",
+                        delay.as_millis()
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connection's life. `Ok` only on shutdown.
+    async fn session(&mut self, reconnected: bool) -> Result<(), SessionError> {
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        config
+            .application_name("herald-listener")
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(15))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(30));
+        let (client, mut connection) = config.connect(NoTls).await?;
+
+        // Notifications only surface through poll_message; the usual `spawn(connection)`
+        // would drop them. Wake-ups coalesce in a Notify: one read covers any number.
+        let wake = Arc::new(Notify::new());
+        let (reads_tx, mut reads_rx) = mpsc::unbounded_channel::<String>();
+        let driver_wake = wake.clone();
+        let status = self.status.clone();
+        let mut driver = actix_web::rt::spawn(async move {
+            loop {
+                match poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) if n.channel() == READS_CHANNEL => {
+                        let _ = reads_tx.send(n.payload().to_owned());
+                    }
+                    Some(Ok(AsyncMessage::Notification(_))) => {
+                        status.wakeups.fetch_add(1, Ordering::Relaxed);
+                        driver_wake.notify_one();
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => return Err(err),
+                    None => return Ok(()),
+                }
+            }
+        });
+
+        client
+            .batch_execute(&format!("listen {ROWS_CHANNEL}; listen {READS_CHANNEL};"))
+            .await?;
+        // Forget instances that died without saying so, then say we are here and armed.
+        client
+            .batch_execute(
+                "delete from herald_listeners
+                  where pid not in (select pid from pg_stat_activity);
+                 insert into herald_listeners (pid, armed) values (pg_backend_pid(), true)
+                 on conflict (pid) do update set armed = true, since = now();",
+            )
+            .await?;
+        if self.position.is_none() {
+            // First start: deliver what commits from now on. Streams replay older rows
+            // themselves, from their own cursors.
+            let row = client
+                .query_one("select pg_current_snapshot()::text", &[])
+                .await?;
+            let snapshot = Snapshot::parse(row.get(0))
+                .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
+            self.position = Some(Cursor::at(snapshot));
+        }
+        let mut mode = Mode::Settling {
+            watch: probe(&client).await?,
+            delay: SETTLE_FIRST,
+        };
+        let mut last_found: Option<Instant> = None;
+
+        // Catch up on whatever committed while we were away, then we are live.
+        let (found, now) = self.read_and_publish().await?;
+        if found > 0 {
+            last_found = Some(Instant::now());
+        }
+        self.status.live.store(true, Ordering::Relaxed);
+        log::info!("listener live reconnected={reconnected} caught_up={found}");
+        if reconnected {
+            self.hub.resync_all();
+        }
+        mode = self
+            .next_mode(mode, found, &now, &mut last_found, &client)
+            .await?;
+
+        loop {
+            let delay = match &mode {
+                Mode::Idle => None,
+                Mode::Busy { .. } => Some(BUSY_POLL),
+                Mode::Settling { delay, .. } => Some(*delay),
+            };
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    // Best effort: a listener that vanishes is also cleaned up by the next start.
+                    let _ = client
+                        .batch_execute("delete from herald_listeners where pid = pg_backend_pid()")
+                        .await;
+                    return Ok(());
+                }
+                result = &mut driver => {
+                    return Err(match result {
+                        Ok(Err(err)) => err.into(),
+                        _ => SessionError::Closed,
+                    });
+                }
+                Some(payload) = reads_rx.recv() => {
+                    match serde_json::from_str::<ReadChange>(&payload) {
+                        Ok(change) => self.hub.publish_read(change),
+                        Err(err) => log::warn!("ignored read-state notification error={err}"),
+                    }
+                    continue;
+                }
+                _ = wake.notified() => {}
+                _ = sleep_opt(delay) => {}
+            }
+            let (found, now) = self.read_and_publish().await?;
+            mode = self
+                .next_mode(mode, found, &now, &mut last_found, &client)
+                .await?;
+        }
+    }
+
+    /// Decides polling versus NOTIFY after a read that found `found` rows at snapshot `now`.
+    async fn next_mode(
+        &self,
+        mode: Mode,
+        found: usize,
+        now: &Snapshot,
+        last_found: &mut Option<Instant>,
+        client: &tokio_postgres::Client,
+    ) -> Result<Mode, SessionError> {
+        let at = Instant::now();
+        let sustained = found > 0 && last_found.is_some_and(|t| at - t < BUSY_AFTER);
+        if found > 0 {
+            *last_found = Some(at);
+        }
+        Ok(match mode {
+            Mode::Idle | Mode::Settling { .. } if sustained => {
+                set_armed(client, false).await?;
+                log::debug!("listener disarmed: polling under load");
+                Mode::Busy { quiet_since: None }
+            }
+            Mode::Idle => Mode::Idle,
+            Mode::Settling { watch, delay } => {
+                if watch.settled(now) {
+                    Mode::Idle
+                } else {
+                    Mode::Settling {
+                        watch,
+                        delay: (delay * 2).min(SETTLE_MAX),
+                    }
+                }
+            }
+            Mode::Busy { .. } if found > 0 => Mode::Busy { quiet_since: None },
+            Mode::Busy { quiet_since } => {
+                let since = quiet_since.unwrap_or(at);
+                if at - since >= QUIET_FOR {
+                    set_armed(client, true).await?;
+                    log::debug!("listener re-armed: load is over");
+                    Mode::Settling {
+                        watch: probe(client).await?,
+                        delay: SETTLE_FIRST,
+                    }
+                } else {
+                    Mode::Busy {
+                        quiet_since: Some(since),
+                    }
+                }
+            }
+        })
+    }
+
+    /// Reads everything after the position and publishes it; returns how many rows there were
+    /// and the snapshot of the last read.
+    async fn read_and_publish(&mut self) -> Result<(usize, Snapshot), SessionError> {
+        let mut found = 0;
+        loop {
+            let position = self.position.clone().expect("set when the session starts");
+            let pool = self.pool.clone();
+            let from = position.clone();
+            let (rows, now) = web::block(move || {
+                let mut conn = pool.get()?;
+                Ok::<_, SessionError>(store::notifications::since(&mut conn, &from, BATCH)?)
+            })
+            .await??;
+            let full = rows.len() as i64 == BATCH;
+            found += rows.len();
+            let live: Vec<LiveRow> = rows
+                .iter()
+                .map(|n| {
+                    let cursor = position.after_row(&now, n.txid, n.id);
+                    LiveRow {
+                        id: n.id,
+                        channel: n.channel.clone(),
+                        txid: n.txid,
+                        event_id: cursor.to_string(),
+                        cursor,
+                        json: serde_json::to_string(&n.to_json(false))
+                            .expect("notification serializes"),
+                    }
+                })
+                .collect();
+            self.position = Some(match live.last() {
+                Some(last) if full => last.cursor.clone(),
+                _ => Cursor::at(now.clone()),
+            });
+            if !live.is_empty() {
+                self.hub.publish_rows(Batch { rows: live });
+            }
+            if !full {
+                return Ok((found, now));
+            }
+        }
+    }
+}
+
+async fn set_armed(client: &tokio_postgres::Client, armed: bool) -> Result<(), SessionError> {
+    client
+        .execute(
+            "update herald_listeners set armed = $1, since = now() where pid = pg_backend_pid()",
+            &[&armed],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Right after arming: which transactions may still commit rows without a NOTIFY. Those
+/// running now, i.e. in progress in a fresh snapshot or newer than its xmax, up to a fresh
+/// transaction id (every transaction that read `armed` before the switch has an older one).
+async fn probe(client: &tokio_postgres::Client) -> Result<Watch, SessionError> {
+    let row = client
+        .query_one(
+            "select pg_current_snapshot()::text, pg_current_xact_id()::text",
+            &[],
+        )
+        .await?;
+    let snapshot = Snapshot::parse(row.get(0))
+        .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
+    let probe: Xid = row
+        .get::<_, &str>(1)
+        .parse()
+        .map_err(|_| SessionError::Protocol("pg_current_xact_id".into()))?;
+    let newer = snapshot.xmax()..probe;
+    // Normally a handful; if a burst of transactions started in between, wait for all.
+    let xids = (newer.end - newer.start <= 10_000).then(|| {
+        snapshot
+            .in_progress()
+            .iter()
+            .copied()
+            .chain(newer)
+            .collect()
+    });
+    Ok(Watch { xids, below: probe })
+}
+
+async fn sleep_opt(delay: Option<Duration>) {
+    match delay {
+        Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Exponential backoff with jitter, so many instances do not reconnect in step.
+fn backoff(failures: u32) -> Duration {
+    let base = RECONNECT_FIRST.saturating_mul(1 << failures.min(10).saturating_sub(1));
+    let base = base.min(RECONNECT_MAX);
+    let mut byte = [0u8; 1];
+    let jitter = getrandom::fill(&mut byte).map_or(0, |()| byte[0]) as u32;
+    base + base * jitter / 512
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_settles_once_every_watched_transaction_is_done() {
+        let watch = Watch {
+            xids: Some(vec![11, 15]),
+            below: 16,
+        };
+        assert!(!watch.settled(&Snapshot::parse("11:16:11").unwrap()));
+        assert!(!watch.settled(&Snapshot::parse("12:15:").unwrap()));
+        assert!(watch.settled(&Snapshot::parse("12:20:12,16").unwrap()));
+        assert!(watch.settled(&Snapshot::parse("16:16:").unwrap()));
+        let too_many = Watch {
+            xids: None,
+            below: 16,
+        };
+        assert!(!too_many.settled(&Snapshot::parse("12:20:12").unwrap()));
+        assert!(too_many.settled(&Snapshot::parse("17:20:").unwrap()));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) >= RECONNECT_FIRST && backoff(1) < RECONNECT_FIRST * 2);
+        assert!(backoff(3) >= RECONNECT_FIRST * 4);
+        assert!(backoff(30) <= RECONNECT_MAX * 2);
+    }
+}

@@ -1,0 +1,109 @@
+//! Row structs for the tables in `schema.rs`, and the notification's JSON shape (SPEC 4).
+
+use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::{Pg, PgValue};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::cursor::Xid;
+use crate::schema::{notifications, sql_types::Xid8};
+
+/// A stored notification.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = notifications, check_for_backend(Pg))]
+pub struct Notification {
+    /// Assigned by the database.
+    pub id: i64,
+    /// Who reads it: `user:<id>`, `broadcast`, or a granted channel.
+    pub channel: String,
+    /// Headline.
+    pub title: String,
+    /// Text under the headline.
+    pub body: String,
+    /// What it is about, for the client to route on (`order_update`).
+    pub kind: String,
+    /// `info`, `success`, `warning` or `error`.
+    pub level: String,
+    /// Free-form JSON object for the client.
+    pub data: serde_json::Value,
+    /// When it was inserted.
+    pub created_at: DateTime<Utc>,
+    /// The transaction that wrote it; cursors compare it with snapshots. Never sent.
+    pub txid: Xid,
+}
+
+/// A notification with the reader's read state.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ReadableNotification {
+    /// The row.
+    #[diesel(embed)]
+    pub notification: Notification,
+    /// Whether this reader has read it.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub read: bool,
+}
+
+/// The JSON every endpoint shows a notification as.
+#[derive(Serialize)]
+pub struct NotificationJson<'a> {
+    id: i64,
+    channel: &'a str,
+    kind: &'a str,
+    title: &'a str,
+    body: &'a str,
+    level: &'a str,
+    data: &'a serde_json::Value,
+    created_at: String,
+    read: bool,
+}
+
+impl Notification {
+    /// This notification as JSON, as seen by a reader for whom it is `read` or not.
+    pub fn to_json(&self, read: bool) -> NotificationJson<'_> {
+        NotificationJson {
+            id: self.id,
+            channel: &self.channel,
+            kind: &self.kind,
+            title: &self.title,
+            body: &self.body,
+            level: &self.level,
+            data: &self.data,
+            created_at: self
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            read,
+        }
+    }
+}
+
+/// A notification to insert (SQL interface, `POST /api/notifications`, `herald send`). Unset
+/// fields take the table's defaults; the table's constraints are the validation.
+#[derive(Debug, Clone, Default, Deserialize, Insertable)]
+#[diesel(table_name = notifications)]
+#[serde(deny_unknown_fields)]
+pub struct NewNotification {
+    /// Required.
+    pub channel: String,
+    /// Required.
+    pub title: String,
+    /// Default `''`.
+    pub body: Option<String>,
+    /// Default `notification`.
+    pub kind: Option<String>,
+    /// Default `info`.
+    pub level: Option<String>,
+    /// Default `{}`.
+    pub data: Option<serde_json::Value>,
+}
+
+impl FromSql<Xid8, Pg> for Xid {
+    /// `xid8`'s binary form is a big-endian u64.
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        let bytes: [u8; 8] = value
+            .as_bytes()
+            .try_into()
+            .map_err(|_| "xid8 is not 8 bytes")?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+}

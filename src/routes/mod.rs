@@ -1,0 +1,66 @@
+//! HTTP routes, one module per group. Each exports `configure`; `configure` here wires them
+//! all, with JSON errors for malformed queries, paths and bodies, and for unknown routes.
+
+pub mod dev;
+pub mod events;
+pub mod notifications;
+pub mod ops;
+pub mod web;
+
+use actix_web::{HttpRequest, error, web as aweb};
+
+use crate::error::AppError;
+
+/// The most a JSON request body may be.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// Every route of the service; `dev_mode` adds the dev-only token endpoint.
+pub fn configure(cfg: &mut aweb::ServiceConfig, dev_mode: bool) {
+    cfg.app_data(aweb::QueryConfig::default().error_handler(query_error))
+        .app_data(aweb::PathConfig::default().error_handler(path_error))
+        .app_data(
+            aweb::JsonConfig::default()
+                .limit(MAX_JSON_BODY)
+                .error_handler(json_error),
+        )
+        .configure(events::configure)
+        .configure(notifications::configure)
+        .configure(ops::configure)
+        .configure(web::configure);
+    if dev_mode {
+        cfg.configure(dev::configure);
+    }
+}
+
+/// The JSON 404 for a route that does not exist.
+pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+fn query_error(err: error::QueryPayloadError, _: &HttpRequest) -> error::Error {
+    AppError::bad_request("invalid_query", format!("invalid query string: {err}")).into()
+}
+
+fn path_error(err: error::PathError, _: &HttpRequest) -> error::Error {
+    AppError::bad_request("invalid_path", format!("invalid path: {err}")).into()
+}
+
+fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
+    let message = match &err {
+        error::JsonPayloadError::OverflowKnownLength { .. }
+        | error::JsonPayloadError::Overflow { .. } => {
+            return AppError::Invalid {
+                status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                code: "body_too_large",
+                message: format!("request body is over {MAX_JSON_BODY} bytes"),
+            }
+            .into();
+        }
+        error::JsonPayloadError::ContentType => "Content-Type must be application/json".to_owned(),
+        error::JsonPayloadError::Deserialize(e) if e.is_data() => {
+            return AppError::unprocessable("invalid_notification", e.to_string()).into();
+        }
+        other => format!("invalid JSON body: {other}"),
+    };
+    AppError::bad_request("invalid_json", message).into()
+}

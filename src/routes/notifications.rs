@@ -1,0 +1,204 @@
+//! `/api/notifications`: polling and long-polling, read state, publishing (SPEC section 4).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::cursor::Cursor;
+use crate::error::{AppError, AppResult};
+use crate::hub::HubEvent;
+use crate::models::NewNotification;
+use crate::startup::AppState;
+use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
+
+/// The most a long-poll may wait.
+pub const MAX_WAIT_SECS: u64 = 60;
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+/// Routes of this module.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/notifications", web::get().to(list))
+        .route("/api/notifications", web::post().to(publish))
+        .route(
+            "/api/notifications/unread_count",
+            web::get().to(unread_count),
+        )
+        .route("/api/notifications/read_all", web::post().to(read_all))
+        .route("/api/notifications/{id}/read", web::post().to(mark_read));
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+    #[serde(default)]
+    unread: bool,
+    channels: Option<String>,
+    wait: Option<u64>,
+}
+
+/// GET /api/notifications: the newest (newest first), or what came after `after` (oldest
+/// first); with `wait`, holds the request until something arrives or the wait runs out.
+async fn list(
+    caller: Caller,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let query = query.into_inner();
+    let channels = caller.channels(query.channels.as_deref())?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(AppError::bad_request(
+            "invalid_wait",
+            format!("wait must be between 0 and {MAX_WAIT_SECS} seconds"),
+        ));
+    }
+    // A cursor herald cannot read is unknown, like one from another database: reset.
+    let (after, unknown) = match query.after.as_deref().map(Cursor::parse) {
+        None => (None, false),
+        Some(Ok(cursor)) => (Some(cursor), false),
+        Some(Err(_)) => (None, true),
+    };
+
+    // Park only when asked to wait for something newer than a known cursor. Subscribe before
+    // the first query, so nothing committed after its snapshot can slip by unnoticed.
+    let mut live = match (&after, wait) {
+        (Some(_), 1..) => Some(
+            state
+                .hub
+                .subscribe(&caller.user_id, &channels)
+                .ok_or(AppError::Unavailable("shutting down"))?,
+        ),
+        _ => None,
+    };
+    let read = |after: Option<Cursor>| {
+        let (user_id, channels) = (caller.user_id.clone(), channels.clone());
+        let unread_only = query.unread;
+        state.db(move |conn| {
+            let reader = Reader {
+                user_id: &user_id,
+                channels: &channels,
+            };
+            let request = PageRequest {
+                after: after.as_ref(),
+                limit,
+                unread_only,
+            };
+            store::notifications::page(conn, &reader, &request)
+        })
+    };
+    let mut page = read(after.clone()).await?;
+
+    if let Some(live) = live.as_mut()
+        && page.rows.is_empty()
+        && !page.reset
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+        loop {
+            tokio::select! {
+                event = live.recv() => match event {
+                    Some(HubEvent::Rows(batch)) => {
+                        let new = batch.rows.iter().any(|row| {
+                            channels.contains(&row.channel) && !page.snapshot.is_visible(row.txid)
+                        });
+                        if new {
+                            page = read(after.clone()).await?;
+                            if !page.rows.is_empty() {
+                                break;
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                    // Shutting down (or hopelessly behind): answer with what we have.
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(page_json(&page, unknown)))
+}
+
+fn page_json(page: &Page, unknown: bool) -> serde_json::Value {
+    let notifications: Vec<_> = page
+        .rows
+        .iter()
+        .map(|row| row.notification.to_json(row.read))
+        .collect();
+    let mut body = serde_json::json!({
+        "notifications": notifications,
+        "unread_count": page.unread_count,
+        "cursor": page.cursor.to_string(),
+    });
+    if page.reset || unknown {
+        body["reset"] = true.into();
+    }
+    body
+}
+
+/// GET /api/notifications/unread_count: the caller's unread inbox notifications.
+async fn unread_count(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let user_id = caller.user_id;
+    let (count, _) = state
+        .db(move |conn| store::reads::unread_count(conn, &user_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "unread_count": count })))
+}
+
+/// POST /api/notifications/{id}/read: marks one read for the caller; 404 if they cannot see it.
+async fn mark_read(
+    caller: Caller,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let count = state
+        .db(move |conn| {
+            store::reads::mark_read(conn, &caller.user_id, id, |channel| {
+                caller.may_read(channel)
+            })
+        })
+        .await?
+        .ok_or(AppError::NotFound)?;
+    // Other tabs hear of it through NOTIFY, from whichever instance serves them.
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": id, "read": true, "unread_count": count
+    })))
+}
+
+/// POST /api/notifications/read_all: marks everything the caller can see read.
+async fn read_all(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let user_id = caller.user_id;
+    let marked = state
+        .db(move |conn| store::reads::mark_all_read(conn, &user_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "marked": marked })))
+}
+
+/// POST /api/notifications: inserts a notification (token scope `publish`); 201 with it.
+async fn publish(
+    caller: Caller,
+    body: web::Json<NewNotification>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    if !caller.can_publish {
+        return Err(AppError::Forbidden(
+            "publishing needs a token with scope \"publish\"".into(),
+        ));
+    }
+    let new = body.into_inner();
+    let stored = state
+        .db(move |conn| store::notifications::insert(conn, &new))
+        .await?;
+    Ok(HttpResponse::Created().json(stored.to_json(false)))
+}

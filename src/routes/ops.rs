@@ -1,0 +1,38 @@
+//! Health and readiness for load balancers and Fly's checks.
+
+use actix_web::{HttpResponse, web};
+
+use crate::startup::AppState;
+
+/// Routes of this module.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+/// GET /healthz: the process is up.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// GET /readyz: the database answers and the LISTEN connection is live and caught up.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = state
+        .db(|conn| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("select 1").execute(conn)
+        })
+        .await
+        .is_ok();
+    let listener = state.listener.is_live();
+    let body = serde_json::json!({
+        "status": if database && listener { "ready" } else { "not_ready" },
+        "database": database,
+        "listener": listener,
+    });
+    if database && listener {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,229 @@
+//! Builds and runs the service: the HTTP server and the listener, side by side.
+//!
+//! [`Application::build`] is the only place `App::new()` is assembled; the tests call it too.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::Logger;
+use actix_web::{App, HttpServer, web};
+use diesel::pg::PgConnection;
+use diesel::result::QueryResult;
+use tokio::sync::watch;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::hub::Hub;
+use crate::listener::{Listener, ListenerStatus};
+use crate::{devdb, routes, store};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Query connections.
+    pub pool: store::DbPool,
+    /// Fan-out to open streams and parked long-polls.
+    pub hub: Hub,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// The LISTEN connection's health.
+    pub listener: Arc<ListenerStatus>,
+}
+
+impl AppState {
+    /// Runs `query` with a pooled connection on the blocking pool, so diesel never blocks an
+    /// actix worker. Never wait for a notification in here: that would pin a connection.
+    pub async fn db<T, F>(&self, query: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            query(&mut conn).map_err(AppError::from)
+        })
+        .await?
+    }
+}
+
+/// A built, not yet running, herald.
+pub struct Application {
+    server: Server,
+    port: u16,
+    hub: Hub,
+    listener: Listener,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Why herald could not start.
+pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Application {
+    /// Connects, migrates, binds. `config.database_url` must be set (main resolves dev mode's
+    /// private cluster first).
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let url = config
+            .database_url
+            .clone()
+            .ok_or("DATABASE_URL is not set")?;
+        let listen_url = config.listen_url().unwrap_or(&url).to_owned();
+        let pool = store::pool(&url, config.db_pool_size)?;
+        let migrate_pool = pool.clone();
+        let applied = web::block(move || store::migrate(&mut *migrate_pool.get()?)).await??;
+        log::info!("database ready migrations_applied={applied}");
+
+        let dev_mode = config.dev_mode();
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.clone().into_bytes(),
+            None => {
+                log::warn!(
+                    "DEV MODE: HERALD_JWT_SECRET is not set. Tokens are signed with a random dev \
+                     secret (kept in {}) and GET /dev/token mints tokens for anyone. \
+                     Never run like this in production.",
+                    config.data_dir.display()
+                );
+                devdb::dev_secret(&config.data_dir)?
+            }
+        };
+        let auth = web::Data::new(Auth::new(&secret, config.jwt_audience.as_deref()));
+
+        let hub = Hub::new();
+        let status = Arc::new(ListenerStatus::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let listener = Listener::new(
+            listen_url,
+            pool.clone(),
+            hub.clone(),
+            status.clone(),
+            shutdown_rx,
+        );
+
+        let tcp = TcpListener::bind(&config.bind)?;
+        let port = tcp.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            pool,
+            hub: hub.clone(),
+            config: Arc::new(config),
+            listener: status,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(access_log())
+                .app_data(state.clone())
+                .app_data(auth.clone())
+                .configure(|cfg| routes::configure(cfg, dev_mode))
+                .default_service(web::to(routes::not_found))
+        })
+        // Streams are long-lived: let the kernel queue a reconnect storm instead of refusing it.
+        .backlog(4096)
+        // We handle signals ourselves: streams must be ended before actix waits for them.
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(tcp)?
+        .run();
+        log::info!("listening port={port}");
+        Ok(Application {
+            server,
+            port,
+            hub,
+            listener,
+            shutdown,
+        })
+    }
+
+    /// The port the server is bound to (useful with `HERALD_BIND=127.0.0.1:0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the service as SIGTERM does.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            hub: self.hub.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT (or a [`Stopper`]), then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        let listener = actix_web::rt::spawn(self.listener.run());
+        let signals = actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            log::info!("signal received, shutting down");
+            stopper.stop().await;
+        });
+        let result = self.server.await;
+        log::info!("http server stopped");
+        signals.abort();
+        let _ = self.shutdown.send(true);
+        let _ = listener.await;
+        result
+    }
+}
+
+/// Stops a running [`Application`].
+#[derive(Clone)]
+pub struct Stopper {
+    server: ServerHandle,
+    hub: Hub,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Stopper {
+    /// Ends every stream and parked long-poll, stops the listener, and stops the server.
+    pub async fn stop(&self) {
+        self.hub.close();
+        let _ = self.shutdown.send(true);
+        self.server.stop(true).await;
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// One line per request: method, path (tokens redacted), status, duration. Never a token.
+fn access_log() -> Logger {
+    Logger::new("%{request}xi %s %Dms").custom_request_replace("request", |req| {
+        let query = redact_query(req.query_string());
+        let sep = if query.is_empty() { "" } else { "?" };
+        format!("{} {}{sep}{query}", req.method(), req.path())
+    })
+}
+
+/// The query string with the value of every `token` parameter replaced.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some(("token", _)) => "token=<redacted>".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_redacted_from_logged_queries() {
+        assert_eq!(
+            redact_query("channels=a&token=eyJ.secret.x&after=1"),
+            "channels=a&token=<redacted>&after=1"
+        );
+        assert_eq!(redact_query(""), "");
+    }
+}

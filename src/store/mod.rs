@@ -1,0 +1,59 @@
+//! Synchronous diesel queries, and the pool and migrations they run on.
+//!
+//! Nothing here knows about HTTP or the hub: routes call in through `AppState::db`, which runs
+//! the closure on the blocking pool with a pooled connection. Every query a user's request can
+//! reach takes that user as a parameter.
+
+pub mod notifications;
+pub mod reads;
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::sql_types::Text;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::cursor::Snapshot;
+
+/// The pool of query connections.
+pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+
+/// The migrations in `migrations/`, compiled in so the binary works from any directory.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// A pool of `size` connections to `url`.
+pub fn pool(url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(size.min(2)))
+        .connection_timeout(Duration::from_secs(5))
+        .build(ConnectionManager::new(url))
+}
+
+/// Applies pending migrations; returns how many ran.
+pub fn migrate(conn: &mut PgConnection) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    // Concurrent instances starting together must not race on the same migration.
+    diesel::sql_query("select pg_advisory_lock(7454512)").execute(conn)?;
+    let result = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|done| done.len());
+    diesel::sql_query("select pg_advisory_unlock(7454512)").execute(conn)?;
+    result
+}
+
+#[derive(QueryableByName)]
+struct SnapshotRow {
+    #[diesel(sql_type = Text)]
+    snapshot: String,
+}
+
+/// The current transaction's snapshot. In a repeatable-read transaction, called first, it is
+/// the snapshot every later query of the transaction sees.
+pub fn current_snapshot(conn: &mut PgConnection) -> QueryResult<Snapshot> {
+    let row: SnapshotRow =
+        diesel::sql_query("select pg_current_snapshot()::text as snapshot").get_result(conn)?;
+    Snapshot::parse(&row.snapshot)
+        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))
+}

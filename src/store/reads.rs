@@ -1,0 +1,166 @@
+//! Per-user read state: unread counts, "mark read", "mark all read".
+//!
+//! A user's read state is a snapshot (`notification_read_marks.read_through`: every row
+//! visible in it is read, set by "mark all read") plus single reads since
+//! (`notification_reads`). Unread counts cover the inbox, `user:<id>` and `broadcast`; marking
+//! a broadcast read touches only the caller's rows. Every change NOTIFYs `herald_reads`, so the
+//! user's other tabs hear of it through whichever herald instance serves them.
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Array, BigInt, Text};
+use serde::{Deserialize, Serialize};
+
+use crate::channels;
+use crate::cursor::Snapshot;
+use crate::schema::notifications;
+use crate::store::current_snapshot;
+
+/// The NOTIFY channel read-state changes are announced on.
+pub const READS_CHANNEL: &str = "herald_reads";
+
+/// A change to one user's read state, as announced on [`READS_CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadChange {
+    /// Whose read state changed.
+    pub user_id: String,
+    /// These notifications were marked read...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<i64>,
+    /// ...or everything was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// `user_id`'s unread count, and the snapshot it was counted at.
+pub fn unread_count(conn: &mut PgConnection, user_id: &str) -> QueryResult<(i64, Snapshot)> {
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|conn| {
+            let now = current_snapshot(conn)?;
+            Ok((count_unread(conn, user_id)?, now))
+        })
+}
+
+/// `user_id`'s unread count as the current statement sees it.
+pub(crate) fn count_unread(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64> {
+    let row: Count = diesel::sql_query(
+        "select count(*) as count
+         from (select $1::text as user_id) u
+         left join notification_read_marks m on m.user_id = u.user_id
+         cross join unnest($2::text[]) as c(channel)
+         join notifications n on n.channel = c.channel
+              and (m.read_through is null
+                   or (n.txid >= pg_snapshot_xmin(m.read_through)
+                       and not pg_visible_in_snapshot(n.txid, m.read_through)))
+         where not exists (select 1 from notification_reads r
+                           where r.user_id = u.user_id and r.notification_id = n.id)",
+    )
+    .bind::<Text, _>(user_id)
+    .bind::<Array<Text>, _>(channels::inbox(user_id))
+    .get_result(conn)?;
+    Ok(row.count)
+}
+
+/// Marks notification `id` read for `user_id` if `may_read` its channel; returns the new
+/// unread count, or `None` if the notification is missing or not theirs to see. Repeats
+/// change nothing.
+pub fn mark_read(
+    conn: &mut PgConnection,
+    user_id: &str,
+    id: i64,
+    may_read: impl Fn(&str) -> bool,
+) -> QueryResult<Option<i64>> {
+    conn.transaction(|conn| {
+        let channel: Option<String> = notifications::table
+            .find(id)
+            .select(notifications::channel)
+            .first(conn)
+            .optional()?;
+        if !channel.is_some_and(|c| may_read(&c)) {
+            return Ok(None);
+        }
+        // Nothing to record if "mark all read" already covers it.
+        let inserted = diesel::sql_query(
+            "insert into notification_reads (user_id, notification_id)
+             select $1, n.id from notifications n
+             where n.id = $2
+               and not exists (select 1 from notification_read_marks m
+                               where m.user_id = $1
+                                 and pg_visible_in_snapshot(n.txid, m.read_through))
+             on conflict do nothing",
+        )
+        .bind::<Text, _>(user_id)
+        .bind::<BigInt, _>(id)
+        .execute(conn)?;
+        if inserted > 0 {
+            announce(
+                conn,
+                &ReadChange {
+                    user_id: user_id.to_owned(),
+                    ids: vec![id],
+                    all: false,
+                },
+            )?;
+        }
+        count_unread(conn, user_id).map(Some)
+    })
+}
+
+/// Marks everything `user_id` can see read, as of now; returns how many inbox notifications
+/// were unread.
+pub fn mark_all_read(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64> {
+    // Repeatable read: the count and the stored snapshot describe the same instant. Two
+    // "mark all read" of one user at once can conflict; the loser simply runs again.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = conn.build_transaction().repeatable_read().run(|conn| {
+            let marked = count_unread(conn, user_id)?;
+            diesel::sql_query(
+                "insert into notification_read_marks (user_id, read_through)
+                     values ($1, pg_current_snapshot())
+                     on conflict (user_id) do update
+                     set read_through = excluded.read_through, marked_at = now()",
+            )
+            .bind::<Text, _>(user_id)
+            .execute(conn)?;
+            // Every single read is of a row the new snapshot covers.
+            diesel::sql_query("delete from notification_reads where user_id = $1")
+                .bind::<Text, _>(user_id)
+                .execute(conn)?;
+            announce(
+                conn,
+                &ReadChange {
+                    user_id: user_id.to_owned(),
+                    ids: Vec::new(),
+                    all: true,
+                },
+            )?;
+            Ok(marked)
+        });
+        match result {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+                if attempts < 5 => {}
+            other => return other,
+        }
+    }
+}
+
+/// NOTIFYs the change; PostgreSQL delivers it to every listener when the transaction commits.
+fn announce(conn: &mut PgConnection, change: &ReadChange) -> QueryResult<()> {
+    let payload = serde_json::to_string(change).expect("ReadChange serializes");
+    diesel::sql_query("select pg_notify($1, $2)")
+        .bind::<Text, _>(READS_CHANNEL)
+        .bind::<Text, _>(payload)
+        .execute(conn)
+        .map(drop)
+}
