@@ -126,6 +126,10 @@ impl Auth {
                 _ => AppError::Unauthorized("token invalid"),
             })?;
         let claims = data.claims;
+        // RFC 7519: refused "on or after" exp; jsonwebtoken still accepts the exp second itself.
+        if claims.exp <= chrono::Utc::now().timestamp() {
+            return Err(AppError::Unauthorized("token expired"));
+        }
         if claims.token_type.as_deref().is_some_and(|t| t != "access") {
             return Err(AppError::Unauthorized("only access tokens are accepted"));
         }

@@ -103,6 +103,7 @@ pub fn send(database_url: &str, args: SendArgs) -> Result<(), Box<dyn Error + Se
         level: args.level,
         data: args.data,
     };
+    new.validate()?;
     let stored = store::notifications::insert(&mut conn, &new).map_err(|err| {
         // Constraint violations read better as the API words them.
         crate::error::AppError::from(err).to_string()

@@ -13,7 +13,7 @@
 //! every critical section below is plain, non-blocking code.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
@@ -69,6 +69,10 @@ pub struct Hub {
 /// Counters for `/metrics` and logs.
 #[derive(Default)]
 pub struct Stats {
+    /// Open SSE streams.
+    pub streams: AtomicI64,
+    /// Parked long-polls.
+    pub long_polls: AtomicI64,
     /// Subscribers dropped because their queue was full.
     pub slow_dropped: AtomicU64,
     /// Rows published.
@@ -90,9 +94,19 @@ struct Subscriber {
     channels: Vec<String>,
 }
 
+/// Who is subscribing, for the gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An SSE stream.
+    Stream,
+    /// A parked long-poll.
+    LongPoll,
+}
+
 /// A subscriber's end. Dropping it unsubscribes.
 pub struct Subscription {
     id: u64,
+    kind: Kind,
     rx: mpsc::Receiver<HubEvent>,
     hub: Hub,
 }
@@ -107,6 +121,19 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.lock().remove(self.id);
+        self.hub
+            .stats
+            .gauge(self.kind)
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Stats {
+    fn gauge(&self, kind: Kind) -> &AtomicI64 {
+        match kind {
+            Kind::Stream => &self.streams,
+            Kind::LongPoll => &self.long_polls,
+        }
     }
 }
 
@@ -124,7 +151,12 @@ impl Hub {
 
     /// Subscribes `user_id` to rows on `channels` and to their own read-state changes.
     /// `None` once the hub is closed (shutting down).
-    pub fn subscribe(&self, user_id: &str, channels: &[String]) -> Option<Subscription> {
+    pub fn subscribe(
+        &self,
+        kind: Kind,
+        user_id: &str,
+        channels: &[String],
+    ) -> Option<Subscription> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut registry = self.lock();
         if registry.closed {
@@ -153,8 +185,10 @@ impl Hub {
             },
         );
         drop(registry);
+        self.stats.gauge(kind).fetch_add(1, Ordering::Relaxed);
         Some(Subscription {
             id,
+            kind,
             rx,
             hub: self.clone(),
         })
@@ -276,8 +310,12 @@ mod tests {
     #[tokio::test]
     async fn rows_reach_subscribers_of_their_channel_only() {
         let hub = Hub::new();
-        let mut a = hub.subscribe("1", &["user:1".into()]).unwrap();
-        let mut b = hub.subscribe("2", &["user:2".into()]).unwrap();
+        let mut a = hub
+            .subscribe(Kind::Stream, "1", &["user:1".into()])
+            .unwrap();
+        let mut b = hub
+            .subscribe(Kind::Stream, "2", &["user:2".into()])
+            .unwrap();
         hub.publish_rows(Batch {
             rows: vec![row("user:1", 1)],
         });
@@ -288,7 +326,9 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_dropped_not_waited_for() {
         let hub = Hub::new();
-        let mut slow = hub.subscribe("1", &["broadcast".into()]).unwrap();
+        let mut slow = hub
+            .subscribe(Kind::Stream, "1", &["broadcast".into()])
+            .unwrap();
         for id in 0..=QUEUE as i64 {
             hub.publish_rows(Batch {
                 rows: vec![row("broadcast", id)],
@@ -306,12 +346,12 @@ mod tests {
     #[tokio::test]
     async fn dropping_a_subscription_unsubscribes_and_close_ends_the_rest() {
         let hub = Hub::new();
-        let first = hub.subscribe("1", &["a".into()]).unwrap();
-        let mut second = hub.subscribe("2", &["a".into()]).unwrap();
+        let first = hub.subscribe(Kind::Stream, "1", &["a".into()]).unwrap();
+        let mut second = hub.subscribe(Kind::Stream, "2", &["a".into()]).unwrap();
         drop(first);
         assert_eq!(hub.subscribers(), 1);
         hub.close();
         assert!(second.recv().await.is_none());
-        assert!(hub.subscribe("3", &["a".into()]).is_none());
+        assert!(hub.subscribe(Kind::Stream, "3", &["a".into()]).is_none());
     }
 }

@@ -79,7 +79,7 @@ pub struct Listener {
     status: Arc<ListenerStatus>,
     shutdown: watch::Receiver<bool>,
     /// What has been published: everything up to here.
-    position: Option<Cursor>,
+    position: Cursor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,13 +126,18 @@ enum Mode {
 }
 
 impl Listener {
-    /// A listener on `url` that reads with `pool` and publishes to `hub`.
+    /// A listener on `url` that reads with `pool` and publishes everything committed after
+    /// `start` to `hub`.
+    ///
+    /// `start` must be taken before the server accepts its first request: a stream that
+    /// opens then replays up to a later snapshot and relies on the hub for the rest.
     pub fn new(
         url: String,
         pool: DbPool,
         hub: Hub,
         status: Arc<ListenerStatus>,
         shutdown: watch::Receiver<bool>,
+        start: Cursor,
     ) -> Listener {
         Listener {
             url,
@@ -140,7 +145,7 @@ impl Listener {
             hub,
             status,
             shutdown,
-            position: None,
+            position: start,
         }
     }
 
@@ -220,16 +225,6 @@ impl Listener {
                  on conflict (pid) do update set armed = true, since = now();",
             )
             .await?;
-        if self.position.is_none() {
-            // First start: deliver what commits from now on. Streams replay older rows
-            // themselves, from their own cursors.
-            let row = client
-                .query_one("select pg_current_snapshot()::text", &[])
-                .await?;
-            let snapshot = Snapshot::parse(row.get(0))
-                .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
-            self.position = Some(Cursor::at(snapshot));
-        }
         let mut mode = Mode::Settling {
             watch: probe(&client).await?,
             delay: SETTLE_FIRST,
@@ -343,7 +338,7 @@ impl Listener {
     async fn read_and_publish(&mut self) -> Result<(usize, Snapshot), SessionError> {
         let mut found = 0;
         loop {
-            let position = self.position.clone().expect("set when the session starts");
+            let position = self.position.clone();
             let pool = self.pool.clone();
             let from = position.clone();
             let (rows, now) = web::block(move || {
@@ -368,10 +363,10 @@ impl Listener {
                     }
                 })
                 .collect();
-            self.position = Some(match live.last() {
+            self.position = match live.last() {
                 Some(last) if full => last.cursor.clone(),
                 _ => Cursor::at(now.clone()),
-            });
+            };
             if !live.is_empty() {
                 self.hub.publish_rows(Batch { rows: live });
             }

@@ -97,6 +97,37 @@ pub struct NewNotification {
     pub data: Option<serde_json::Value>,
 }
 
+impl NewNotification {
+    /// Checks what the table's constraints cannot express: PostgreSQL refuses the NUL
+    /// character in text and jsonb with an encoding error, not a constraint violation.
+    pub fn validate(&self) -> Result<(), String> {
+        let texts = [
+            Some(&self.channel),
+            Some(&self.title),
+            self.body.as_ref(),
+            self.kind.as_ref(),
+            self.level.as_ref(),
+        ];
+        if texts.into_iter().flatten().any(|t| t.contains('\0'))
+            || self.data.as_ref().is_some_and(json_has_nul)
+        {
+            return Err("text may not contain the NUL character (\\u0000)".into());
+        }
+        Ok(())
+    }
+}
+
+fn json_has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(json_has_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v))
+        }
+        _ => false,
+    }
+}
+
 impl FromSql<Xid8, Pg> for Xid {
     /// `xid8`'s binary form is a big-endian u64.
     fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {

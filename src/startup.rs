@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::cursor::Cursor;
 use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
 use crate::listener::{Listener, ListenerStatus};
@@ -72,7 +73,14 @@ impl Application {
         let listen_url = config.listen_url().unwrap_or(&url).to_owned();
         let pool = store::pool(&url, config.db_pool_size)?;
         let migrate_pool = pool.clone();
-        let applied = web::block(move || store::migrate(&mut *migrate_pool.get()?)).await??;
+        // The listener delivers what commits after this snapshot: taken before we accept
+        // requests, so no stream can start live from an earlier one.
+        let (applied, start) = web::block(move || {
+            let mut conn = migrate_pool.get()?;
+            let applied = store::migrate(&mut conn)?;
+            Ok::<_, StartupError>((applied, store::current_snapshot(&mut conn)?))
+        })
+        .await??;
         log::info!("database ready migrations_applied={applied}");
 
         let dev_mode = config.dev_mode();
@@ -99,6 +107,7 @@ impl Application {
             hub.clone(),
             status.clone(),
             shutdown_rx,
+            Cursor::at(start),
         );
 
         let tcp = TcpListener::bind(&config.bind)?;

@@ -19,6 +19,7 @@ use crate::auth::Caller;
 use crate::channels;
 use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
+use crate::hub::Kind;
 use crate::hub::{Batch, HubEvent, Subscription};
 use crate::startup::AppState;
 use crate::store::{self, notifications::PageRequest, notifications::Reader};
@@ -69,7 +70,7 @@ async fn events(
     }
     let live = state
         .hub
-        .subscribe(&caller.user_id, &wanted)
+        .subscribe(Kind::Stream, &caller.user_id, &wanted)
         .ok_or(AppError::Unavailable("shutting down"))?;
 
     let (tx, rx) = mpsc::channel(BUFFER);
@@ -140,8 +141,12 @@ impl Stream {
             }
         };
 
-        let expires_in = self.caller.expires_at - chrono::Utc::now().timestamp();
-        let expiry = tokio::time::sleep(Duration::from_secs(expires_in.max(0) as u64));
+        let expires_at =
+            std::time::UNIX_EPOCH + Duration::from_secs(self.caller.expires_at.max(0) as u64);
+        let expires_in = expires_at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let expiry = tokio::time::sleep(expires_in);
         tokio::pin!(expiry);
         loop {
             tokio::select! {

@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::cursor::Cursor;
 use crate::error::{AppError, AppResult};
 use crate::hub::HubEvent;
+use crate::hub::Kind;
 use crate::models::NewNotification;
 use crate::startup::AppState;
 use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
@@ -76,7 +77,7 @@ async fn list(
         (Some(_), 1..) => Some(
             state
                 .hub
-                .subscribe(&caller.user_id, &channels)
+                .subscribe(Kind::LongPoll, &caller.user_id, &channels)
                 .ok_or(AppError::Unavailable("shutting down"))?,
         ),
         _ => None,
@@ -197,6 +198,8 @@ async fn publish(
         ));
     }
     let new = body.into_inner();
+    new.validate()
+        .map_err(|message| AppError::unprocessable("invalid_notification", message))?;
     let stored = state
         .db(move |conn| store::notifications::insert(conn, &new))
         .await?;

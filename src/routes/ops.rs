@@ -1,4 +1,7 @@
-//! Health and readiness for load balancers and Fly's checks.
+//! Health, readiness and metrics for load balancers, Fly's checks and Prometheus.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, web};
 
@@ -7,7 +10,8 @@ use crate::startup::AppState;
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
 }
 
 /// GET /healthz: the process is up.
@@ -35,4 +39,64 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// GET /metrics: Prometheus text format.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let hub = state.hub.stats();
+    let listener = &state.listener;
+    let series: [(&str, &str, &str, i64); 7] = [
+        (
+            "herald_streams_open",
+            "gauge",
+            "Open SSE streams.",
+            hub.streams.load(Ordering::Relaxed),
+        ),
+        (
+            "herald_long_polls_parked",
+            "gauge",
+            "Long-polls waiting for a notification.",
+            hub.long_polls.load(Ordering::Relaxed),
+        ),
+        (
+            "herald_listener_up",
+            "gauge",
+            "1 while the LISTEN connection is live and caught up.",
+            listener.is_live() as i64,
+        ),
+        (
+            "herald_listener_reconnects_total",
+            "counter",
+            "LISTEN connection failures recovered from.",
+            listener.reconnects.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "herald_listener_wakeups_total",
+            "counter",
+            "NOTIFY wake-ups received from PostgreSQL.",
+            listener.wakeups.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "herald_notifications_received_total",
+            "counter",
+            "Notifications read from PostgreSQL and fanned out.",
+            hub.rows_published.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "herald_slow_clients_dropped_total",
+            "counter",
+            "Streams closed because the client fell behind.",
+            hub.slow_dropped.load(Ordering::Relaxed) as i64,
+        ),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
 }

@@ -1,1 +1,10 @@
+//! Black-box tests: real PostgreSQL, real HTTP. One binary; modules by area.
 
+mod auth;
+mod cli;
+mod events;
+mod helpers;
+mod input;
+mod listener;
+mod polling;
+mod reads;

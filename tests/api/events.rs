@@ -1,0 +1,316 @@
+//! `GET /events`: delivery, authorization, resume.
+
+use actix_web::http::StatusCode;
+
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn a_row_inserted_with_plain_sql_reaches_the_recipients_open_stream() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut events = app.open_events(&app.token_for("42"), "", None).await;
+    // Act
+    app.sql(
+        "insert into notifications (channel, title, body, kind, level, data)
+             values ('user:42', 'Order shipped', 'Order #17 is on its way',
+                     'order_update', 'success', '{\"order_id\": 17}')",
+    )
+    .await;
+    // Assert
+    let event = events.next("notification").await;
+    let n = event.json();
+    assert_eq!(n["title"], "Order shipped");
+    assert_eq!(n["body"], "Order #17 is on its way");
+    assert_eq!(n["kind"], "order_update");
+    assert_eq!(n["level"], "success");
+    assert_eq!(n["data"]["order_id"], 17);
+    assert_eq!(n["channel"], "user:42");
+    assert_eq!(n["read"], false);
+    assert!(n["id"].as_i64().is_some());
+    assert!(chrono::DateTime::parse_from_rfc3339(n["created_at"].as_str().unwrap()).is_ok());
+    assert!(
+        event.id.is_some_and(|id| !id.is_empty()),
+        "each notification carries a cursor"
+    );
+}
+
+#[actix_web::test]
+async fn a_user_never_receives_another_users_inbox() {
+    let app = spawn_app().await;
+    let mut events = app.open_events(&app.token_for("2"), "", None).await;
+
+    app.insert("user:1", "for user 1").await;
+    app.insert("user:22", "for user 22").await;
+    app.insert("user:2", "for user 2").await;
+
+    // In order, so had the others been sent they would have come first.
+    assert_eq!(events.titles(1).await, vec!["for user 2"]);
+}
+
+#[actix_web::test]
+async fn a_channel_the_token_does_not_grant_is_refused_with_403() {
+    let app = spawn_app().await;
+    let token = app.token_with("2", &["order:*"], false);
+    for channels in ["user:1", "project:5", "admin", "order:17,admin"] {
+        let (status, body) = app
+            .get(&format!("/events?channels={channels}"), Some(&token))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{channels}");
+        assert_eq!(body["error"]["code"], "forbidden");
+        let (status, _) = app
+            .get(
+                &format!("/api/notifications?channels={channels}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{channels}");
+    }
+}
+
+#[actix_web::test]
+async fn a_granted_channel_pattern_streams_that_channel() {
+    let app = spawn_app().await;
+    let token = app.token_with("7", &["order:*"], false);
+    let mut events = app.open_events(&token, "channels=order:17", None).await;
+
+    app.insert("order:18", "other order").await;
+    app.insert("order:17", "picked").await;
+
+    assert_eq!(events.titles(1).await, vec!["picked"]);
+}
+
+#[actix_web::test]
+async fn broadcast_reaches_every_users_stream() {
+    let app = spawn_app().await;
+    let mut first = app.open_events(&app.token_for("1"), "", None).await;
+    let mut second = app.open_events(&app.token_for("2"), "", None).await;
+
+    app.insert("broadcast", "Maintenance at 22:00").await;
+
+    assert_eq!(first.titles(1).await, vec!["Maintenance at 22:00"]);
+    assert_eq!(second.titles(1).await, vec!["Maintenance at 22:00"]);
+}
+
+#[actix_web::test]
+async fn resuming_with_last_event_id_delivers_exactly_what_was_missed() {
+    let app = spawn_app().await;
+    let token = app.token_for("5");
+    let mut events = app.open_events(&token, "", None).await;
+    app.insert("user:5", "seen").await;
+    let seen = events.next("notification").await;
+    drop(events);
+
+    app.insert("user:5", "missed 1").await;
+    app.insert("broadcast", "missed 2").await;
+    let mut events = app.open_events(&token, "", seen.id.as_deref()).await;
+    app.insert("user:5", "live").await;
+
+    assert_eq!(events.titles(3).await, vec!["missed 1", "missed 2", "live"]);
+}
+
+#[actix_web::test]
+async fn last_event_id_may_come_in_the_query_string() {
+    let app = spawn_app().await;
+    let token = app.token_for("5");
+    let (_, list) = app.get("/api/notifications", Some(&token)).await;
+    let cursor = list["cursor"].as_str().unwrap().to_owned();
+    app.insert("user:5", "after the list").await;
+
+    let mut events = app
+        .open_events(&token, &format!("last_event_id={cursor}"), None)
+        .await;
+
+    assert_eq!(events.titles(1).await, vec!["after the list"]);
+}
+
+#[actix_web::test]
+async fn a_row_that_commits_after_a_later_id_is_still_delivered_on_resume() {
+    // Ids are taken at insert, visibility comes at commit: id 1 can appear after id 2.
+    let app = spawn_app().await;
+    let token = app.token_for("9");
+    let mut events = app.open_events(&token, "", None).await;
+
+    let slow = app.pg().await;
+    slow.batch_execute(
+        "begin; insert into notifications (channel, title) values ('user:9', 'slow')",
+    )
+    .await
+    .unwrap();
+    app.insert("user:9", "fast").await;
+    let fast = events.next("notification").await;
+    assert_eq!(fast.json()["title"], "fast");
+    drop(events);
+
+    slow.batch_execute("commit").await.unwrap();
+    let mut events = app.open_events(&token, "", fast.id.as_deref()).await;
+    app.insert("user:9", "sentinel").await;
+
+    assert_eq!(events.titles(2).await, vec!["slow", "sentinel"]);
+}
+
+#[actix_web::test]
+async fn a_stream_delivers_rows_that_commit_out_of_id_order() {
+    let app = spawn_app().await;
+    let mut events = app.open_events(&app.token_for("9"), "", None).await;
+    let slow = app.pg().await;
+    slow.batch_execute(
+        "begin; insert into notifications (channel, title) values ('user:9', 'slow')",
+    )
+    .await
+    .unwrap();
+    app.insert("user:9", "fast").await;
+    assert_eq!(events.titles(1).await, vec!["fast"]);
+
+    slow.batch_execute("commit").await.unwrap();
+
+    assert_eq!(events.titles(1).await, vec!["slow"]);
+}
+
+#[actix_web::test]
+async fn an_unknown_cursor_gets_a_reset_event_and_the_stream_goes_on() {
+    let app = spawn_app().await;
+    let token = app.token_for("3");
+    for unknown in ["garbage", "999999999:999999999:"] {
+        let mut events = app.open_events(&token, "", Some(unknown)).await;
+        let reset = events.next("reset").await;
+        let cursor = reset.json()["cursor"].as_str().unwrap().to_owned();
+        assert!(!cursor.is_empty());
+        app.insert("user:3", unknown).await;
+        assert_eq!(events.titles(1).await, vec![unknown]);
+    }
+}
+
+#[actix_web::test]
+async fn a_body_far_beyond_notifys_payload_limit_arrives_whole() {
+    let app = spawn_app().await;
+    let token = app.token_for("4");
+    let mut events = app.open_events(&token, "", None).await;
+    let body: String = (0..20_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+
+    app.sql(&format!(
+        "insert into notifications (channel, title, body) values ('user:4', 'big', '{body}')"
+    ))
+    .await;
+
+    assert_eq!(
+        events.next("notification").await.json()["body"],
+        body.as_str()
+    );
+    let (_, list) = app.get("/api/notifications", Some(&token)).await;
+    assert_eq!(list["notifications"][0]["body"], body.as_str());
+}
+
+#[actix_web::test]
+async fn streams_send_a_retry_hint_and_no_cache_headers() {
+    let app = spawn_app().await;
+    let response = awc::Client::default()
+        .get(format!(
+            "{}/events?token={}",
+            app.address,
+            app.token_for("1")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers.get("content-type").unwrap(), "text/event-stream");
+    assert_eq!(headers.get("cache-control").unwrap(), "no-cache");
+    assert_eq!(headers.get("x-accel-buffering").unwrap(), "no");
+    let mut body = Box::pin(response);
+    use futures_util::StreamExt;
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("retry: "));
+}
+
+#[actix_web::test]
+async fn a_stream_says_auth_expired_and_closes_when_the_token_expires() {
+    let app = spawn_app().await;
+    let exp = chrono::Utc::now().timestamp() + 2;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": "8", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::SECRET.as_bytes()),
+    )
+    .unwrap();
+    let mut events = app.open_events(&token, "", None).await;
+
+    events.next("auth_expired").await;
+
+    assert!(
+        events.next_any().await.is_none(),
+        "the stream closes after auth_expired"
+    );
+    let (status, _) = app.get("/events", Some(&token)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "reconnecting with it is refused"
+    );
+}
+
+#[actix_web::test]
+async fn publishing_over_http_reaches_streams() {
+    let app = spawn_app().await;
+    let mut events = app.open_events(&app.token_for("6"), "", None).await;
+    let publisher = app.token_with("backend", &[], true);
+
+    let (status, body) = app
+        .post(
+            "/api/notifications",
+            Some(&publisher),
+            Some(r#"{"channel": "user:6", "title": "Invoice paid", "level": "success", "data": {"invoice": 3}}"#),
+        )
+        .await;
+
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["title"], "Invoice paid");
+    assert_eq!(body["kind"], "notification");
+    let received = events.next("notification").await.json();
+    assert_eq!(received["id"], body["id"]);
+    assert_eq!(received["data"]["invoice"], 3);
+}
+
+#[actix_web::test]
+async fn stopping_herald_ends_open_streams_and_answers_parked_long_polls() {
+    let app = spawn_app().await;
+    let token = app.token_for("1");
+    let mut events = app.open_events(&token, "", None).await;
+    let (_, list) = app.get("/api/notifications", Some(&token)).await;
+    let path = format!(
+        "/api/notifications?after={}&wait=60",
+        list["cursor"].as_str().unwrap()
+    );
+
+    let poll = app.get(&path, Some(&token));
+    let stop = async {
+        app.wait_for_metric("herald_long_polls_parked", 1).await;
+        app.stopper.stop().await;
+    };
+    let ((status, body), ()) = tokio::time::timeout(crate::helpers::WAIT, async {
+        futures_util::future::join(poll, stop).await
+    })
+    .await
+    .expect("stop answered the long-poll instead of letting it wait 60 s");
+
+    assert!(events.next_any().await.is_none(), "the stream ended");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["notifications"], serde_json::json!([]));
+}
+
+#[actix_web::test]
+async fn metrics_count_open_streams_and_deliveries() {
+    let app = spawn_app().await;
+    let events = app.open_events(&app.token_for("1"), "", None).await;
+    assert_eq!(app.metric("herald_streams_open").await, 1);
+    assert_eq!(app.metric("herald_listener_up").await, 1);
+
+    app.insert("user:1", "counted").await;
+    app.wait_for_metric("herald_notifications_received_total", 1)
+        .await;
+
+    drop(events);
+    app.wait_for_metric("herald_streams_open", 0).await;
+}

@@ -1,0 +1,397 @@
+//! Test harness: a fresh database per test, herald on port 0, an HTTP client and an SSE reader.
+//!
+//! `TEST_DATABASE_URL` names a server to create test databases on (`.ci/run` sets it when a
+//! local PostgreSQL answers). Without it, a private cluster is started under
+//! `target/herald-test-pg` with the machine's PostgreSQL binaries and reused by later runs.
+//! Each test creates `herald_test_<pid>_<n>` and drops it when done: tests never touch a
+//! database they did not create.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use diesel::prelude::*;
+use futures_util::StreamExt;
+use herald::auth::Auth;
+use herald::config::Config;
+use herald::devdb::Cluster;
+use herald::startup::{Application, Stopper};
+use serde_json::Value;
+
+/// The secret test tokens are signed with.
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The maintenance database of the server test databases are created on.
+fn server() -> &'static str {
+    static SERVER: OnceLock<String> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let root =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/herald-test-pg");
+            // Left running for later runs (starting one costs seconds); `.ci/run` stops it.
+            Cluster::start(&root)
+                .expect("private test cluster")
+                .url("postgres")
+        }
+    })
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, params) = url
+        .split_once('?')
+        .map_or((url, None), |(b, p)| (b, Some(p)));
+    let (scheme, rest) = base.split_once("://").expect("a URL with a scheme");
+    let authority = rest.split('/').next().unwrap_or_default();
+    let params = params.map(|p| format!("?{p}")).unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{params}")
+}
+
+/// A database of the test's own, dropped (with force) when the test ends.
+pub struct TestDb {
+    /// Connect here.
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// Creates an empty database; herald migrates it on start.
+    pub fn new() -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "herald_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = PgConnection::establish(server()).expect("test database server reachable");
+        diesel::sql_query(format!("create database {name}"))
+            .execute(&mut conn)
+            .expect("create test database");
+        TestDb {
+            url: with_database(server(), &name),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(server()) {
+            let _ = diesel::sql_query(format!(
+                "drop database if exists {} with (force)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+/// A running herald on its own database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// Its database.
+    pub db: TestDb,
+    /// Stops it as SIGTERM would.
+    pub stopper: Stopper,
+    auth: Auth,
+    client: awc::Client,
+}
+
+/// Starts herald on a fresh database and waits until it is ready.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(TestDb::new()).await
+}
+
+/// The config tests run herald with, on `db`.
+pub fn test_config(db_url: &str) -> Config {
+    Config {
+        database_url: Some(db_url.to_owned()),
+        listen_database_url: None,
+        bind: "127.0.0.1:0".into(),
+        jwt_secret: Some(SECRET.into()),
+        jwt_audience: None,
+        heartbeat_secs: 15,
+        db_pool_size: 4,
+        data_dir: std::env::temp_dir().join("herald-test-data"),
+    }
+}
+
+/// Starts herald on `db` and waits until `/readyz` says ready.
+pub async fn spawn_app_on(db: TestDb) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let app = Application::build(test_config(&db.url))
+        .await
+        .expect("herald builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let stopper = app.stopper();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let test_app = TestApp {
+        address,
+        db,
+        stopper,
+        auth: Auth::new(SECRET.as_bytes(), None),
+        client: awc::Client::builder().disable_timeout().finish(),
+    };
+    test_app.wait_until_ready().await;
+    test_app
+}
+
+impl TestApp {
+    /// Waits (bounded) until `/readyz` answers 200.
+    pub async fn wait_until_ready(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (status, body) = self.get("/readyz", None).await;
+            if status == StatusCode::OK {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "herald not ready within {WAIT:?}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The value of a `/metrics` series.
+    pub async fn metric(&self, name: &str) -> i64 {
+        let mut response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("GET /metrics answers");
+        let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+
+    /// Waits (bounded) until a `/metrics` series reaches `value`.
+    pub async fn wait_for_metric(&self, name: &str, value: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let current = self.metric(name).await;
+            if current == value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed {current}, expected {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A token for `user` with no extra grants.
+    pub fn token_for(&self, user: &str) -> String {
+        self.auth.mint(user, &[], false, 600)
+    }
+
+    /// A token for `user` with `grants` and maybe `publish`.
+    pub fn token_with(&self, user: &str, grants: &[&str], publish: bool) -> String {
+        let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
+        self.auth.mint(user, &grants, publish, 600)
+    }
+
+    /// Runs SQL on the app's database, as a cron job or `psql` would (autocommit).
+    pub async fn sql(&self, sql: &str) {
+        let client = self.pg().await;
+        client.batch_execute(sql).await.expect("SQL runs");
+    }
+
+    /// A plain database connection to the app's database.
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.db.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        actix_web::rt::spawn(connection);
+        client
+    }
+
+    /// Inserts a notification with plain SQL; returns its id.
+    pub async fn insert(&self, channel: &str, title: &str) -> i64 {
+        let client = self.pg().await;
+        let row = client
+            .query_one(
+                "insert into notifications (channel, title) values ($1, $2) returning id",
+                &[&channel, &title],
+            )
+            .await
+            .expect("insert");
+        row.get(0)
+    }
+
+    /// GET `path` with a bearer token; status and JSON body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.expect("GET answers");
+        let body = response.body().limit(64 * 1024 * 1024).await.expect("body");
+        (
+            response.status(),
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// POST `path` with a bearer token and a JSON body (or raw text); status and JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .insert_header(("content-type", "application/json"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request
+            .send_body(body.unwrap_or("").to_owned())
+            .await
+            .expect("POST answers");
+        let body = response.body().await.expect("body");
+        (
+            response.status(),
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Opens `/events?token=...&<query>`, optionally with `Last-Event-ID`; panics unless 200.
+    pub async fn open_events(
+        &self,
+        token: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> EventStream {
+        let mut request = self
+            .client
+            .get(format!("{}/events?token={token}&{query}", self.address));
+        if let Some(id) = last_event_id {
+            request = request.insert_header(("Last-Event-ID", id));
+        }
+        let response = request.send().await.expect("GET /events answers");
+        assert_eq!(response.status(), StatusCode::OK, "GET /events");
+        let mut stream = EventStream {
+            body: Box::pin(response),
+            buffer: String::new(),
+        };
+        // Every stream says its unread count first: after it, the stream is subscribed.
+        stream.next("unread_count").await;
+        stream
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    /// `event:` (`message` if absent).
+    pub event: String,
+    /// `id:`, if any.
+    pub id: Option<String>,
+    /// `data:` lines joined.
+    pub data: String,
+}
+
+impl SseEvent {
+    /// The data as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).expect("event data is JSON")
+    }
+}
+
+type Body = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>>,
+>;
+
+/// An open SSE response, read event by event.
+pub struct EventStream {
+    body: Body,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event of any kind, or `None` when the stream ended; panics after [`WAIT`].
+    pub async fn next_any(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(WAIT, self.read_event())
+            .await
+            .unwrap_or_else(|_| panic!("no event within {WAIT:?}"))
+    }
+
+    /// The next event named `kind`, skipping others; panics (listing them) after [`WAIT`].
+    pub async fn next(&mut self, kind: &str) -> SseEvent {
+        let mut skipped = Vec::new();
+        let found = tokio::time::timeout(WAIT, async {
+            while let Some(event) = self.read_event().await {
+                if event.event == kind {
+                    return Some(event);
+                }
+                skipped.push(event);
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(event)) => event,
+            Ok(None) => panic!("stream ended before a {kind:?} event; got {skipped:#?}"),
+            Err(_) => panic!("no {kind:?} event within {WAIT:?}; got {skipped:#?}"),
+        }
+    }
+
+    /// The titles of the next `n` notification events, in order.
+    pub async fn titles(&mut self, n: usize) -> Vec<String> {
+        let mut titles = Vec::new();
+        for _ in 0..n {
+            let event = self.next("notification").await;
+            titles.push(event.json()["title"].as_str().unwrap().to_owned());
+        }
+        titles
+    }
+
+    async fn read_event(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: "message".into(),
+                    id: None,
+                    data: String::new(),
+                };
+                let mut has_data = false;
+                for line in block.lines() {
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "event" => event.event = value.to_owned(),
+                        "id" => event.id = Some(value.to_owned()),
+                        "data" => {
+                            if has_data {
+                                event.data.push('\n');
+                            }
+                            event.data.push_str(value);
+                            has_data = true;
+                        }
+                        _ => {} // comments (keep-alive), retry
+                    }
+                }
+                if has_data {
+                    return Some(event);
+                }
+                continue;
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Bad input gets a 4xx JSON error, never a 500.
+
+use actix_web::http::StatusCode;
+
+use crate::helpers::spawn_app;
+
+fn assert_json_error(
+    status: StatusCode,
+    body: &serde_json::Value,
+    expected: StatusCode,
+    what: &str,
+) {
+    assert_eq!(status, expected, "{what}: {body}");
+    assert!(body["error"]["code"].is_string(), "{what}: {body}");
+    assert!(body["error"]["message"].is_string(), "{what}: {body}");
+}
+
+#[actix_web::test]
+async fn malformed_query_values_get_400_json() {
+    let app = spawn_app().await;
+    let token = app.token_for("1");
+    for query in [
+        "limit=abc",
+        "limit=0",
+        "limit=201",
+        "limit=-5",
+        "limit=99999999999999999999999",
+        "wait=61",
+        "wait=-1",
+        "wait=soon",
+        "unread=maybe",
+        "channels=",
+        "channels=a%20b",
+        "channels=a,,b",
+        "channels=order:*",
+        "channels=%00",
+    ] {
+        let (status, body) = app
+            .get(&format!("/api/notifications?{query}"), Some(&token))
+            .await;
+        assert_json_error(status, &body, StatusCode::BAD_REQUEST, query);
+    }
+    let (status, body) = app.get("/events?channels=a%0Ab", Some(&token)).await;
+    assert_json_error(status, &body, StatusCode::BAD_REQUEST, "newline in channel");
+}
+
+#[actix_web::test]
+async fn malformed_paths_get_400_and_unknown_routes_404_json() {
+    let app = spawn_app().await;
+    let token = app.token_for("1");
+    for path in [
+        "/api/notifications/abc/read",
+        "/api/notifications/1.5/read",
+        "/api/notifications/99999999999999999999/read",
+    ] {
+        let (status, body) = app.post(path, Some(&token), None).await;
+        assert_json_error(status, &body, StatusCode::BAD_REQUEST, path);
+    }
+    let (status, body) = app.get("/no/such/route", None).await;
+    assert_json_error(status, &body, StatusCode::NOT_FOUND, "unknown route");
+}
+
+#[actix_web::test]
+async fn bad_notification_bodies_get_4xx_json_and_store_nothing() {
+    let app = spawn_app().await;
+    let publisher = app.token_with("backend", &[], true);
+    let cases: &[(&str, StatusCode)] = &[
+        ("", StatusCode::BAD_REQUEST),
+        ("{", StatusCode::BAD_REQUEST),
+        ("[]", StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"title": "no channel"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (r#"{"channel": "user:1"}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"channel": "", "title": "x"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "has space", "title": "x"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "level": "loud"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "data": [1]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "kind": ""}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "user:1", "title": 5}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "colour": "red"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "user:1", "title": "nul \u0000 inside"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "data": {"k": ["\u0000"]}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, response) = app
+            .post("/api/notifications", Some(&publisher), Some(body))
+            .await;
+        assert_json_error(status, &response, *expected, body);
+    }
+    let big = format!(
+        r#"{{"channel": "user:1", "title": "{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (status, response) = app
+        .post("/api/notifications", Some(&publisher), Some(&big))
+        .await;
+    assert_json_error(
+        status,
+        &response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "2 MiB body",
+    );
+
+    let client = app.pg().await;
+    let stored: i64 = client
+        .query_one("select count(*) from notifications", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+}
+
+#[actix_web::test]
+async fn the_database_itself_refuses_bad_rows_with_a_clear_message() {
+    let app = spawn_app().await;
+    let client = app.pg().await;
+    for (sql, constraint) in [
+        (
+            "insert into notifications (channel, title) values ('', 'x')",
+            "notifications_channel_valid",
+        ),
+        (
+            "insert into notifications (channel, title, level) values ('a', 'x', 'loud')",
+            "notifications_level_valid",
+        ),
+        (
+            "insert into notifications (channel, title, data) values ('a', 'x', '[]')",
+            "notifications_data_is_object",
+        ),
+        ("insert into notifications (channel) values ('a')", "title"),
+    ] {
+        let err = client.batch_execute(sql).await.expect_err(sql);
+        let message = err
+            .as_db_error()
+            .map(|e| format!("{} {:?} {:?}", e.message(), e.constraint(), e.column()))
+            .unwrap();
+        assert!(message.contains(constraint), "{sql}: {message}");
+    }
+}
+
+#[actix_web::test]
+async fn quotes_and_odd_characters_are_data_not_sql() {
+    let app = spawn_app().await;
+    let user = "o'brien\";--";
+    let token = app.token_for(user);
+    let publisher = app.token_with("backend", &[], true);
+    let title = "'); drop table notifications; -- \u{1F514} <b>";
+    let body = serde_json::json!({"channel": format!("user:{user}"), "title": title}).to_string();
+
+    let (status, created) = app
+        .post("/api/notifications", Some(&publisher), Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, list) = app.get("/api/notifications", Some(&token)).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["notifications"][0]["title"], title);
+    assert_eq!(list["unread_count"], 1);
+}
