@@ -72,6 +72,9 @@ impl Cluster {
         let data = root.join("pg");
         let socket_dir = socket_dir(&root)?;
         let owner = if is_root() {
+            // The postgres user must be able to reach pg/ and run/ below root.
+            let mode = fs::metadata(&root)?.permissions().mode();
+            fs::set_permissions(&root, fs::Permissions::from_mode(mode | 0o711))?;
             Some(postgres_user()?)
         } else {
             None

@@ -1,0 +1,270 @@
+// The demo page and herald.js in a real browser (Debian's headless Chromium).
+//
+// One herald runs in dev mode (no DATABASE_URL, no secret) on its own private PostgreSQL
+// cluster in a temporary directory, exactly as `scripts/run` starts it for a new user. Rows
+// are inserted with psql, as a cron job would. Each test uses users of its own.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const HERALD = process.env.HERALD_BIN || join(ROOT, "target/debug/herald");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARTIFACTS = join(ROOT, "target/browser");
+const WAIT = 15_000;
+
+let dataDir;
+let herald;
+let port;
+let browser;
+
+/** Starts herald (on `port` if given) and resolves once /readyz says ready. */
+async function startHerald(fixedPort) {
+  const child = spawn(HERALD, ["serve"], {
+    env: {
+      PATH: process.env.PATH,
+      HERALD_DATA_DIR: dataDir,
+      HERALD_BIND: `127.0.0.1:${fixedPort ?? 0}`,
+      RUST_LOG: "info,actix_web=warn",
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  const bound = new Promise((resolvePort, reject) => {
+    child.stderr.on("data", (chunk) => {
+      log += chunk;
+      const match = /listening port=(\d+)/.exec(log);
+      if (match) resolvePort(Number(match[1]));
+    });
+    child.on("exit", (code) => reject(new Error(`herald exited (${code}):\n${log}`)));
+  });
+  const actualPort = await withTimeout(bound, WAIT, () => `herald did not start:\n${log}`);
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    const ready = await fetch(`http://127.0.0.1:${actualPort}/readyz`).then((r) => r.ok, () => false);
+    if (ready) break;
+    if (Date.now() > deadline) throw new Error(`herald not ready:\n${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.stderr.removeAllListeners("data");
+  child.stderr.resume();
+  return { child, port: actualPort };
+}
+
+async function stopHerald() {
+  const exited = new Promise((r) => herald.child.once("exit", r));
+  herald.child.kill("SIGTERM");
+  await withTimeout(exited, WAIT, () => "herald did not stop on SIGTERM");
+}
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message())), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Runs SQL on herald's database, as psql in a cron job would. */
+function sql(statement) {
+  const url = `postgresql://herald@/herald?host=${join(dataDir, "run")}`;
+  return execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-qAtc", statement], { encoding: "utf8" });
+}
+
+function insert(channel, title, level = "info") {
+  const quote = (s) => `'${s.replace(/'/g, "''")}'`;
+  return Number(sql(`insert into notifications (channel, title, level) values (${quote(channel)}, ${quote(title)}, ${quote(level)}) returning id`).trim());
+}
+
+/** Opens the demo as `user` in `context` and waits until its stream (or long-poll) runs. */
+async function openDemo(context, user, status = "live") {
+  const page = await context.newPage();
+  page.dialogs = [];
+  page.on("dialog", (dialog) => {
+    page.dialogs.push(dialog.message());
+    dialog.dismiss();
+  });
+  await page.goto(`http://127.0.0.1:${port}/?user=${user}`);
+  await page.waitForFunction((s) => document.getElementById("status").dataset.status === s, status, { timeout: WAIT });
+  return page;
+}
+
+const badge = (page) => page.evaluate(() => {
+  const node = document.getElementById("badge");
+  return node.hidden ? "0" : node.textContent;
+});
+
+async function waitForBadge(page, expected, timeout = WAIT) {
+  await page.waitForFunction(
+    (want) => {
+      const node = document.getElementById("badge");
+      return (node.hidden ? "0" : node.textContent) === want;
+    },
+    String(expected),
+    { timeout }
+  );
+}
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "herald-browser-"));
+  herald = await startHerald();
+  port = herald.port;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (herald) await stopHerald();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("the page loads and shows the unread count from the database", async () => {
+  insert("user:11", "one");
+  insert("user:11", "two");
+  insert("user:11", "three");
+  const read = insert("user:11", "already read");
+  sql(`insert into notification_reads (user_id, notification_id) values ('11', ${read})`);
+  const context = await browser.newContext();
+
+  const page = await openDemo(context, 11);
+
+  assert.equal(await badge(page), "3");
+  await page.click("#bell");
+  const titles = await page.locator("#list .item-title").allTextContents();
+  assert.deepEqual(titles, ["already read", "three", "two", "one"]);
+  assert.equal(await page.locator("#list .item.unread").count(), 3);
+  await context.close();
+});
+
+test("an SQL INSERT shows a toast and bumps the badge within 2 seconds", async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context, 12);
+  assert.equal(await badge(page), "0");
+
+  insert("user:12", "Order #17 shipped", "success");
+
+  const toast = page.locator(".toast", { hasText: "Order #17 shipped" });
+  await toast.waitFor({ timeout: 2000 });
+  await waitForBadge(page, 1, 2000);
+  assert.match(await toast.getAttribute("class"), /level-success/);
+  assert.equal(await page.locator("#toasts").getAttribute("aria-live"), "polite");
+  await context.close();
+});
+
+test("mark-read in one tab updates the badge in a second tab of the same user", async () => {
+  insert("user:13", "first");
+  const second = insert("user:13", "second");
+  const context = await browser.newContext();
+  const tabA = await openDemo(context, 13);
+  const tabB = await openDemo(context, 13);
+  await waitForBadge(tabB, 2);
+
+  await tabA.click("#bell");
+  await tabA.click(`#list button[data-id="${second}"]`);
+
+  await waitForBadge(tabB, 1);
+  await waitForBadge(tabA, 1);
+  // Mark all read from the keyboard in tab B: Tab to the bell, open it, reach the button.
+  await tabB.focus("#bell");
+  await tabB.keyboard.press("Enter");
+  await tabB.focus("#mark-all");
+  await tabB.keyboard.press("Enter");
+  await waitForBadge(tabA, 0);
+  await context.close();
+});
+
+test("many tabs of one user share one stream", async () => {
+  const context = await browser.newContext();
+  const tabs = [];
+  // More tabs than Chromium's six connections per host: separate streams would starve.
+  for (let i = 0; i < 8; i++) tabs.push(await openDemo(context, 17));
+  const leaders = await Promise.all(tabs.map((tab) => tab.evaluate(() => window.heraldDemo.herald.leader === true)));
+  assert.equal(leaders.filter(Boolean).length, 1, "exactly one tab holds the stream");
+
+  insert("user:17", "to every tab");
+
+  for (const tab of tabs) await waitForBadge(tab, 1);
+  await context.close();
+});
+
+test("with EventSource removed the page still receives notifications by long-polling", async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(() => { delete window.EventSource; });
+  const page = await openDemo(context, 14, "polling");
+
+  insert("user:14", "via long-poll");
+
+  await page.locator(".toast", { hasText: "via long-poll" }).waitFor({ timeout: WAIT });
+  await waitForBadge(page, 1);
+  await context.close();
+});
+
+test("a notification title is rendered as text, never as HTML", async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context, 15);
+  const evil = "<img src=x onerror=alert(1)>";
+
+  insert("user:15", evil);
+
+  const toast = page.locator(".toast", { hasText: evil });
+  await toast.waitFor({ timeout: WAIT });
+  assert.equal(await toast.locator(".toast-title").textContent(), evil);
+  await page.click("#bell");
+  assert.equal(await page.locator("#list .item-title").first().textContent(), evil);
+  assert.equal(await page.locator("img").count(), 0);
+  assert.deepEqual(page.dialogs, []);
+  await context.close();
+});
+
+test("a screenshot of the demo page is saved under target/browser", async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+  const page = await openDemo(context, 1);
+  insert("user:1", "Payment received for order #16", "success");
+  insert("broadcast", "Maintenance tonight at 22:00", "warning");
+  insert("feed:orders", "Order #18 placed by Acme GmbH");
+  insert("user:1", "Card declined for order #19", "error");
+  await page.locator(".toast", { hasText: "order #19" }).waitFor({ timeout: WAIT });
+  await page.click("#bell");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, "demo.png"), animations: "disabled" });
+  await context.close();
+});
+
+// Last: it restarts herald.
+test("after herald restarts the page resumes without losing or repeating a notification", async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context, 16);
+  const base = Number(await badge(page)); // broadcasts of earlier tests count too
+  const before = insert("user:16", "before the restart");
+  await waitForBadge(page, base + 1);
+
+  // Hold the page off until the new herald is up and a row has committed meanwhile, so the
+  // page must catch up from its cursor rather than receive it live.
+  await page.route("**/events**", (route) => route.abort());
+  await page.route("**/api/notifications**", (route) => route.abort());
+  await stopHerald();
+  herald = await startHerald(port);
+  const during = insert("user:16", "while the page was away");
+  await page.unroute("**/events**");
+  await page.unroute("**/api/notifications**");
+  await page.evaluate(() => window.dispatchEvent(new Event("online"))); // reconnect now
+  await page.waitForFunction(() => document.getElementById("status").dataset.status === "live", null, { timeout: WAIT });
+  const afterwards = insert("user:16", "after the restart");
+
+  await waitForBadge(page, base + 3);
+  await page.waitForFunction((id) => window.heraldDemo.received.includes(id), afterwards, { timeout: WAIT });
+  const received = await page.evaluate(() => window.heraldDemo.received);
+  assert.deepEqual(received, [before, during, afterwards]);
+  await context.close();
+});
