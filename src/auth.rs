@@ -172,21 +172,19 @@ impl Auth {
     }
 }
 
-/// The token a request carries: header, else `?token=`, else cookie. A header that is there
-/// but malformed is an error, not a reason to look elsewhere.
+/// The token a request carries: a Bearer header, else `?token=`, else cookie. Another scheme
+/// (a site behind HTTP Basic auth sends its credentials with every EventSource request) is
+/// not ours and is skipped; a Bearer header that is there but empty is an error.
 fn token_of(req: &HttpRequest) -> AppResult<Option<String>> {
-    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| AppError::Unauthorized("authorization header unreadable"))?;
-        return match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                Ok(Some(token.trim().to_owned()))
-            }
-            _ => Err(AppError::Unauthorized(
-                "authorization header must be: Bearer <token>",
-            )),
-        };
+    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION)
+        && let Some((scheme, token)) = value.to_str().unwrap_or_default().split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AppError::Unauthorized("empty bearer token"));
+        }
+        return Ok(Some(token.to_owned()));
     }
     #[derive(Deserialize)]
     struct TokenParam {

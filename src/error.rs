@@ -95,6 +95,10 @@ impl From<DieselError> for AppError {
                 };
                 AppError::unprocessable("invalid_notification", message)
             }
+            // Repeated conflicts with the same user's concurrent request: retry later.
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                AppError::Unavailable("busy, try again")
+            }
             other => AppError::Db(other),
         }
     }

@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use crate::cursor::{Cursor, Xid};
@@ -37,8 +38,9 @@ pub struct LiveRow {
     pub cursor: Cursor,
     /// `cursor` as text, for the SSE `id:` of most streams.
     pub event_id: String,
-    /// The notification's JSON as a new (unread) notification.
-    pub json: String,
+    /// The notification's JSON as a new (unread) notification, serialized once and shared
+    /// by every stream that sends it (cloning is a reference count).
+    pub json: ByteString,
 }
 
 /// The rows one wake-up of the listener found, in reading order.

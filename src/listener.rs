@@ -14,9 +14,14 @@
 //!
 //! Re-arming must not miss a row: a writer that saw `armed = false` just before the switch
 //! commits without a NOTIFY, perhaps after our last poll. So after arming, the listener notes
-//! every transaction that could have seen the old value (those running at the switch) and
-//! keeps polling, with backoff, until all of them have finished and its reads have covered
-//! them. Only then does it rely on NOTIFY alone.
+//! every transaction that could have seen the old value, and keeps polling, with backoff,
+//! until all of them have finished and its reads have covered them. Only then does it rely on
+//! NOTIFY alone. Two kinds can have seen it: those that held a transaction id at the switch
+//! (read committed: the trigger reads `armed` after the insert took an id), and those whose
+//! snapshot predates the switch (repeatable read and serializable read `armed` as of their
+//! first statement, and may not have an id yet), found in `pg_stat_activity`.
+//! While idle it still reads every [`SAFETY_READ`], so a wake-up lost to something not
+//! foreseen here delays a row, never loses it.
 //!
 //! # Failures
 //! If the connection drops, `/readyz` says not ready, the listener reconnects with backoff,
@@ -50,6 +55,9 @@ const QUIET_FOR: Duration = Duration::from_millis(100);
 /// Poll backoff while waiting for transactions that may have missed the re-arm.
 const SETTLE_FIRST: Duration = Duration::from_millis(5);
 const SETTLE_MAX: Duration = Duration::from_secs(1);
+/// Armed and idle: read anyway this often. Longer than any test waits, so a broken NOTIFY
+/// path still fails the tests.
+const SAFETY_READ: Duration = Duration::from_secs(30);
 /// Reconnect backoff.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -62,6 +70,8 @@ pub struct ListenerStatus {
     pub reconnects: AtomicU64,
     /// Wake-ups received from PostgreSQL.
     pub wakeups: AtomicU64,
+    /// Reads of new rows (one query each), whether woken by NOTIFY or polling.
+    pub reads: AtomicU64,
 }
 
 impl ListenerStatus {
@@ -104,15 +114,40 @@ struct Watch {
     xids: Option<Vec<Xid>>,
     /// ...or every transaction below this must have.
     below: Xid,
+    /// Sessions (pid, transaction start) whose transaction began before the switch.
+    sessions: Vec<(i32, String)>,
 }
 
 impl Watch {
     fn settled(&self, now: &Snapshot) -> bool {
-        now.xmin() >= self.below
-            || self
-                .xids
-                .as_ref()
-                .is_some_and(|xids| xids.iter().all(|x| now.is_visible(*x)))
+        self.sessions.is_empty()
+            && (now.xmin() >= self.below
+                || self
+                    .xids
+                    .as_ref()
+                    .is_some_and(|xids| xids.iter().all(|x| now.is_visible(*x))))
+    }
+
+    /// Forgets the watched sessions whose transaction has ended. Called *before* a read, so
+    /// that read covers whatever they committed.
+    async fn refresh_sessions(
+        &mut self,
+        client: &tokio_postgres::Client,
+    ) -> Result<(), SessionError> {
+        if self.sessions.is_empty() {
+            return Ok(());
+        }
+        let (pids, starts): (Vec<i32>, Vec<String>) = self.sessions.iter().cloned().unzip();
+        let rows = client
+            .query(
+                "select a.pid, a.xact_start::text from pg_stat_activity a
+                 join unnest($1::int4[], $2::text[]) w(pid, start)
+                   on a.pid = w.pid and a.xact_start::text = w.start",
+                &[&pids, &starts],
+            )
+            .await?;
+        self.sessions = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(())
     }
 }
 
@@ -232,6 +267,9 @@ impl Listener {
         let mut last_found: Option<Instant> = None;
 
         // Catch up on whatever committed while we were away, then we are live.
+        if let Mode::Settling { watch, .. } = &mut mode {
+            watch.refresh_sessions(&client).await?;
+        }
         let (found, now) = self.read_and_publish().await?;
         if found > 0 {
             last_found = Some(Instant::now());
@@ -247,7 +285,7 @@ impl Listener {
 
         loop {
             let delay = match &mode {
-                Mode::Idle => None,
+                Mode::Idle => Some(SAFETY_READ),
                 Mode::Busy { .. } => Some(BUSY_POLL),
                 Mode::Settling { delay, .. } => Some(*delay),
             };
@@ -275,6 +313,9 @@ impl Listener {
                 }
                 _ = wake.notified() => {}
                 _ = sleep_opt(delay) => {}
+            }
+            if let Mode::Settling { watch, .. } = &mut mode {
+                watch.refresh_sessions(&client).await?;
             }
             let (found, now) = self.read_and_publish().await?;
             mode = self
@@ -346,6 +387,7 @@ impl Listener {
                 Ok::<_, SessionError>(store::notifications::since(&mut conn, &from, BATCH)?)
             })
             .await??;
+            self.status.reads.fetch_add(1, Ordering::Relaxed);
             let full = rows.len() as i64 == BATCH;
             found += rows.len();
             let live: Vec<LiveRow> = rows
@@ -359,7 +401,8 @@ impl Listener {
                         event_id: cursor.to_string(),
                         cursor,
                         json: serde_json::to_string(&n.to_json(false))
-                            .expect("notification serializes"),
+                            .expect("notification serializes")
+                            .into(),
                     }
                 })
                 .collect();
@@ -413,7 +456,23 @@ async fn probe(client: &tokio_postgres::Client) -> Result<Watch, SessionError> {
             .chain(newer)
             .collect()
     });
-    Ok(Watch { xids, below: probe })
+    // Transactions whose snapshot may predate the switch, with or without an id.
+    let sessions = client
+        .query(
+            "select pid, xact_start::text from pg_stat_activity
+             where datname = current_database() and pid <> pg_backend_pid()
+               and xact_start is not null and xact_start < clock_timestamp()",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(Watch {
+        xids,
+        below: probe,
+        sessions,
+    })
 }
 
 async fn sleep_opt(delay: Option<Duration>) {
@@ -441,6 +500,7 @@ mod tests {
         let watch = Watch {
             xids: Some(vec![11, 15]),
             below: 16,
+            sessions: Vec::new(),
         };
         assert!(!watch.settled(&Snapshot::parse("11:16:11").unwrap()));
         assert!(!watch.settled(&Snapshot::parse("12:15:").unwrap()));
@@ -449,9 +509,16 @@ mod tests {
         let too_many = Watch {
             xids: None,
             below: 16,
+            sessions: Vec::new(),
         };
         assert!(!too_many.settled(&Snapshot::parse("12:20:12").unwrap()));
         assert!(too_many.settled(&Snapshot::parse("17:20:").unwrap()));
+        let open_session = Watch {
+            xids: Some(vec![]),
+            below: 16,
+            sessions: vec![(42, "2026-11-21 10:00:00+00".into())],
+        };
+        assert!(!open_session.settled(&Snapshot::parse("17:20:").unwrap()));
     }
 
     #[test]

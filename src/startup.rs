@@ -101,9 +101,12 @@ impl Application {
         let hub = Hub::new();
         let status = Arc::new(ListenerStatus::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // The listener reads through connections of its own: a burst of requests that drains
+        // the query pool must not stall (or fail) the fan-out.
+        let listener_pool = store::pool(&url, 2)?;
         let listener = Listener::new(
             listen_url,
-            pool.clone(),
+            listener_pool,
             hub.clone(),
             status.clone(),
             shutdown_rx,

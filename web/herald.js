@@ -177,6 +177,8 @@
 
   Connection.prototype._lead = function () {
     this.leader = true;
+    this.status = null; // whatever the old leader said, this tab is only starting
+    this._setStatus("connecting");
     this._loop();
   };
 
@@ -201,9 +203,17 @@
       .then(function (outcome) {
         if (self.closed) return;
         if (outcome === "expired") {
-          self.token = null; // fetch a fresh one, reconnect at once
-          self._loop();
-          return;
+          self.token = null; // fetch a fresh one
+          self.expiredStreak = (self.expiredStreak || 0) + 1;
+          // At once the first time; a server that keeps refusing (a rotated secret, a
+          // getToken that returns stale tokens) gets the usual backoff instead of a spin.
+          if (self.expiredStreak === 1) {
+            self._loop();
+            return;
+          }
+          self.failures += 1;
+        } else {
+          self.expiredStreak = 0;
         }
         if (outcome === "failed") {
           self.failures += 1;
@@ -257,7 +267,8 @@
       });
       source.addEventListener("unread_count", function (e) {
         first();
-        self._dispatch({ type: "unread_count", data: JSON.parse(e.data) });
+        // The first one carries the stream's position, even before any notification.
+        self._dispatch({ type: "unread_count", data: JSON.parse(e.data), cursor: e.lastEventId || null });
       });
       source.addEventListener("read", function (e) {
         first();
@@ -335,6 +346,9 @@
     }
     if (this.leader) return; // another leader's echo cannot happen; ignore stray messages
     if (message.type === "state") {
+      // What committed between this tab's own list and joining: the leader relayed it
+      // before we listened. Fetch it from our own cursor, then follow the leader's.
+      if (this.cursor && !this.caughtUp) this._catchUp(this.cursor);
       if (message.cursor) this.cursor = message.cursor;
       if (message.status) this._setStatus(message.status);
       if (typeof message.unread === "number") this._deliver({ type: "unread_count", data: { unread_count: message.unread } });
@@ -346,6 +360,24 @@
     }
     if (message.cursor) this.cursor = message.cursor;
     this._deliver(message);
+  };
+
+  Connection.prototype._catchUp = function (cursor) {
+    var self = this;
+    this.caughtUp = true;
+    var page = function (after) {
+      return self._tokenNow()
+        .then(function (token) {
+          var params = query({ after: after, limit: 200, channels: self.channels });
+          return request("GET", self.url + "/api/notifications?" + params, token);
+        })
+        .then(function (body) {
+          if (self.closed || body.reset) return;
+          body.notifications.forEach(function (n) { self._deliver({ type: "notification", data: n }); });
+          if (body.notifications.length === 200) return page(body.cursor);
+        });
+    };
+    page(cursor).catch(function (error) { self._report(error); });
   };
 
   Connection.prototype._deliver = function (message) {
@@ -468,6 +500,7 @@
     if (this.stopStream) this.stopStream();
     if (this.controller) this.controller.abort();
     if (this.wake) this.wake();
+    if (this.leader && this.bus) this.bus.postMessage({ type: "status", status: "connecting" });
     if (this.release) this.release();
     if (this.abandon) this.abandon.abort();
     if (this.bus) this.bus.close();

@@ -28,6 +28,8 @@ use crate::store::{self, notifications::PageRequest, notifications::Reader};
 const RETRY: Duration = Duration::from_secs(3);
 /// Rows per replay query.
 const REPLAY_PAGE: i64 = 200;
+/// The most a stream replays before it says `reset` instead.
+const REPLAY_MAX: usize = 1000;
 /// A client that takes longer than this to accept one event is gone or hopelessly slow.
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// Events buffered between this stream's task and the HTTP response.
@@ -129,7 +131,6 @@ impl Stream {
 
     async fn serve(&self, live: &mut Subscription, resume_from: Option<String>) -> Result<(), End> {
         let mut unread = self.recount().await?;
-        self.send_unread(&unread).await?;
 
         // Everything visible in `floor` has been delivered (or was before the cursor).
         let floor = match resume_from.map(|text| Cursor::parse(&text)) {
@@ -140,6 +141,16 @@ impl Stream {
                 unread.at.clone()
             }
         };
+        // The first unread count carries the stream's position as its id: a client that
+        // connected without a cursor and drops before its first notification still resumes
+        // without a gap (EventSource sends the last id it saw, whatever the event).
+        self.send(
+            sse::Data::new(json(&serde_json::json!({ "unread_count": unread.count })))
+                .event("unread_count")
+                .id(Cursor::at(floor.clone()).to_string())
+                .into(),
+        )
+        .await?;
 
         let expires_at =
             std::time::UNIX_EPOCH + Duration::from_secs(self.caller.expires_at.max(0) as u64);
@@ -175,7 +186,10 @@ impl Stream {
     }
 
     /// Sends everything after `cursor`; returns the snapshot the replay is complete up to.
+    /// A cursor more than [`REPLAY_MAX`] notifications behind is too old: after that many the
+    /// stream sends `reset` and goes on from now (the client reloads its list).
     async fn replay(&self, mut cursor: Cursor) -> Result<Snapshot, End> {
+        let mut sent = 0;
         loop {
             let (user_id, channels, after) = (
                 self.caller.user_id.clone(),
@@ -207,7 +221,12 @@ impl Stream {
                 self.send(notification_event(json(&n.to_json(row.read)), id))
                     .await?;
             }
+            sent += page.rows.len();
             if (page.rows.len() as i64) < REPLAY_PAGE {
+                return Ok(page.snapshot);
+            }
+            if sent >= REPLAY_MAX {
+                self.send_reset(&Cursor::at(page.snapshot.clone())).await?;
                 return Ok(page.snapshot);
             }
             cursor = page.cursor;
@@ -298,6 +317,6 @@ fn json_event(name: &'static str, data: &serde_json::Value) -> sse::Event {
     sse::Data::new(json(data)).event(name).into()
 }
 
-fn notification_event(json: String, id: String) -> sse::Event {
+fn notification_event(json: impl Into<bytestring::ByteString>, id: String) -> sse::Event {
     sse::Data::new(json).event("notification").id(id).into()
 }

@@ -45,7 +45,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let hub = state.hub.stats();
     let listener = &state.listener;
-    let series: [(&str, &str, &str, i64); 7] = [
+    let series: [(&str, &str, &str, i64); 8] = [
         (
             "herald_streams_open",
             "gauge",
@@ -75,6 +75,12 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "counter",
             "NOTIFY wake-ups received from PostgreSQL.",
             listener.wakeups.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "herald_listener_reads_total",
+            "counter",
+            "Queries for new rows, woken by NOTIFY or polling.",
+            listener.reads.load(Ordering::Relaxed) as i64,
         ),
         (
             "herald_notifications_received_total",

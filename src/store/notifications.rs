@@ -4,6 +4,10 @@
 //! takes its snapshot, so the rows returned and the cursor describe the same instant.
 //! Rows after a cursor come in the order `cursor.rs` requires: those visible in the cursor's
 //! `upto` snapshot first, then the rest, each by id.
+//!
+//! "Not visible in snapshot S" is written `txid >= xmax(S) or txid = any(xip(S))`, which the
+//! txid indexes answer directly; `txid >= xmin(S) and not visible(S)` would scan every row
+//! since the oldest transaction that was running, however long ago it began.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -131,8 +135,8 @@ fn rows_after(
          cross join lateral (
              select * from notifications n
              where n.channel = c.channel
-               and n.txid >= pg_snapshot_xmin($5::pg_snapshot)
-               and not pg_visible_in_snapshot(n.txid, $5::pg_snapshot)
+               and (n.txid >= pg_snapshot_xmax($5::pg_snapshot)
+                    or n.txid = any(array(select pg_snapshot_xip($5::pg_snapshot))))
                and not (pg_visible_in_snapshot(n.txid, $6::pg_snapshot) and n.id <= $7)
                and (not $4 or not {IS_READ})
              order by pg_visible_in_snapshot(n.txid, $6::pg_snapshot) desc, n.id
@@ -165,8 +169,8 @@ pub fn since(
             let now = current_snapshot(conn)?;
             let rows = diesel::sql_query(
                 "select n.* from notifications n
-                 where n.txid >= pg_snapshot_xmin($1::pg_snapshot)
-                   and not pg_visible_in_snapshot(n.txid, $1::pg_snapshot)
+                 where (n.txid >= pg_snapshot_xmax($1::pg_snapshot)
+                        or n.txid = any(array(select pg_snapshot_xip($1::pg_snapshot))))
                    and not (pg_visible_in_snapshot(n.txid, $2::pg_snapshot) and n.id <= $3)
                  order by pg_visible_in_snapshot(n.txid, $2::pg_snapshot) desc, n.id
                  limit $4",

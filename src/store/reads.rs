@@ -59,8 +59,8 @@ pub(crate) fn count_unread(conn: &mut PgConnection, user_id: &str) -> QueryResul
          cross join unnest($2::text[]) as c(channel)
          join notifications n on n.channel = c.channel
               and (m.read_through is null
-                   or (n.txid >= pg_snapshot_xmin(m.read_through)
-                       and not pg_visible_in_snapshot(n.txid, m.read_through)))
+                   or n.txid >= pg_snapshot_xmax(m.read_through)
+                   or n.txid = any(array(select pg_snapshot_xip(m.read_through))))
          where not exists (select 1 from notification_reads r
                            where r.user_id = u.user_id and r.notification_id = n.id)",
     )

@@ -108,13 +108,28 @@ async fn a_token_is_read_from_the_header_the_query_or_the_cookie() {
     assert_eq!(header.status(), StatusCode::OK);
     assert_eq!(query.status(), StatusCode::OK);
     assert_eq!(cookie.status(), StatusCode::OK);
-    let malformed = client
-        .get(&url)
-        .insert_header(("authorization", "Token abc"))
+    // A site's own Basic auth is not ours: the query token still counts.
+    let basic_and_query = client
+        .get(format!("{url}?token={token}"))
+        .insert_header(("authorization", "Basic dXNlcjpwYXNz"))
         .send()
         .await
         .unwrap();
-    assert_eq!(malformed.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(basic_and_query.status(), StatusCode::OK);
+    let basic_alone = client
+        .get(&url)
+        .insert_header(("authorization", "Basic dXNlcjpwYXNz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic_alone.status(), StatusCode::UNAUTHORIZED);
+    let empty = client
+        .get(&url)
+        .insert_header(("authorization", "Bearer "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[actix_web::test]

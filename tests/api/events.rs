@@ -314,3 +314,45 @@ async fn metrics_count_open_streams_and_deliveries() {
     drop(events);
     app.wait_for_metric("herald_streams_open", 0).await;
 }
+
+#[actix_web::test]
+async fn a_stream_opened_without_a_cursor_still_gives_a_position_to_resume_from() {
+    let app = spawn_app().await;
+    let token = app.token_for("5");
+    let events = app.open_events(&token, "", None).await;
+    let position = events.position.clone();
+    drop(events); // dropped before any notification arrived
+
+    app.insert("user:5", "while away").await;
+    let mut events = app.open_events(&token, "", position.as_deref()).await;
+
+    assert_eq!(events.titles(1).await, vec!["while away"]);
+}
+
+#[actix_web::test]
+async fn a_cursor_too_far_behind_replays_at_most_a_thousand_then_resets() {
+    let app = spawn_app().await;
+    let token = app.token_for("5");
+    let old = app.open_events(&token, "", None).await.position.unwrap();
+    app.sql(
+        "insert into notifications (channel, title)
+         select 'user:5', 'n' || i from generate_series(1, 1100) i",
+    )
+    .await;
+
+    let mut events = app.open_events(&token, "", Some(&old)).await;
+
+    let mut titles = Vec::new();
+    loop {
+        let event = events.next_any().await.expect("stream stays open");
+        match event.event.as_str() {
+            "notification" => titles.push(event.json()["title"].as_str().unwrap().to_owned()),
+            "reset" => break,
+            other => panic!("unexpected {other} before reset"),
+        }
+    }
+    assert_eq!(titles.len(), 1000);
+    assert_eq!(titles.first().map(String::as_str), Some("n1"));
+    app.insert("user:5", "live after reset").await;
+    assert_eq!(events.titles(1).await, vec!["live after reset"]);
+}

@@ -6,6 +6,7 @@
 //! Each test creates `herald_test_<pid>_<n>` and drops it when done: tests never touch a
 //! database they did not create.
 
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -188,6 +189,22 @@ impl TestApp {
         }
     }
 
+    /// Waits (bounded) until a `/metrics` series reaches at least `value`.
+    pub async fn wait_for_metric_at_least(&self, name: &str, value: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let current = self.metric(name).await;
+            if current >= value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed at {current}, expected at least {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// A token for `user` with no extra grants.
     pub fn token_for(&self, user: &str) -> String {
         self.auth.mint(user, &[], false, 600)
@@ -284,9 +301,28 @@ impl TestApp {
         let mut stream = EventStream {
             body: Box::pin(response),
             buffer: String::new(),
+            pending: VecDeque::new(),
+            position: None,
         };
-        // Every stream says its unread count first: after it, the stream is subscribed.
-        stream.next("unread_count").await;
+        // Every stream sends its unread count once subscribed and replayed; what it replayed
+        // before that stays queued for the test to read.
+        let mut replayed = VecDeque::new();
+        loop {
+            let event = stream
+                .next_any()
+                .await
+                .expect("stream open until its unread count");
+            if event.event == "unread_count" {
+                assert!(
+                    event.id.is_some(),
+                    "the first unread count carries the position"
+                );
+                stream.position = event.id.clone();
+                break;
+            }
+            replayed.push_back(event);
+        }
+        stream.pending = replayed;
         stream
     }
 }
@@ -317,6 +353,9 @@ type Body = std::pin::Pin<
 pub struct EventStream {
     body: Body,
     buffer: String,
+    pending: VecDeque<SseEvent>,
+    /// The `id` of the first unread count: the stream's position after its replay.
+    pub position: Option<String>,
 }
 
 impl EventStream {
@@ -358,6 +397,9 @@ impl EventStream {
     }
 
     async fn read_event(&mut self) -> Option<SseEvent> {
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();

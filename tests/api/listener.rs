@@ -66,3 +66,67 @@ async fn rows_inserted_while_herald_polls_without_notify_are_all_delivered_once(
         .collect();
     assert_eq!(armed.len(), 1, "one listener registered");
 }
+
+/// Waits (bounded) until the app's listener row says `armed = want`, inserting a row per
+/// round when `burst` (sustained load is what makes herald disarm). Returns rows inserted.
+async fn until_armed(app: &crate::helpers::TestApp, want: bool, burst: bool) -> usize {
+    let client = app.pg().await;
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    let mut inserted = 0;
+    loop {
+        let armed: bool = client
+            .query_one("select bool_or(armed) from herald_listeners", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if armed == want {
+            return inserted;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "listener never became armed={want}"
+        );
+        if burst {
+            client
+                .batch_execute(
+                    "insert into notifications (channel, title) values ('user:1', 'burst')",
+                )
+                .await
+                .unwrap();
+            inserted += 1;
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_repeatable_read_writer_whose_snapshot_predates_re_arming_is_still_delivered() {
+    // Its trigger reads `armed` as of its first statement, taken while herald was polling:
+    // it commits without a NOTIFY after herald went back to waiting for one.
+    let app = spawn_app().await;
+    let mut events = app.open_events(&app.token_for("1"), "", None).await;
+    let burst = until_armed(&app, false, true).await;
+    let writer = app.pg().await;
+    writer
+        .batch_execute("begin isolation level repeatable read; select count(*) from notifications")
+        .await
+        .unwrap();
+    until_armed(&app, true, false).await;
+    // Without a NOTIFY, herald only sees the row if it keeps reading while this writer is
+    // open: let it read several times more before the writer commits.
+    let reads = app.metric("herald_listener_reads_total").await;
+    app.wait_for_metric_at_least("herald_listener_reads_total", reads + 6)
+        .await;
+
+    writer
+        .batch_execute(
+            "insert into notifications (channel, title) values ('user:1', 'old snapshot'); commit",
+        )
+        .await
+        .unwrap();
+
+    let titles = events.titles(burst + 1).await;
+    assert_eq!(titles.last().map(String::as_str), Some("old snapshot"));
+    assert_eq!(titles.iter().filter(|t| *t == "burst").count(), burst);
+}
