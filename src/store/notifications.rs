@@ -23,6 +23,12 @@ pub(crate) const IS_READ: &str = "(coalesce(pg_visible_in_snapshot(n.txid, m.rea
     or exists (select 1 from notification_reads r
                where r.user_id = $1 and r.notification_id = n.id))";
 
+/// SQL: the reader `$1` (with their "mark all read" as `m`) and each of their channels `$2`
+/// (as `c.channel`), to join each channel's rows to laterally.
+const READER_CHANNELS: &str = "from (select $1::text as user_id) u
+         left join notification_read_marks m on m.user_id = u.user_id
+         cross join unnest($2::text[]) as c(channel)";
+
 /// Inserts a notification; the trigger wakes every herald instance.
 pub fn insert(conn: &mut PgConnection, new: &NewNotification) -> QueryResult<Notification> {
     diesel::insert_into(notifications::table)
@@ -102,9 +108,7 @@ fn newest(
     // the (channel, id) index for the ordering and would sort the whole inbox.
     diesel::sql_query(format!(
         "select n.*, {IS_READ} as read
-         from (select $1::text as user_id) u
-         left join notification_read_marks m on m.user_id = u.user_id
-         cross join unnest($2::text[]) as c(channel)
+         {READER_CHANNELS}
          cross join lateral (
              select * from notifications n
              where n.channel = c.channel and (not $4 or not {IS_READ})
@@ -129,9 +133,7 @@ fn rows_after(
 ) -> QueryResult<Vec<ReadableNotification>> {
     diesel::sql_query(format!(
         "select n.*, {IS_READ} as read
-         from (select $1::text as user_id) u
-         left join notification_read_marks m on m.user_id = u.user_id
-         cross join unnest($2::text[]) as c(channel)
+         {READER_CHANNELS}
          cross join lateral (
              select * from notifications n
              where n.channel = c.channel

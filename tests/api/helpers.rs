@@ -175,31 +175,26 @@ impl TestApp {
 
     /// Waits (bounded) until a `/metrics` series reaches `value`.
     pub async fn wait_for_metric(&self, name: &str, value: i64) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let current = self.metric(name).await;
-            if current == value {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} stayed {current}, expected {value}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.wait_for_metric_to(name, |v| v == value, &format!("{value}"))
+            .await
     }
 
     /// Waits (bounded) until a `/metrics` series reaches at least `value`.
     pub async fn wait_for_metric_at_least(&self, name: &str, value: i64) {
+        self.wait_for_metric_to(name, |v| v >= value, &format!("at least {value}"))
+            .await
+    }
+
+    async fn wait_for_metric_to(&self, name: &str, wanted: impl Fn(i64) -> bool, what: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let current = self.metric(name).await;
-            if current >= value {
+            if wanted(current) {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{name} stayed at {current}, expected at least {value}"
+                "{name} stayed {current}, expected {what}"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
