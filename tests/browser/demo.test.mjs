@@ -198,6 +198,33 @@ test("many tabs of one user share one stream", async () => {
   await context.close();
 });
 
+test("a tab that joins after the leader relayed a notification still gets it, once", async () => {
+  const context = await browser.newContext();
+  const leader = await openDemo(context, 18);
+  // Tab B's list answers from before the notification; the leader relays it before B listens.
+  const joining = await context.newPage();
+  let relayed;
+  const missedId = new Promise((resolve) => { relayed = resolve; });
+  let first = true;
+  await joining.route("**/api/notifications?**", async (route) => {
+    if (!first) return route.continue();
+    first = false;
+    const response = await route.fetch();
+    const id = insert("user:18", "committed while the second tab was loading");
+    await leader.waitForFunction((id) => window.heraldDemo.received.includes(id), id, { timeout: WAIT });
+    await route.fulfill({ response });
+    relayed(id);
+  });
+  await joining.goto(`http://127.0.0.1:${port}/?user=18`);
+  const missed = await withTimeout(missedId, WAIT, () => "the second tab never asked for its list");
+
+  await joining.waitForFunction((id) => window.heraldDemo && window.heraldDemo.received.includes(id), missed, { timeout: WAIT });
+  const later = insert("user:18", "after both tabs are open");
+  await joining.waitForFunction((id) => window.heraldDemo.received.includes(id), later, { timeout: WAIT });
+  assert.deepEqual(await joining.evaluate(() => window.heraldDemo.received), [missed, later]);
+  await context.close();
+});
+
 test("with EventSource removed the page still receives notifications by long-polling", async () => {
   const context = await browser.newContext();
   await context.addInitScript(() => { delete window.EventSource; });
