@@ -130,12 +130,7 @@ async fn a_row_that_commits_after_a_later_id_is_still_delivered_on_resume() {
     let token = app.token_for("9");
     let mut events = app.open_events(&token, "", None).await;
 
-    let slow = app.pg().await;
-    slow.batch_execute(
-        "begin; insert into notifications (channel, title) values ('user:9', 'slow')",
-    )
-    .await
-    .unwrap();
+    let slow = app.insert_uncommitted("user:9", "slow").await;
     app.insert("user:9", "fast").await;
     let fast = events.next("notification").await;
     assert_eq!(fast.json()["title"], "fast");
@@ -152,12 +147,7 @@ async fn a_row_that_commits_after_a_later_id_is_still_delivered_on_resume() {
 async fn a_stream_delivers_rows_that_commit_out_of_id_order() {
     let app = spawn_app().await;
     let mut events = app.open_events(&app.token_for("9"), "", None).await;
-    let slow = app.pg().await;
-    slow.batch_execute(
-        "begin; insert into notifications (channel, title) values ('user:9', 'slow')",
-    )
-    .await
-    .unwrap();
+    let slow = app.insert_uncommitted("user:9", "slow").await;
     app.insert("user:9", "fast").await;
     assert_eq!(events.titles(1).await, vec!["fast"]);
 

@@ -239,6 +239,21 @@ impl TestApp {
         row.get(0)
     }
 
+    /// Inserts a notification in a transaction left open: its id is taken now, but it
+    /// becomes visible only when the returned connection runs `commit`.
+    pub async fn insert_uncommitted(&self, channel: &str, title: &str) -> tokio_postgres::Client {
+        let client = self.pg().await;
+        client.batch_execute("begin").await.expect("begin");
+        client
+            .execute(
+                "insert into notifications (channel, title) values ($1, $2)",
+                &[&channel, &title],
+            )
+            .await
+            .expect("insert");
+        client
+    }
+
     /// GET `path` with a bearer token; status and JSON body.
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         let mut request = self.client.get(format!("{}{path}", self.address));

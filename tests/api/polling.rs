@@ -88,12 +88,7 @@ async fn paging_with_a_small_limit_visits_every_row_exactly_once() {
 async fn polling_after_a_cursor_picks_up_a_row_that_committed_late() {
     let app = spawn_app().await;
     let token = app.token_for("1");
-    let slow = app.pg().await;
-    slow.batch_execute(
-        "begin; insert into notifications (channel, title) values ('user:1', 'slow')",
-    )
-    .await
-    .unwrap();
+    let slow = app.insert_uncommitted("user:1", "slow").await;
     app.insert("user:1", "fast").await;
     let (_, first) = app.get("/api/notifications", Some(&token)).await;
     assert_eq!(titles(&first), vec!["fast"]);
