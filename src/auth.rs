@@ -14,6 +14,7 @@ use std::future::{Ready, ready};
 
 use crate::channels;
 use crate::error::{AppError, AppResult};
+use crate::http::Origins;
 
 /// The name of the cookie a token may come in.
 pub const COOKIE: &str = "herald_token";
@@ -172,10 +173,22 @@ impl Auth {
     }
 }
 
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `Authorization: Bearer`.
+    Header,
+    /// `?token=`.
+    Query,
+    /// The `herald_token` cookie, which browsers attach by themselves: the one source a
+    /// cross-site page can make a browser send (CSRF).
+    Cookie,
+}
+
 /// The token a request carries: a Bearer header, else `?token=`, else cookie. Another scheme
 /// (a site behind HTTP Basic auth sends its credentials with every EventSource request) is
 /// not ours and is skipped; a Bearer header that is there but empty is an error.
-fn token_of(req: &HttpRequest) -> AppResult<Option<String>> {
+fn token_of(req: &HttpRequest) -> AppResult<Option<(String, Source)>> {
     if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION)
         && let Some((scheme, token)) = value.to_str().unwrap_or_default().split_once(' ')
         && scheme.eq_ignore_ascii_case("bearer")
@@ -184,7 +197,7 @@ fn token_of(req: &HttpRequest) -> AppResult<Option<String>> {
         if token.is_empty() {
             return Err(AppError::Unauthorized("empty bearer token"));
         }
-        return Ok(Some(token.to_owned()));
+        return Ok(Some((token.to_owned(), Source::Header)));
     }
     #[derive(Deserialize)]
     struct TokenParam {
@@ -193,9 +206,11 @@ fn token_of(req: &HttpRequest) -> AppResult<Option<String>> {
     if let Ok(query) = web::Query::<TokenParam>::from_query(req.query_string())
         && let Some(token) = query.into_inner().token
     {
-        return Ok(Some(token));
+        return Ok(Some((token, Source::Query)));
     }
-    Ok(req.cookie(COOKIE).map(|c| c.value().to_owned()))
+    Ok(req
+        .cookie(COOKIE)
+        .map(|c| (c.value().to_owned(), Source::Cookie)))
 }
 
 impl FromRequest for Caller {
@@ -211,8 +226,25 @@ impl FromRequest for Caller {
             let auth = req
                 .app_data::<web::Data<Auth>>()
                 .expect("Auth is registered by startup");
-            let token = token_of(req)?.ok_or(AppError::Unauthorized("authentication required"))?;
+            let (token, source) =
+                token_of(req)?.ok_or(AppError::Unauthorized("authentication required"))?;
             let caller = auth.verify(&token)?;
+            // A page elsewhere can make the browser POST here with the cookie attached, but
+            // it cannot forge the Origin header: state changes by cookie need a trusted one.
+            if source == Source::Cookie && !req.method().is_safe() {
+                let trusted = req
+                    .app_data::<web::Data<Origins>>()
+                    .is_some_and(|origins| origins.request_is_trusted(req));
+                if !trusted {
+                    return Err(AppError::Invalid {
+                        status: actix_web::http::StatusCode::FORBIDDEN,
+                        code: "untrusted_origin",
+                        message: "a request authenticated by cookie must come from herald's own \
+                                  origin or one in HERALD_ALLOWED_ORIGINS (or send a Bearer token)"
+                            .into(),
+                    });
+                }
+            }
             req.extensions_mut().insert(caller.clone());
             Ok(caller)
         })())

@@ -47,6 +47,59 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=200), global = true)]
     pub db_pool_size: u32,
 
+    /// Largest request body accepted, in bytes; bigger bodies get 413.
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024), global = true)]
+    pub max_body_bytes: u64,
+
+    /// Largest request head (request line and headers), in bytes; bigger gets 431.
+    #[arg(long, env = "HERALD_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024), global = true)]
+    pub max_header_bytes: u64,
+
+    /// Open streams plus parked long-polls one user may hold; past it, 503 with Retry-After.
+    #[arg(long, env = "HERALD_MAX_STREAMS_PER_USER", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_streams_per_user: u32,
+
+    /// Open streams plus parked long-polls in all; past it, 503 with Retry-After. Keep it
+    /// below the process's open-file limit.
+    #[arg(long, env = "HERALD_MAX_STREAMS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_streams: u32,
+
+    /// The longest `wait` a long-poll may ask for, in seconds (SPEC allows up to 60).
+    #[arg(long, env = "HERALD_MAX_WAIT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=60), global = true)]
+    pub max_wait_secs: u64,
+
+    /// Seconds a client has to send its request head before it gets 408 (slow clients).
+    #[arg(long, env = "HERALD_REQUEST_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds an idle keep-alive connection stays open between requests.
+    #[arg(long, env = "HERALD_KEEP_ALIVE_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub keep_alive_secs: u64,
+
+    /// Seconds a connection may leave sent data unacknowledged (a client that stopped reading)
+    /// before the kernel drops it (TCP_USER_TIMEOUT).
+    #[arg(long, env = "HERALD_WRITE_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub write_timeout_secs: u64,
+
+    /// Origins (`https://app.example.com`, comma-separated) whose pages may call herald
+    /// cross-origin (CORS) and may send cookie-authenticated POSTs. The service's own origin
+    /// is always allowed.
+    #[arg(
+        long,
+        env = "HERALD_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_origins: Vec<String>,
+
     /// Where dev mode keeps its private PostgreSQL cluster and dev secret.
     #[arg(
         long,
@@ -96,6 +149,15 @@ impl fmt::Debug for Config {
             .field("jwt_audience", &self.jwt_audience)
             .field("heartbeat_secs", &self.heartbeat_secs)
             .field("db_pool_size", &self.db_pool_size)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_streams_per_user", &self.max_streams_per_user)
+            .field("max_streams", &self.max_streams)
+            .field("max_wait_secs", &self.max_wait_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("keep_alive_secs", &self.keep_alive_secs)
+            .field("write_timeout_secs", &self.write_timeout_secs)
+            .field("allowed_origins", &self.allowed_origins)
             .field("data_dir", &self.data_dir)
             .finish()
     }

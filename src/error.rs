@@ -34,9 +34,12 @@ pub enum AppError {
         /// Human-readable reason, safe to show.
         message: String,
     },
-    /// 503: shutting down, or a limit is reached; try again.
+    /// 503: shutting down, or the database is busy; try again shortly.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 503: a limit on open connections is reached; try again later.
+    #[error("{0}")]
+    TooManyStreams(&'static str),
     /// 500: a query failed. `diesel::NotFound` becomes 404 instead.
     #[error("database error")]
     Db(#[source] DieselError),
@@ -74,7 +77,21 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Invalid { code, .. } => code,
             AppError::Unavailable(_) | AppError::Pool(_) => "unavailable",
+            AppError::TooManyStreams(_) => "too_many_streams",
             AppError::Db(_) | AppError::Blocking(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::hub::Refused> for AppError {
+    fn from(refused: crate::hub::Refused) -> AppError {
+        use crate::hub::Refused;
+        match refused {
+            Refused::Closed => AppError::Unavailable("shutting down"),
+            Refused::UserLimit => {
+                AppError::TooManyStreams("this user has too many open streams and long-polls")
+            }
+            Refused::TotalLimit => AppError::TooManyStreams("herald is at its stream limit"),
         }
     }
 }
@@ -124,7 +141,9 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Invalid { status, .. } => *status,
-            AppError::Unavailable(_) | AppError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Pool(_) | AppError::TooManyStreams(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Db(_) | AppError::Blocking(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -138,8 +157,15 @@ impl ResponseError for AppError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("2")));
+        match self {
+            // Streams are long-lived: a slot frees up in tens of seconds, not at once.
+            AppError::TooManyStreams(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("30")));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("2")));
+            }
+            _ => {}
         }
         response.json(serde_json::json!({
             "error": { "code": self.code(), "message": self.to_string() }

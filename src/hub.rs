@@ -9,6 +9,9 @@
 //! full is dropped on the spot (its stream ends and its client resumes from its cursor), so a
 //! slow client costs at most one full queue of memory.
 //!
+//! Each subscriber holds an open connection, so the hub also enforces [`Limits`]: how many one
+//! user, and everyone together, may hold at once.
+//!
 //! The registry sits behind a `std::sync::Mutex` that is never held across an `.await`:
 //! every critical section below is plain, non-blocking code.
 
@@ -66,6 +69,36 @@ pub enum HubEvent {
 pub struct Hub {
     inner: Arc<Mutex<Registry>>,
     stats: Arc<Stats>,
+    limits: Limits,
+}
+
+/// How many subscribers (open streams and parked long-polls) may be registered at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Per user.
+    pub per_user: usize,
+    /// In all.
+    pub total: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            per_user: 20,
+            total: 10_000,
+        }
+    }
+}
+
+/// Why [`Hub::subscribe`] said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// herald is shutting down.
+    Closed,
+    /// The user already holds [`Limits::per_user`].
+    UserLimit,
+    /// [`Limits::total`] are registered.
+    TotalLimit,
 }
 
 /// Counters for `/metrics` and logs.
@@ -140,9 +173,17 @@ impl Stats {
 }
 
 impl Hub {
-    /// A new, empty hub.
+    /// A new, empty hub with default limits.
     pub fn new() -> Hub {
         Hub::default()
+    }
+
+    /// A new, empty hub with `limits`.
+    pub fn with_limits(limits: Limits) -> Hub {
+        Hub {
+            limits,
+            ..Hub::default()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -151,19 +192,25 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Subscribes `user_id` to rows on `channels` and to their own read-state changes.
-    /// `None` once the hub is closed (shutting down).
+    /// Subscribes `user_id` to rows on `channels` and to their own read-state changes, unless
+    /// the hub is closed or a limit is reached.
     pub fn subscribe(
         &self,
         kind: Kind,
         user_id: &str,
         channels: &[String],
-    ) -> Option<Subscription> {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    ) -> Result<Subscription, Refused> {
         let mut registry = self.lock();
         if registry.closed {
-            return None;
+            return Err(Refused::Closed);
         }
+        if registry.subscribers.len() >= self.limits.total {
+            return Err(Refused::TotalLimit);
+        }
+        if registry.by_user.get(user_id).map_or(0, HashSet::len) >= self.limits.per_user {
+            return Err(Refused::UserLimit);
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
         registry.next_id += 1;
         let id = registry.next_id;
         for channel in channels {
@@ -188,7 +235,7 @@ impl Hub {
         );
         drop(registry);
         self.stats.gauge(kind).fetch_add(1, Ordering::Relaxed);
-        Some(Subscription {
+        Ok(Subscription {
             id,
             kind,
             rx,
@@ -354,6 +401,31 @@ mod tests {
         assert_eq!(hub.subscribers(), 1);
         hub.close();
         assert!(second.recv().await.is_none());
-        assert!(hub.subscribe(Kind::Stream, "3", &["a".into()]).is_none());
+        assert_eq!(
+            hub.subscribe(Kind::Stream, "3", &["a".into()]).err(),
+            Some(Refused::Closed)
+        );
+    }
+
+    #[tokio::test]
+    async fn limits_count_per_user_and_in_all_and_free_up_on_drop() {
+        let hub = Hub::with_limits(Limits {
+            per_user: 2,
+            total: 3,
+        });
+        let inbox = ["user:1".to_string()];
+        let a = hub.subscribe(Kind::Stream, "1", &inbox).unwrap();
+        let _b = hub.subscribe(Kind::LongPoll, "1", &inbox).unwrap();
+        assert_eq!(
+            hub.subscribe(Kind::Stream, "1", &inbox).err(),
+            Some(Refused::UserLimit)
+        );
+        let _c = hub.subscribe(Kind::Stream, "2", &inbox).unwrap();
+        assert_eq!(
+            hub.subscribe(Kind::Stream, "3", &inbox).err(),
+            Some(Refused::TotalLimit)
+        );
+        drop(a);
+        assert!(hub.subscribe(Kind::Stream, "1", &inbox).is_ok());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`cursor`]: what a client has had, exact under out-of-order commits.
 //! - [`listener`] → [`hub`] → [`routes`]: commits become batches become events.
 //! - [`store`]: every SQL query. [`auth`] and [`channels`]: who may read what.
+//! - [`http`]: CORS, request-head limits, connection tuning.
 //! - [`devdb`]: the private PostgreSQL cluster of dev mode and tests.
 
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod cursor;
 pub mod devdb;
 pub mod error;
+pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod models;

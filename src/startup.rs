@@ -4,9 +4,10 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::Logger;
+use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use diesel::pg::PgConnection;
 use diesel::result::QueryResult;
@@ -16,9 +17,10 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::cursor::Cursor;
 use crate::error::{AppError, AppResult};
-use crate::hub::Hub;
+use crate::http::{Connections, HeadLimit, Origins};
+use crate::hub::{Hub, Limits};
 use crate::listener::{Listener, ListenerStatus};
-use crate::{devdb, routes, store};
+use crate::{devdb, http, routes, store};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -31,6 +33,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The LISTEN connection's health.
     pub listener: Arc<ListenerStatus>,
+    /// Open HTTP connections.
+    pub connections: Connections,
 }
 
 impl AppState {
@@ -98,7 +102,10 @@ impl Application {
         };
         let auth = web::Data::new(Auth::new(&secret, config.jwt_audience.as_deref()));
 
-        let hub = Hub::new();
+        let hub = Hub::with_limits(Limits {
+            per_user: config.max_streams_per_user as usize,
+            total: config.max_streams as usize,
+        });
         let status = Arc::new(ListenerStatus::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         // The listener reads through connections of its own: a burst of requests that drains
@@ -115,20 +122,38 @@ impl Application {
 
         let tcp = TcpListener::bind(&config.bind)?;
         let port = tcp.local_addr()?.port();
+        let origins = web::Data::new(Origins::new(&config.allowed_origins));
+        let head_limit = web::Data::new(HeadLimit(config.max_header_bytes as usize));
+        let max_body = config.max_body_bytes as usize;
+        let connections = Connections::default();
+        let write_timeout = Duration::from_secs(config.write_timeout_secs);
+        let (request_timeout, keep_alive) = (
+            Duration::from_secs(config.request_timeout_secs),
+            Duration::from_secs(config.keep_alive_secs),
+        );
         let state = web::Data::new(AppState {
             pool,
             hub: hub.clone(),
             config: Arc::new(config),
             listener: status,
+            connections: connections.clone(),
         });
         let server = HttpServer::new(move || {
+            // Outermost first: the access log sees every answer, including CORS refusals.
             App::new()
+                .wrap(from_fn(http::limit_head))
+                .wrap(from_fn(http::cors))
                 .wrap(access_log())
                 .app_data(state.clone())
                 .app_data(auth.clone())
-                .configure(|cfg| routes::configure(cfg, dev_mode))
+                .app_data(origins.clone())
+                .app_data(head_limit.clone())
+                .configure(|cfg| routes::configure(cfg, dev_mode, max_body))
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(move |io, extensions| connections.on_connect(io, extensions, write_timeout))
+        .client_request_timeout(request_timeout)
+        .keep_alive(keep_alive)
         // Streams are long-lived: let the kernel queue a reconnect storm instead of refusing it.
         .backlog(4096)
         // We handle signals ourselves: streams must be ended before actix waits for them.

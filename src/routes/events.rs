@@ -72,8 +72,7 @@ async fn events(
     }
     let live = state
         .hub
-        .subscribe(Kind::Stream, &caller.user_id, &wanted)
-        .ok_or(AppError::Unavailable("shutting down"))?;
+        .subscribe(Kind::Stream, &caller.user_id, &wanted)?;
 
     let (tx, rx) = mpsc::channel(BUFFER);
     let stream = Stream {

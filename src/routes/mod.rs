@@ -11,18 +11,17 @@ use actix_web::{HttpRequest, error, web as aweb};
 
 use crate::error::AppError;
 
-/// The most a JSON request body may be.
-pub const MAX_JSON_BODY: usize = 1024 * 1024;
-
-/// Every route of the service; `dev_mode` adds the dev-only token endpoint.
-pub fn configure(cfg: &mut aweb::ServiceConfig, dev_mode: bool) {
+/// Every route of the service; `dev_mode` adds the dev-only token endpoint. JSON bodies over
+/// `max_body` bytes are refused with 413.
+pub fn configure(cfg: &mut aweb::ServiceConfig, dev_mode: bool, max_body: usize) {
     cfg.app_data(aweb::QueryConfig::default().error_handler(query_error))
         .app_data(aweb::PathConfig::default().error_handler(path_error))
         .app_data(
             aweb::JsonConfig::default()
-                .limit(MAX_JSON_BODY)
+                .limit(max_body)
                 .error_handler(json_error),
         )
+        .app_data(aweb::PayloadConfig::default().limit(max_body))
         .configure(events::configure)
         .configure(notifications::configure)
         .configure(ops::configure)
@@ -47,12 +46,12 @@ fn path_error(err: error::PathError, _: &HttpRequest) -> error::Error {
 
 fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
     let message = match &err {
-        error::JsonPayloadError::OverflowKnownLength { .. }
-        | error::JsonPayloadError::Overflow { .. } => {
+        error::JsonPayloadError::OverflowKnownLength { limit, .. }
+        | error::JsonPayloadError::Overflow { limit } => {
             return AppError::Invalid {
                 status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
                 code: "body_too_large",
-                message: format!("request body is over {MAX_JSON_BODY} bytes"),
+                message: format!("request body is over {limit} bytes"),
             }
             .into();
         }

@@ -14,8 +14,6 @@ use crate::models::NewNotification;
 use crate::startup::AppState;
 use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
 
-/// The most a long-poll may wait.
-pub const MAX_WAIT_SECS: u64 = 60;
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
@@ -58,10 +56,11 @@ async fn list(
         ));
     }
     let wait = query.wait.unwrap_or(0);
-    if wait > MAX_WAIT_SECS {
+    let max_wait = state.config.max_wait_secs;
+    if wait > max_wait {
         return Err(AppError::bad_request(
             "invalid_wait",
-            format!("wait must be between 0 and {MAX_WAIT_SECS} seconds"),
+            format!("wait must be between 0 and {max_wait} seconds"),
         ));
     }
     // A cursor herald cannot read is unknown, like one from another database: reset.
@@ -77,8 +76,7 @@ async fn list(
         (Some(_), 1..) => Some(
             state
                 .hub
-                .subscribe(Kind::LongPoll, &caller.user_id, &channels)
-                .ok_or(AppError::Unavailable("shutting down"))?,
+                .subscribe(Kind::LongPoll, &caller.user_id, &channels)?,
         ),
         _ => None,
     };

@@ -45,7 +45,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let hub = state.hub.stats();
     let listener = &state.listener;
-    let series: [(&str, &str, &str, i64); 8] = [
+    let series: [(&str, &str, &str, i64); 9] = [
+        (
+            "herald_http_connections_open",
+            "gauge",
+            "Open HTTP connections, streams included.",
+            state.connections.open(),
+        ),
         (
             "herald_streams_open",
             "gauge",

@@ -100,7 +100,8 @@ pub struct TestApp {
     /// Stops it as SIGTERM would.
     pub stopper: Stopper,
     auth: Auth,
-    client: awc::Client,
+    /// An HTTP client without timeouts, for requests the helpers below do not cover.
+    pub client: awc::Client,
 }
 
 /// Starts herald on a fresh database and waits until it is ready.
@@ -118,16 +119,36 @@ pub fn test_config(db_url: &str) -> Config {
         jwt_audience: None,
         heartbeat_secs: 15,
         db_pool_size: 4,
+        max_body_bytes: 256 * 1024,
+        max_header_bytes: 16 * 1024,
+        max_streams_per_user: 20,
+        max_streams: 10_000,
+        max_wait_secs: 60,
+        request_timeout_secs: 10,
+        keep_alive_secs: 30,
+        write_timeout_secs: 30,
+        allowed_origins: Vec::new(),
         data_dir: std::env::temp_dir().join("herald-test-data"),
     }
 }
 
+/// Starts herald on a fresh database with [`test_config`] changed by `tune`.
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::new();
+    let mut config = test_config(&db.url);
+    tune(&mut config);
+    spawn_configured(db, config).await
+}
+
 /// Starts herald on `db` and waits until `/readyz` says ready.
 pub async fn spawn_app_on(db: TestDb) -> TestApp {
+    let config = test_config(&db.url);
+    spawn_configured(db, config).await
+}
+
+async fn spawn_configured(db: TestDb, config: Config) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
-    let app = Application::build(test_config(&db.url))
-        .await
-        .expect("herald builds");
+    let app = Application::build(config).await.expect("herald builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let stopper = app.stopper();
     actix_web::rt::spawn(app.run_until_stopped());

@@ -5,6 +5,7 @@ mod cli;
 mod events;
 mod helpers;
 mod input;
+mod limits;
 mod listener;
 mod polling;
 mod reads;

@@ -1,0 +1,304 @@
+//! Limits a public service needs, and who may call it from which origin.
+
+use actix_web::http::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, WAIT, spawn_app_with};
+
+/// A raw GET of `path`; status, the `Retry-After` header and the JSON body.
+async fn get_with_retry_after(app: &TestApp, path: &str) -> (StatusCode, Option<String>, Value) {
+    let mut response = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .expect("answers");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.body().await.unwrap_or_default();
+    (
+        response.status(),
+        retry_after,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[actix_web::test]
+async fn past_the_per_user_limit_streams_and_long_polls_get_503_with_retry_after() {
+    let app = spawn_app_with(|config| {
+        config.max_streams_per_user = 2;
+        // herald learns that a client left when a write fails: the next heartbeat.
+        config.heartbeat_secs = 1;
+    })
+    .await;
+    let token = app.token_for("1");
+    let first = app.open_events(&token, "", None).await;
+    let _second = app.open_events(&token, "", None).await;
+
+    let (status, retry_after, body) =
+        get_with_retry_after(&app, &format!("/events?token={token}")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("30"));
+    assert_eq!(body["error"]["code"], "too_many_streams");
+
+    let (_, list) = app.get("/api/notifications", Some(&token)).await;
+    let cursor = list["cursor"].as_str().unwrap();
+    let (status, _, body) = get_with_retry_after(
+        &app,
+        &format!("/api/notifications?token={token}&after={cursor}&wait=5"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // Plain requests are not held open, so they are not counted.
+    let (status, _) = app.get("/api/notifications", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Another user is not affected.
+    app.open_events(&app.token_for("2"), "", None).await;
+
+    drop(first);
+    app.wait_for_metric("herald_streams_open", 2).await;
+    app.open_events(&token, "", None).await;
+}
+
+#[actix_web::test]
+async fn past_the_total_limit_everyone_gets_503() {
+    let app = spawn_app_with(|config| config.max_streams = 2).await;
+    let _a = app.open_events(&app.token_for("1"), "", None).await;
+    let _b = app.open_events(&app.token_for("2"), "", None).await;
+
+    let token = app.token_for("3");
+    let (status, retry_after, body) =
+        get_with_retry_after(&app, &format!("/events?token={token}")).await;
+
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(retry_after.is_some());
+    assert_eq!(body["error"]["code"], "too_many_streams");
+}
+
+#[actix_web::test]
+async fn the_long_poll_wait_is_capped_as_configured() {
+    let app = spawn_app_with(|config| config.max_wait_secs = 5).await;
+    let token = app.token_for("1");
+    let (_, list) = app.get("/api/notifications", Some(&token)).await;
+    let cursor = list["cursor"].as_str().unwrap().to_owned();
+    app.insert("user:1", "already there").await;
+
+    let (status, body) = app
+        .get(
+            &format!("/api/notifications?after={cursor}&wait=6"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_wait");
+
+    let (status, body) = app
+        .get(
+            &format!("/api/notifications?after={cursor}&wait=5"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["notifications"][0]["title"], "already there");
+}
+
+#[actix_web::test]
+async fn a_request_head_over_the_limit_gets_431_json() {
+    let app = spawn_app_with(|config| config.max_header_bytes = 4096).await;
+    let mut response = app
+        .client
+        .get(format!("{}/api/notifications", app.address))
+        .insert_header(("cookie", format!("junk={}", "x".repeat(5000))))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&response.body().await.unwrap()).unwrap();
+
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    assert_eq!(body["error"]["code"], "headers_too_large");
+    let (status, _) = app
+        .get(&format!("/healthz?pad={}", "y".repeat(1000)), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Reads from `socket` until the server closes it; what it sent. Panics after [`WAIT`].
+async fn read_until_closed(socket: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(WAIT, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[actix_web::test]
+async fn a_client_too_slow_to_send_its_request_is_cut_off() {
+    let app = spawn_app_with(|config| config.request_timeout_secs = 1).await;
+    let mut socket = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // Half a request head, then nothing: a slowloris.
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+
+    let answer = read_until_closed(&mut socket).await;
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+#[actix_web::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = spawn_app_with(|config| config.keep_alive_secs = 1).await;
+    let mut socket = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    let answer = read_until_closed(&mut socket).await;
+
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
+
+const APP_ORIGIN: &str = "https://app.example.com";
+
+async fn spawn_with_app_origin() -> TestApp {
+    spawn_app_with(|config| config.allowed_origins = vec![APP_ORIGIN.into()]).await
+}
+
+#[actix_web::test]
+async fn cors_lets_allowed_origins_in_and_no_one_else() {
+    let app = spawn_with_app_origin().await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                actix_web::http::Method::OPTIONS,
+                format!("{}/api/notifications/read_all", app.address),
+            )
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", "POST"))
+            .insert_header(("access-control-request-headers", "authorization"))
+            .send()
+    };
+
+    let allowed = preflight(APP_ORIGIN).await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        APP_ORIGIN
+    );
+    let methods = allowed
+        .headers()
+        .get("access-control-allow-methods")
+        .unwrap();
+    assert!(methods.to_str().unwrap().contains("POST"));
+    let headers = allowed
+        .headers()
+        .get("access-control-allow-headers")
+        .unwrap();
+    assert!(headers.to_str().unwrap().contains("Authorization"));
+
+    let mut refused = preflight("https://evil.example.com").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let body: Value = serde_json::from_slice(&refused.body().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "origin_not_allowed");
+
+    let token = app.token_for("1");
+    for (origin, readable) in [(APP_ORIGIN, true), ("https://evil.example.com", false)] {
+        let response = app
+            .client
+            .get(format!("{}/api/notifications", app.address))
+            .bearer_auth(&token)
+            .insert_header(("origin", origin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let allow = response.headers().get("access-control-allow-origin");
+        assert_eq!(allow.is_some(), readable, "{origin}");
+        assert!(response.headers().get("vary").is_some());
+    }
+}
+
+#[actix_web::test]
+async fn a_cookie_authenticated_post_needs_a_trusted_origin() {
+    let app = spawn_with_app_origin().await;
+    let token = app.token_for("1");
+    let own_origin = app.address.clone();
+    let read_all = |origin: Option<&str>, bearer: bool| {
+        let mut request = app
+            .client
+            .post(format!("{}/api/notifications/read_all", app.address));
+        if bearer {
+            request = request.bearer_auth(&token);
+        } else {
+            request = request.insert_header(("cookie", format!("herald_token={token}")));
+        }
+        if let Some(origin) = origin {
+            request = request.insert_header(("origin", origin.to_owned()));
+        }
+        async move {
+            let mut response = request.send().await.unwrap();
+            let body: Value = serde_json::from_slice(&response.body().await.unwrap()).unwrap();
+            (response.status(), body)
+        }
+    };
+    app.insert("user:1", "unread").await;
+
+    // What a page on another site can make the browser send: the cookie rides along.
+    for origin in [Some("https://evil.example.com"), Some("null"), None] {
+        let (status, body) = read_all(origin, false).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?}: {body}");
+        assert_eq!(body["error"]["code"], "untrusted_origin");
+    }
+    let (_, count) = app
+        .get("/api/notifications/unread_count", Some(&token))
+        .await;
+    assert_eq!(count["unread_count"], 1, "refused requests changed nothing");
+
+    // The demo page on herald itself, the app's own origin, and any Bearer caller may.
+    let (status, body) = read_all(Some(&own_origin), false).await;
+    assert_eq!((status, &body["marked"]), (StatusCode::OK, &1.into()));
+    for (origin, bearer) in [(Some(APP_ORIGIN), false), (None, true)] {
+        let (status, body) = read_all(origin, bearer).await;
+        assert_eq!(status, StatusCode::OK, "{origin:?} bearer={bearer}: {body}");
+    }
+    // Reading by cookie needs no Origin: another site cannot read the answer anyway.
+    let mut response = app
+        .client
+        .get(format!("{}/api/notifications/unread_count", app.address))
+        .insert_header(("cookie", format!("herald_token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let _ = response.body().await;
+}
