@@ -277,7 +277,7 @@ async fn stopping_herald_ends_open_streams_and_answers_parked_long_polls() {
     let poll = app.get(&path, Some(&token));
     let stop = async {
         app.wait_for_metric("herald_long_polls_parked", 1).await;
-        app.stopper.stop().await;
+        app.stopper.as_ref().unwrap().stop().await;
     };
     let ((status, body), ()) = tokio::time::timeout(crate::helpers::WAIT, async {
         futures_util::future::join(poll, stop).await

@@ -6,7 +6,9 @@
 //! Each test creates `herald_test_<pid>_<n>` and drops it when done: tests never touch a
 //! database they did not create.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -79,8 +81,21 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A database the test set up itself elsewhere (a cluster of its own); not dropped here.
+    pub fn existing(url: &str) -> TestDb {
+        TestDb {
+            url: url.to_owned(),
+            name: String::new(),
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
         if let Ok(mut conn) = PgConnection::establish(server()) {
             let _ = diesel::sql_query(format!(
                 "drop database if exists {} with (force)",
@@ -97,8 +112,8 @@ pub struct TestApp {
     pub address: String,
     /// Its database.
     pub db: TestDb,
-    /// Stops it as SIGTERM would.
-    pub stopper: Stopper,
+    /// Stops it as SIGTERM would (`None` for a herald process the test started).
+    pub stopper: Option<Stopper>,
     auth: Auth,
     /// An HTTP client without timeouts, for requests the helpers below do not cover.
     pub client: awc::Client,
@@ -146,7 +161,8 @@ pub async fn spawn_app_on(db: TestDb) -> TestApp {
     spawn_configured(db, config).await
 }
 
-async fn spawn_configured(db: TestDb, config: Config) -> TestApp {
+/// Starts herald with `config` (on `db`, which the app owns from then on).
+pub async fn spawn_configured(db: TestDb, config: Config) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
     let app = Application::build(config).await.expect("herald builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -155,7 +171,7 @@ async fn spawn_configured(db: TestDb, config: Config) -> TestApp {
     let test_app = TestApp {
         address,
         db,
-        stopper,
+        stopper: Some(stopper),
         auth: Auth::new(SECRET.as_bytes(), None),
         client: awc::Client::builder().disable_timeout().finish(),
     };
@@ -164,6 +180,19 @@ async fn spawn_configured(db: TestDb, config: Config) -> TestApp {
 }
 
 impl TestApp {
+    /// A herald already listening at `address` (a process of the test's own) on `db`.
+    pub async fn attach(address: String, db: TestDb) -> TestApp {
+        let app = TestApp {
+            address,
+            db,
+            stopper: None,
+            auth: Auth::new(SECRET.as_bytes(), None),
+            client: awc::Client::builder().disable_timeout().finish(),
+        };
+        app.wait_until_ready().await;
+        app
+    }
+
     /// Waits (bounded) until `/readyz` answers 200.
     pub async fn wait_until_ready(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -321,14 +350,29 @@ impl TestApp {
         query: &str,
         last_event_id: Option<&str>,
     ) -> EventStream {
+        match self.try_open_events(token, query, last_event_id).await {
+            Ok(stream) => stream,
+            Err(why) => panic!("GET /events: {why}"),
+        }
+    }
+
+    /// Like [`TestApp::open_events`], but says why it could not (as a browser would retry).
+    pub async fn try_open_events(
+        &self,
+        token: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<EventStream, String> {
         let mut request = self
             .client
             .get(format!("{}/events?token={token}&{query}", self.address));
         if let Some(id) = last_event_id {
             request = request.insert_header(("Last-Event-ID", id));
         }
-        let response = request.send().await.expect("GET /events answers");
-        assert_eq!(response.status(), StatusCode::OK, "GET /events");
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("status {}", response.status()));
+        }
         let mut stream = EventStream {
             body: Box::pin(response),
             buffer: String::new(),
@@ -339,10 +383,9 @@ impl TestApp {
         // before that stays queued for the test to read.
         let mut replayed = VecDeque::new();
         loop {
-            let event = stream
-                .next_any()
-                .await
-                .expect("stream open until its unread count");
+            let Some(event) = stream.next_any().await else {
+                return Err("stream ended before its unread count".into());
+            };
             if event.event == "unread_count" {
                 assert!(
                     event.id.is_some(),
@@ -354,9 +397,67 @@ impl TestApp {
             replayed.push_back(event);
         }
         stream.pending = replayed;
-        stream
+        Ok(stream)
+    }
+
+    /// Follows `/events` as EventSource does until `stop`: keeps the last event id, and when
+    /// the stream ends (or `drops` says so, after a random while) reconnects with it. Pushes
+    /// every notification's title to `received`.
+    pub async fn follow_events(
+        &self,
+        token: &str,
+        query: &str,
+        received: Received,
+        stop: Rc<Cell<bool>>,
+        mut drops: Option<Rng>,
+    ) {
+        let mut last_id: Option<String> = None;
+        let title = |event: &SseEvent| {
+            received
+                .borrow_mut()
+                .push(event.json()["title"].as_str().unwrap().to_owned())
+        };
+        while !stop.get() {
+            let mut stream = match self.try_open_events(token, query, last_id.as_deref()).await {
+                Ok(stream) => stream,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let drop_at = drops.as_mut().map(|rng| {
+                tokio::time::Instant::now() + Duration::from_millis(20) + rng.millis(300)
+            });
+            for event in stream.take_replayed() {
+                assert_eq!(event.event, "notification", "{event:?}");
+                title(&event);
+            }
+            last_id = stream.position.clone();
+            loop {
+                let until = drop_at
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(200));
+                let event = match tokio::time::timeout_at(until, stream.read_event()).await {
+                    Ok(Some(event)) => event,
+                    Ok(None) => break,
+                    // Time to drop the connection, or quiet for a while: look at `stop` again.
+                    Err(_) if drop_at.is_some() || stop.get() => break,
+                    Err(_) => continue,
+                };
+                match event.event.as_str() {
+                    "notification" => title(&event),
+                    "reset" => panic!("a resume within the replay window was reset: {event:?}"),
+                    _ => {}
+                }
+                if event.id.is_some() {
+                    last_id = event.id;
+                }
+            }
+        }
     }
 }
+
+/// What a following client has received, in order.
+pub type Received = Rc<RefCell<Vec<String>>>;
 
 /// One server-sent event.
 #[derive(Debug, Clone)]
@@ -417,6 +518,12 @@ impl EventStream {
         }
     }
 
+    /// The events replayed before the first unread count, taken out of the stream (a client
+    /// that reads them has then seen [`EventStream::position`] as its last id).
+    pub fn take_replayed(&mut self) -> Vec<SseEvent> {
+        self.pending.drain(..).collect()
+    }
+
     /// The titles of the next `n` notification events, in order.
     pub async fn titles(&mut self, n: usize) -> Vec<String> {
         let mut titles = Vec::new();
@@ -466,5 +573,55 @@ impl EventStream {
                 _ => return None,
             }
         }
+    }
+}
+
+/// A small, seedable random source for stress tests (SplitMix64). The seed is printed, and
+/// `HERALD_TEST_SEED` replays a failing run.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `HERALD_TEST_SEED`, else the clock; prints the seed.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("HERALD_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{what}: HERALD_TEST_SEED={seed}");
+        Rng(seed)
+    }
+
+    /// An independent stream for one task.
+    pub fn fork(&mut self) -> Rng {
+        Rng(self.next_u64())
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `percent`/100.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// A duration in `0..max_ms` milliseconds.
+    pub fn millis(&mut self, max_ms: u64) -> Duration {
+        Duration::from_millis(self.below(max_ms))
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 }

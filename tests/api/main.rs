@@ -3,9 +3,11 @@
 mod auth;
 mod cli;
 mod events;
+mod faults;
 mod helpers;
 mod input;
 mod limits;
 mod listener;
 mod polling;
 mod reads;
+mod stress;
