@@ -145,3 +145,109 @@ async fn publishing_needs_the_publish_scope() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
 }
+
+/// A token assembled by hand: any header, any claims, signed HMAC-SHA256 with `secret`.
+fn forge(header: serde_json::Value, claims: serde_json::Value, secret: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let message = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(secret.as_bytes()),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
+
+#[actix_web::test]
+async fn forged_tokens_are_refused() {
+    let app = spawn_app().await;
+    let claims = json!({"sub": "1", "exp": in_ten_minutes()});
+    let genuine = forge(
+        json!({"alg": "HS256", "typ": "JWT"}),
+        claims.clone(),
+        SECRET,
+    );
+    let (status, _) = app.get("/api/notifications", Some(&genuine)).await;
+    assert_eq!(status, StatusCode::OK, "the forging itself is sound");
+
+    // Claims swapped after signing: user 1's signature on user 2's claims.
+    let (head, rest) = genuine.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let other = forge(
+        json!({"alg": "HS256", "typ": "JWT"}),
+        json!({"sub": "2", "exp": in_ten_minutes()}),
+        SECRET,
+    );
+    let other_claims = other.split('.').nth(1).unwrap();
+    let tampered = format!("{head}.{other_claims}.{signature}");
+    let attacks = [
+        ("tampered claims", tampered),
+        // Key confusion: "verify this RS256 token with the key you have", the HMAC secret.
+        (
+            "RS256 header",
+            forge(
+                json!({"alg": "RS256", "typ": "JWT"}),
+                claims.clone(),
+                SECRET,
+            ),
+        ),
+        (
+            "none with a signature",
+            forge(json!({"alg": "none"}), claims.clone(), SECRET),
+        ),
+        (
+            "HS512 header",
+            forge(json!({"alg": "HS512"}), claims.clone(), SECRET),
+        ),
+        (
+            "no user",
+            forge(
+                json!({"alg": "HS256"}),
+                json!({"exp": in_ten_minutes()}),
+                SECRET,
+            ),
+        ),
+        (
+            "null user",
+            forge(
+                json!({"alg": "HS256"}),
+                json!({"sub": null, "exp": in_ten_minutes()}),
+                SECRET,
+            ),
+        ),
+        (
+            "user with a space",
+            forge(
+                json!({"alg": "HS256"}),
+                json!({"sub": "1 OR 1=1", "exp": in_ten_minutes()}),
+                SECRET,
+            ),
+        ),
+        (
+            "exp as a string",
+            forge(
+                json!({"alg": "HS256"}),
+                json!({"sub": "1", "exp": "tomorrow"}),
+                SECRET,
+            ),
+        ),
+        ("a fourth part", format!("{genuine}.x")),
+        (
+            "signature removed",
+            format!("{head}.{}.", rest.split_once('.').unwrap().0),
+        ),
+    ];
+    for (what, token) in attacks {
+        let (status, body) = app.get("/api/notifications", Some(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized", "{what}");
+        let (status, _) = app.get(&format!("/events?token={token}"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} on /events");
+    }
+}

@@ -186,3 +186,105 @@ async fn quotes_and_odd_characters_are_data_not_sql() {
     assert_eq!(list["notifications"][0]["title"], title);
     assert_eq!(list["unread_count"], 1);
 }
+
+/// `s` percent-encoded for a query string.
+fn encode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[actix_web::test]
+async fn hostile_strings_in_every_field_are_data_never_sql() {
+    let app = spawn_app().await;
+    let publisher = app.token_with("backend", &[], true);
+    let channel = r#"team:'";--\$$x$$"#;
+    let reader = app.token_with("1", &["team:*"], false);
+    let long_title = format!(
+        "{}{}",
+        "'; delete from notifications; --",
+        "'\"\\".repeat(30_000)
+    );
+    let body = serde_json::json!({
+        "channel": channel,
+        "title": long_title,
+        "body": "$$; drop table notifications; $$",
+        "kind": "x'); select pg_sleep(10); --",
+        "data": {"'; --": "\"\\u0000", "nested": {"a'b": ["--", "/*"]}},
+    })
+    .to_string();
+
+    let (status, created) = app
+        .post("/api/notifications", Some(&publisher), Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    let (status, list) = app
+        .get(
+            &format!("/api/notifications?channels={}", encode(channel)),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let got = &list["notifications"][0];
+    assert_eq!(got["channel"], channel);
+    assert_eq!(got["title"], long_title.as_str());
+    assert_eq!(got["kind"], "x'); select pg_sleep(10); --");
+    assert_eq!(got["data"]["nested"]["a'b"][1], "/*");
+
+    // Cursors, ids and channel lists that look like SQL are bad input or unknown, never SQL.
+    let injected = encode("1' or '1'='1");
+    for (path, expected) in [
+        (
+            format!("/api/notifications?after={injected}"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/notifications?channels={injected}"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!(
+                "/api/notifications?channels=user:1,{}",
+                encode("user:2')--")
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!(
+                "/api/notifications?channels={}",
+                encode(&"team:'".repeat(100))
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, body) = app.get(&path, Some(&reader)).await;
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    let (status, _) = app
+        .post(
+            &format!(
+                "/api/notifications/{}/read",
+                encode("1;drop table notifications")
+            ),
+            Some(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let mut events = app.open_events(&reader, "", Some("1' or '1'='1")).await;
+    assert_eq!(events.next("reset").await.event, "reset");
+
+    let stored: i64 = app
+        .pg()
+        .await
+        .query_one(
+            "select count(*) from notifications where channel = $1",
+            &[&channel],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored, 1,
+        "the table is intact and holds exactly the one row"
+    );
+}

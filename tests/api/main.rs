@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod events;
 mod faults;
+mod fuzz;
 mod helpers;
 mod input;
 mod limits;
