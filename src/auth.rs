@@ -300,8 +300,20 @@ mod tests {
         let no_user = serde_json::json!({"exp": later()});
         let bad_user = serde_json::json!({"sub": "a b", "exp": later()});
         let float_user = serde_json::json!({"sub": 1.5, "exp": later()});
+        // Found by the `token` fuzz target: an empty id passed as the inbox `user:`.
+        let empty_sub = serde_json::json!({"sub": "", "exp": later()});
+        let empty_user_id = serde_json::json!({"user_id": "", "exp": later()});
         let with_aud = serde_json::json!({"sub": "1", "exp": later(), "aud": "x"});
-        for claims in [expired, no_exp, no_user, bad_user, float_user, with_aud] {
+        for claims in [
+            expired,
+            no_exp,
+            no_user,
+            bad_user,
+            float_user,
+            empty_sub,
+            empty_user_id,
+            with_aud,
+        ] {
             assert!(
                 auth.verify(&sign(claims.clone(), b"secret")).is_err(),
                 "{claims}"

@@ -56,9 +56,10 @@ pub fn is_valid_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '*')
 }
 
-/// True if `id` can be a user id: `user:<id>` must be a valid channel name.
+/// True if `id` can be a user id: not empty (`user:` is nobody's inbox), and `user:<id>`
+/// must be a valid channel name.
 pub fn is_valid_user_id(id: &str) -> bool {
-    is_valid_name(&personal(id))
+    !id.is_empty() && is_valid_name(&personal(id))
 }
 
 /// Parses a comma-separated channel list (`?channels=`): trimmed, deduplicated, in order.
