@@ -52,12 +52,20 @@ impl Origins {
     }
 
     /// True if the request demonstrably comes from a page of herald's own origin or of an
-    /// allowed one. Browsers send `Origin` on every POST; `Referer` is the fallback for old
-    /// ones. Neither present (or `Origin: null`, from sandboxed frames and redirects): false.
+    /// allowed one. Browsers send `Origin` on every POST, and when it is there it decides;
+    /// `Referer` is the fallback for old ones. Neither (or `Origin: null`, from sandboxed
+    /// frames and redirects): false.
+    ///
+    /// herald's own origin is the scheme and host the client used, as a proxy reports them
+    /// (`Forwarded`, `X-Forwarded-Proto`/`-Host`) or else as seen here. A page that makes a
+    /// browser post cross-site can set neither header, so trusting them is sound here.
     pub fn request_is_trusted(&self, req: &HttpRequest) -> bool {
         let headers = req.headers();
-        let origin = match header_str(headers, &header::ORIGIN) {
-            Some(origin) => origin.to_owned(),
+        let origin = match headers.get(header::ORIGIN) {
+            Some(origin) => match origin.to_str() {
+                Ok(origin) => origin.to_owned(),
+                Err(_) => return false,
+            },
             None => match header_str(headers, &header::REFERER).and_then(origin_of_url) {
                 Some(origin) => origin,
                 None => return false,
@@ -66,13 +74,9 @@ impl Origins {
         if self.is_allowed(&origin) {
             return true;
         }
-        // Same origin: the Origin's host:port is the Host this request was sent to. The scheme
-        // is not compared, since a TLS-terminating proxy shows herald plain HTTP.
-        let host = header_str(headers, &header::HOST);
-        match (origin.split_once("://"), host) {
-            (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
-            _ => false,
-        }
+        let info = req.connection_info();
+        let own = format!("{}://{}", info.scheme(), info.host());
+        normalize(&origin) == normalize(&own)
     }
 }
 
@@ -130,18 +134,22 @@ pub async fn cors(
             }
             .error_response(),
         };
-        return Ok(req.into_response(response).map_into_right_body());
+        let mut response = req.into_response(response);
+        vary_on_origin(response.headers_mut());
+        return Ok(response.map_into_right_body());
     }
 
     let mut response = next.call(req).await?;
     if let Some(origin) = origin {
         allow(response.headers_mut(), origin);
     }
-    // Caches must not hand one origin's answer (with or without CORS headers) to another.
-    response
-        .headers_mut()
-        .append(header::VARY, HeaderValue::from_static("Origin"));
+    vary_on_origin(response.headers_mut());
     Ok(response.map_into_left_body())
+}
+
+/// Caches must not hand one origin's answer (with or without CORS headers) to another.
+fn vary_on_origin(headers: &mut HeaderMap) {
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 fn allow(headers: &mut HeaderMap, origin: HeaderValue) {
@@ -249,7 +257,9 @@ mod tests {
     fn a_request_is_trusted_from_its_own_host_or_an_allowed_origin_only() {
         let origins = origins();
         let request = |headers: &[(&'static str, &'static str)]| {
-            let mut req = TestRequest::post().insert_header(("host", "herald.example.com"));
+            let mut req = TestRequest::post()
+                .insert_header(("host", "herald.example.com"))
+                .insert_header(("x-forwarded-proto", "https"));
             for header in headers {
                 req = req.insert_header(*header);
             }
@@ -263,6 +273,21 @@ mod tests {
             "https://herald.example.com/page?x=1"
         )]));
         assert!(!trusted(&[("origin", "https://evil.example.com")]));
+        assert!(
+            !trusted(&[("origin", "http://herald.example.com")]),
+            "another scheme"
+        );
+        assert!(
+            !trusted(&[("origin", "https://herald.example.com:8443")]),
+            "another port"
+        );
+        assert!(
+            !trusted(&[
+                ("origin", "https://evil.example.com"),
+                ("referer", "https://herald.example.com/")
+            ]),
+            "Origin decides when present"
+        );
         assert!(!trusted(&[("origin", "null")]));
         assert!(!trusted(&[(
             "referer",

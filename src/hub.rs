@@ -16,7 +16,7 @@
 //! every critical section below is plain, non-blocking code.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
@@ -120,6 +120,11 @@ struct Registry {
     subscribers: HashMap<u64, Subscriber>,
     by_channel: HashMap<String, HashSet<u64>>,
     by_user: HashMap<String, HashSet<u64>>,
+    /// Live [`Subscription`]s per user, registered or not: what the limits count. A
+    /// subscriber dropped for being slow leaves the registry at once, but it holds its
+    /// connection until its stream ends, so it counts until then.
+    held: HashMap<String, usize>,
+    held_total: usize,
     closed: bool,
 }
 
@@ -127,6 +132,8 @@ struct Subscriber {
     tx: mpsc::Sender<HubEvent>,
     user_id: String,
     channels: Vec<String>,
+    /// Set when the hub lets go of this subscriber: it must stop at once, not drain.
+    dropped: Arc<AtomicBool>,
 }
 
 /// Who is subscribing, for the gauges.
@@ -138,24 +145,38 @@ pub enum Kind {
     LongPoll,
 }
 
-/// A subscriber's end. Dropping it unsubscribes.
+/// A subscriber's end. Dropping it unsubscribes and frees its place under the limits.
 pub struct Subscription {
     id: u64,
     kind: Kind,
+    user_id: String,
     rx: mpsc::Receiver<HubEvent>,
+    dropped: Arc<AtomicBool>,
     hub: Hub,
 }
 
 impl Subscription {
-    /// The next event; `None` once the hub dropped this subscriber (slow, or shutting down).
+    /// The next event; `None` once the hub dropped this subscriber (slow, or shutting down),
+    /// even with events still queued: a subscriber that fell behind resumes from its cursor
+    /// on a new connection instead of draining the old one.
     pub async fn recv(&mut self) -> Option<HubEvent> {
-        self.rx.recv().await
+        if self.dropped.load(Ordering::Acquire) {
+            return None;
+        }
+        let event = self.rx.recv().await;
+        if self.dropped.load(Ordering::Acquire) {
+            return None;
+        }
+        event
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.lock().remove(self.id);
+        let mut registry = self.hub.lock();
+        registry.remove(self.id);
+        registry.release(&self.user_id);
+        drop(registry);
         self.hub
             .stats
             .gauge(self.kind)
@@ -204,13 +225,16 @@ impl Hub {
         if registry.closed {
             return Err(Refused::Closed);
         }
-        if registry.subscribers.len() >= self.limits.total {
+        if registry.held_total >= self.limits.total {
             return Err(Refused::TotalLimit);
         }
-        if registry.by_user.get(user_id).map_or(0, HashSet::len) >= self.limits.per_user {
+        if registry.held.get(user_id).copied().unwrap_or(0) >= self.limits.per_user {
             return Err(Refused::UserLimit);
         }
+        *registry.held.entry(user_id.to_owned()).or_default() += 1;
+        registry.held_total += 1;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let dropped = Arc::new(AtomicBool::new(false));
         registry.next_id += 1;
         let id = registry.next_id;
         for channel in channels {
@@ -231,6 +255,7 @@ impl Hub {
                 tx,
                 user_id: user_id.to_owned(),
                 channels: channels.to_vec(),
+                dropped: dropped.clone(),
             },
         );
         drop(registry);
@@ -238,7 +263,9 @@ impl Hub {
         Ok(Subscription {
             id,
             kind,
+            user_id: user_id.to_owned(),
             rx,
+            dropped,
             hub: self.clone(),
         })
     }
@@ -281,6 +308,9 @@ impl Hub {
     pub fn close(&self) {
         let mut registry = self.lock();
         registry.closed = true;
+        for subscriber in registry.subscribers.values() {
+            subscriber.dropped.store(true, Ordering::Release);
+        }
         registry.subscribers.clear();
         registry.by_channel.clear();
         registry.by_user.clear();
@@ -311,9 +341,20 @@ impl Registry {
                         subscriber.user_id
                     );
                     stats.slow_dropped.fetch_add(1, Ordering::Relaxed);
+                    subscriber.dropped.store(true, Ordering::Release);
                     self.remove(id);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => self.remove(id),
+            }
+        }
+    }
+
+    fn release(&mut self, user_id: &str) {
+        self.held_total -= 1;
+        if let Some(held) = self.held.get_mut(user_id) {
+            *held -= 1;
+            if *held == 0 {
+                self.held.remove(user_id);
             }
         }
     }
@@ -385,11 +426,10 @@ mod tests {
         }
         assert_eq!(hub.subscribers(), 0);
         assert_eq!(hub.stats().slow_dropped.load(Ordering::Relaxed), 1);
-        let mut received = 0;
-        while slow.recv().await.is_some() {
-            received += 1;
-        }
-        assert_eq!(received, QUEUE, "the queue drains, then the stream ends");
+        assert!(
+            slow.recv().await.is_none(),
+            "a dropped subscriber ends at once, without draining what it fell behind on"
+        );
     }
 
     #[tokio::test]
@@ -427,5 +467,33 @@ mod tests {
         );
         drop(a);
         assert!(hub.subscribe(Kind::Stream, "1", &inbox).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_holds_its_place_until_its_stream_lets_go() {
+        let hub = Hub::with_limits(Limits {
+            per_user: 1,
+            total: 10,
+        });
+        let slow = hub
+            .subscribe(Kind::Stream, "1", &["broadcast".into()])
+            .unwrap();
+        for id in 0..=QUEUE as i64 {
+            hub.publish_rows(Batch {
+                rows: vec![row("broadcast", id)],
+            });
+        }
+        assert_eq!(hub.subscribers(), 0, "dropped from fan-out");
+        assert_eq!(
+            hub.subscribe(Kind::Stream, "1", &["broadcast".into()])
+                .err(),
+            Some(Refused::UserLimit),
+            "its connection is still open"
+        );
+        drop(slow);
+        assert!(
+            hub.subscribe(Kind::Stream, "1", &["broadcast".into()])
+                .is_ok()
+        );
     }
 }

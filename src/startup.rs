@@ -120,6 +120,16 @@ impl Application {
             Cursor::at(start),
         );
 
+        if let Some(limit) = open_file_limit()
+            && u64::from(config.max_streams) + 256 > limit
+        {
+            log::warn!(
+                "HERALD_MAX_STREAMS={} is near or above this process's open-file limit ({limit}): \
+                 past it, connections fail instead of getting 503; raise `ulimit -n` or lower \
+                 HERALD_MAX_STREAMS",
+                config.max_streams
+            );
+        }
         let tcp = TcpListener::bind(&config.bind)?;
         let port = tcp.local_addr()?.port();
         let origins = web::Data::new(Origins::new(&config.allowed_origins));
@@ -139,7 +149,8 @@ impl Application {
             connections: connections.clone(),
         });
         let server = HttpServer::new(move || {
-            // Outermost first: the access log sees every answer, including CORS refusals.
+            // The last wrap is outermost: the access log sees every answer, CORS refusals
+            // included, and CORS headers go on the head-limit's 431 too.
             App::new()
                 .wrap(from_fn(http::limit_head))
                 .wrap(from_fn(http::cors))
@@ -152,6 +163,9 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .on_connect(move |io, extensions| connections.on_connect(io, extensions, write_timeout))
+        // A client that closes its side is gone: without this, actix keeps streaming to it until
+        // a write fails (the next heartbeat, or the one after), and its slot stays taken.
+        .h1_allow_half_closed(false)
         .client_request_timeout(request_timeout)
         .keep_alive(keep_alive)
         // Streams are long-lived: let the kernel queue a reconnect storm instead of refusing it.
@@ -229,6 +243,13 @@ async fn wait_for_signal() {
     }
 }
 
+/// The soft limit on open files (Linux), which bounds connections more than any setting here.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// One line per request: method, path (tokens redacted), status, duration. Never a token.
 fn access_log() -> Logger {
     Logger::new("%{request}xi %s %Dms").custom_request_replace("request", |req| {
@@ -238,17 +259,45 @@ fn access_log() -> Logger {
     })
 }
 
-/// The query string with the value of every `token` parameter replaced.
+/// The query string with the value of every `token` parameter replaced. Keys are compared
+/// decoded, as the extractor reads them: `%74oken=` is a token too.
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some(("token", _)) => "token=<redacted>".to_owned(),
-            _ => pair.to_owned(),
+        .map(|pair| {
+            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            if decode_key(key) == "token" {
+                "token=<redacted>".to_owned()
+            } else {
+                pair.to_owned()
+            }
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// `application/x-www-form-urlencoded` decoding of a query key (`+` and `%XX`).
+fn decode_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ASCII hex digits");
+                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                i += 2;
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -262,5 +311,10 @@ mod tests {
             "channels=a&token=<redacted>&after=1"
         );
         assert_eq!(redact_query(""), "");
+        // Encoded keys are the same key to the extractor that reads the token.
+        assert_eq!(
+            redact_query("%74oken=eyJ.secret.x&%74%6F%6B%65%6E=b&to%6"),
+            "token=<redacted>&token=<redacted>&to%6"
+        );
     }
 }

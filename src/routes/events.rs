@@ -303,7 +303,18 @@ impl Stream {
     async fn send(&self, event: sse::Event) -> Result<(), End> {
         match tokio::time::timeout(SEND_TIMEOUT, self.tx.send(event)).await {
             Ok(Ok(())) => Ok(()),
-            _ => Err(End::Gone),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => {
+                log::warn!(
+                    "stream dropped reason=send_timeout user_id={}",
+                    self.caller.user_id
+                );
+                let stats = self.state.hub.stats();
+                stats
+                    .slow_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(End::Gone)
+            }
         }
     }
 }

@@ -276,6 +276,15 @@ impl TestApp {
         client
     }
 
+    /// The `cursor` of `GET /api/notifications?<query>` as `token`: the position now.
+    pub async fn list_cursor(&self, token: &str, query: &str) -> String {
+        let (status, list) = self
+            .get(&format!("/api/notifications?{query}"), Some(token))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["cursor"].as_str().unwrap().to_owned()
+    }
+
     /// Inserts a notification with plain SQL; returns its id.
     pub async fn insert(&self, channel: &str, title: &str) -> i64 {
         let client = self.pg().await;
@@ -400,18 +409,20 @@ impl TestApp {
         Ok(stream)
     }
 
-    /// Follows `/events` as EventSource does until `stop`: keeps the last event id, and when
-    /// the stream ends (or `drops` says so, after a random while) reconnects with it. Pushes
-    /// every notification's title to `received`.
+    /// Follows `/events` as herald.js does until `stop`: starts from `cursor` (a list's, so
+    /// nothing falls between the list and the stream), keeps the last event id, and when the
+    /// stream ends (or `drops` says so, after a random while) reconnects with it. Pushes every
+    /// notification's title to `received`.
     pub async fn follow_events(
         &self,
         token: &str,
         query: &str,
+        cursor: String,
         received: Received,
         stop: Rc<Cell<bool>>,
         mut drops: Option<Rng>,
     ) {
-        let mut last_id: Option<String> = None;
+        let mut last_id = Some(cursor);
         let title = |event: &SseEvent| {
             received
                 .borrow_mut()
