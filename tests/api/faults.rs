@@ -11,7 +11,6 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use herald::devdb::Cluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::helpers::{
     Received, TestApp, TestDb, WAIT, spawn_app, spawn_app_with, spawn_configured, test_config,
@@ -206,9 +205,7 @@ fn last_complete_notification(raw: &str) -> (Option<String>, usize) {
 async fn a_client_that_stops_reading_is_cut_off_and_resumes_from_its_cursor() {
     let app = spawn_app_with(|config| config.write_timeout_secs = 2).await;
     let token = app.token_for("1");
-    let mut socket = TcpStream::connect(app.address.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut socket = app.raw_socket().await;
     socket
         .write_all(format!("GET /events?token={token} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await

@@ -13,7 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use crate::helpers::{SECRET, WAIT, spawn_app_with};
+use crate::helpers::{SECRET, WAIT, encode, spawn_app_with};
 
 #[derive(Debug, Clone)]
 struct Request {
@@ -176,17 +176,6 @@ fn request(cursor: String) -> impl Strategy<Value = Request> {
             body,
         },
     )
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Sends `request`; `Err` says what was wrong with the answer.

@@ -276,6 +276,13 @@ impl TestApp {
         client
     }
 
+    /// A plain TCP connection to herald, for what an HTTP client would not do.
+    pub async fn raw_socket(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.address.trim_start_matches("http://"))
+            .await
+            .expect("herald accepts")
+    }
+
     /// The `cursor` of `GET /api/notifications?<query>` as `token`: the position now.
     pub async fn list_cursor(&self, token: &str, query: &str) -> String {
         let (status, list) = self
@@ -635,4 +642,16 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+}
+
+/// `s` percent-encoded for a URL's query or path (unreserved characters and `:` kept).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{encode, spawn_app};
 
 fn assert_json_error(
     status: StatusCode,
@@ -185,11 +185,6 @@ async fn quotes_and_odd_characters_are_data_not_sql() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["notifications"][0]["title"], title);
     assert_eq!(list["unread_count"], 1);
-}
-
-/// `s` percent-encoded for a query string.
-fn encode(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
 
 #[actix_web::test]

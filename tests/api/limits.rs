@@ -164,9 +164,7 @@ const PAST_THE_DEFAULT: Duration = Duration::from_millis(6000);
 #[actix_web::test]
 async fn a_client_too_slow_to_send_its_request_is_cut_off_as_configured() {
     let app = spawn_app_with(|config| config.request_timeout_secs = CONFIGURED).await;
-    let mut socket = TcpStream::connect(app.address.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut socket = app.raw_socket().await;
     // Half a request head, then nothing: a slowloris.
     socket
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -182,9 +180,7 @@ async fn a_client_too_slow_to_send_its_request_is_cut_off_as_configured() {
 #[actix_web::test]
 async fn an_idle_keep_alive_connection_is_closed_as_configured() {
     let app = spawn_app_with(|config| config.keep_alive_secs = CONFIGURED).await;
-    let mut socket = TcpStream::connect(app.address.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut socket = app.raw_socket().await;
     socket
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
