@@ -45,7 +45,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let hub = state.hub.stats();
     let listener = &state.listener;
-    let series: [(&str, &str, &str, i64); 9] = [
+    let series: [(&str, &str, &str, i64); 10] = [
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the herald process (Linux; 0 elsewhere).",
+            resident_memory_bytes().unwrap_or(0),
+        ),
         (
             "herald_http_connections_open",
             "gauge",
@@ -111,4 +117,18 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)
+}
+
+/// VmRSS of this process, from /proc.
+fn resident_memory_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: i64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }

@@ -1,0 +1,213 @@
+//! A lean HTTP/1.1 client over tokio sockets: SSE streams and keep-alive request/response.
+//!
+//! Hand-written rather than a client crate because the benchmark holds tens of thousands of
+//! streams from one process, binds each to a chosen source address (past the ~28k ephemeral
+//! ports of one), and must cost little per stream next to what it measures.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Connects to `server` from `source` (any port).
+pub async fn connect(server: SocketAddr, source: IpAddr) -> io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let stream = socket.connect(server).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// One server-sent event.
+#[derive(Debug, Default)]
+pub struct Event {
+    /// `event:`.
+    pub name: String,
+    /// `data:` lines joined.
+    pub data: String,
+}
+
+/// An open `GET /events` response, read event by event (chunked transfer coding undone).
+pub struct EventStream {
+    reader: BufReader<TcpStream>,
+    /// Bytes of the current chunk not read yet.
+    chunk_left: usize,
+    line: Vec<u8>,
+}
+
+impl EventStream {
+    /// Sends `GET {path}`, reads the response head (errors unless 200), then events up to the
+    /// first `unread_count`: only then is the stream's position fixed, and everything
+    /// committed after it certain to arrive.
+    pub async fn open(stream: TcpStream, host: &str, path: &str) -> io::Result<EventStream> {
+        let mut events = EventStream::request(stream, host, path).await?;
+        loop {
+            match events.next().await? {
+                Some(event) if event.name == "unread_count" => return Ok(events),
+                Some(_) => {}
+                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+    }
+
+    async fn request(mut stream: TcpStream, host: &str, path: &str) -> io::Result<EventStream> {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut reader = BufReader::with_capacity(4096, stream);
+        let head = read_head(&mut reader).await?;
+        if head.status != 200 {
+            return Err(io::Error::other(format!("status {}", head.status)));
+        }
+        Ok(EventStream {
+            reader,
+            chunk_left: 0,
+            line: Vec::new(),
+        })
+    }
+
+    /// The next event with data; `None` when the stream ends.
+    pub async fn next(&mut self) -> io::Result<Option<Event>> {
+        let mut event = Event::default();
+        loop {
+            self.line.clear();
+            if !self.read_body_line().await? {
+                return Ok(None);
+            }
+            let line = String::from_utf8_lossy(&self.line);
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if !event.data.is_empty() {
+                    return Ok(Some(event));
+                }
+                event = Event::default();
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => event.name = value.to_owned(),
+                "data" => {
+                    if !event.data.is_empty() {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Appends one line of the body (through `\n`) to `self.line`; false at the end.
+    async fn read_body_line(&mut self) -> io::Result<bool> {
+        loop {
+            if self.chunk_left == 0 {
+                let mut size = String::new();
+                if self.reader.read_line(&mut size).await? == 0 {
+                    return Ok(false);
+                }
+                let size = size.trim();
+                if size.is_empty() {
+                    continue; // the CRLF after a chunk's data
+                }
+                let size = usize::from_str_radix(size.split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| io::Error::other("bad chunk size"))?;
+                if size == 0 {
+                    return Ok(false);
+                }
+                self.chunk_left = size;
+            }
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(false);
+            }
+            let take = available.len().min(self.chunk_left);
+            let piece = &available[..take];
+            let (used, done) = match piece.iter().position(|b| *b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (take, false),
+            };
+            self.line.extend_from_slice(&piece[..used]);
+            self.reader.consume(used);
+            self.chunk_left -= used;
+            if done {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// A response's status and body.
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+struct Head {
+    status: u16,
+    content_length: Option<usize>,
+}
+
+async fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Head> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
+    let mut content_length = None;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            return Ok(Head {
+                status,
+                content_length,
+            });
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            content_length = value.trim().parse().ok();
+        }
+    }
+}
+
+/// A keep-alive connection for plain requests (JSON answers with a Content-Length).
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Connection {
+    /// Wraps a connected socket.
+    pub fn new(stream: TcpStream, host: &str) -> Connection {
+        Connection {
+            reader: BufReader::with_capacity(16 * 1024, stream),
+            host: host.to_owned(),
+        }
+    }
+
+    /// `GET {path}` on this connection.
+    pub async fn get(&mut self, path: &str) -> io::Result<Response> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.reader.get_mut().write_all(request.as_bytes()).await?;
+        let head = read_head(&mut self.reader).await?;
+        let length = head
+            .content_length
+            .ok_or_else(|| io::Error::other("response without Content-Length"))?;
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).await?;
+        Ok(Response {
+            status: head.status,
+            body,
+        })
+    }
+}

@@ -1,0 +1,147 @@
+//! herald-bench: herald's load generator, through its public interfaces only (SQL inserts,
+//! `/events`, `/api/notifications`, `/metrics`). Each scenario prints its results as text and
+//! then as one JSON line. BENCHMARKS.md has the commands and the numbers.
+//!
+//! ```text
+//! herald-bench --server 127.0.0.1:8080 --database-url postgres://... --secret S <scenario>
+//! ```
+
+mod client;
+mod scenarios;
+mod stats;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use clap::{Parser, Subcommand};
+use herald::auth::Auth;
+
+/// Load generator for herald.
+#[derive(Parser)]
+#[command(name = "herald-bench")]
+struct Cli {
+    /// herald's address.
+    #[arg(long, env = "HERALD_BENCH_SERVER", default_value = "127.0.0.1:8080")]
+    server: SocketAddr,
+    /// herald's database (writers insert here).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// herald's HS256 secret, to mint the clients' tokens.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Connections come from 127.0.0.2 up to 127.0.0.(1+N): past the ~28k ephemeral ports of
+    /// one source address.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=200))]
+    sources: u8,
+    /// Users are bench<first-user>, bench<first-user + 1>, ...: give generators that run side
+    /// by side (one process's open-file limit) disjoint users.
+    #[arg(long, default_value_t = 0)]
+    first_user: u32,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// What to measure.
+#[derive(Subcommand)]
+pub enum Scenario {
+    /// Open N streams and hold them: established, failed, herald's RSS per stream.
+    Streams {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Seconds to hold them open once established.
+        #[arg(long, default_value_t = 5)]
+        hold_secs: u64,
+    },
+    /// N streams; writers insert RATE notifications/s to random ones of those users for
+    /// DURATION s: commit-to-receive latency, lost, duplicated.
+    Personal {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+    },
+    /// N streams; one insert to `broadcast` per round: time until every stream has it.
+    Broadcast {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// N parked long-polls; one insert to `broadcast` per round: wake latency, completeness.
+    Longpoll {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// CONNECTIONS clients polling `GET /api/notifications?limit=20` for DURATION s.
+    Poll {
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+    },
+    /// W writers' insert throughput into `notifications` (herald's trigger, herald running)
+    /// against a copy of the table with no trigger, in alternating phases.
+    Writers {
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+        #[arg(long, default_value_t = 8)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
+}
+
+/// What every scenario needs.
+pub struct Bench {
+    server: SocketAddr,
+    host: String,
+    database_url: String,
+    auth: Auth,
+    sources: u8,
+    first_user: u32,
+}
+
+impl Bench {
+    /// The user id of client `i`.
+    pub fn user(&self, i: usize) -> String {
+        format!("bench{}", self.first_user as usize + i)
+    }
+
+    /// A token for client `i`'s user, valid for an hour.
+    pub fn token(&self, i: usize) -> String {
+        self.auth.mint(&self.user(i), &[], false, 3600)
+    }
+
+    /// The source address for connection `i`.
+    pub fn source(&self, i: usize) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            2 + (i % self.sources as usize) as u8,
+        ))
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let bench = Bench {
+        server: cli.server,
+        host: cli.server.to_string(),
+        database_url: cli.database_url,
+        auth: Auth::new(cli.secret.as_bytes(), None),
+        sources: cli.sources,
+        first_user: cli.first_user,
+    };
+    // One thread: the generator stays off the core herald and PostgreSQL share the rest of.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, scenarios::run(&bench, cli.scenario))
+}

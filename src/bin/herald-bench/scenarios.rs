@@ -1,0 +1,552 @@
+//! The scenarios. Clients are tasks on one thread; writers are plain SQL connections.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::net::{IpAddr, Ipv4Addr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::client::{self, Connection, EventStream};
+use crate::stats::{Report, now_micros, percentiles};
+use crate::{Bench, Scenario};
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// How long to wait for stragglers once the load has stopped.
+const GRACE: Duration = Duration::from_secs(5);
+/// Streams being opened at once (the server's accept backlog is 4096).
+const OPENING: usize = 512;
+
+/// Runs `scenario` and prints its report.
+pub async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
+    let report = match scenario {
+        Scenario::Streams { n, hold_secs } => streams(bench, n, hold_secs).await?,
+        Scenario::Personal {
+            n,
+            rate,
+            duration_secs,
+            writers,
+        } => personal(bench, n, rate, duration_secs, writers).await?,
+        Scenario::Broadcast { n, rounds } => broadcast(bench, n, rounds).await?,
+        Scenario::Longpoll { n, rounds } => longpoll(bench, n, rounds).await?,
+        Scenario::Poll {
+            connections,
+            duration_secs,
+        } => poll(bench, connections, duration_secs).await?,
+        Scenario::Writers {
+            writers,
+            duration_secs,
+            rounds,
+        } => writers_scenario(bench, writers, duration_secs, rounds).await?,
+    };
+    report.print();
+    Ok(())
+}
+
+/// A notification as a stream or a poll delivers it: its id and the writer's send stamp.
+#[derive(Deserialize)]
+struct Note {
+    id: i64,
+    #[serde(default)]
+    data: NoteData,
+}
+
+#[derive(Deserialize, Default)]
+struct NoteData {
+    t: Option<i64>,
+}
+
+/// Stream `stream` received notification `id`, `latency` µs after it was sent.
+struct Delivery {
+    stream: usize,
+    id: i64,
+    latency: i64,
+}
+
+/// Opens streams `0..n` (each client's own inbox); returns how many opened and failed. Every
+/// notification they receive goes to `deliveries`.
+async fn open_streams(
+    bench: &Bench,
+    n: usize,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+) -> (usize, usize) {
+    let opening = Rc::new(Semaphore::new(OPENING));
+    let mut opened = Vec::with_capacity(n);
+    for i in 0..n {
+        let (server, source, host) = (bench.server, bench.source(i), bench.host.clone());
+        let path = format!("/events?token={}", bench.token(i));
+        let (ready, ready_rx) = oneshot::channel();
+        let (opening, deliveries) = (opening.clone(), deliveries.clone());
+        tokio::task::spawn_local(async move {
+            let permit = opening.acquire().await;
+            let stream = match client::connect(server, source).await {
+                Ok(socket) => EventStream::open(socket, &host, &path).await,
+                Err(err) => Err(err),
+            };
+            drop(permit);
+            let mut stream = match stream {
+                Ok(stream) => {
+                    let _ = ready.send(true);
+                    stream
+                }
+                Err(_) => {
+                    let _ = ready.send(false);
+                    return;
+                }
+            };
+            while let Ok(Some(event)) = stream.next().await {
+                if event.name != "notification" {
+                    continue;
+                }
+                let received = now_micros();
+                if let Ok(note) = serde_json::from_str::<Note>(&event.data) {
+                    let latency = note.data.t.map_or(-1, |t| received - t);
+                    let _ = deliveries.send(Delivery {
+                        stream: i,
+                        id: note.id,
+                        latency,
+                    });
+                }
+            }
+        });
+        opened.push(ready_rx);
+    }
+    let mut established = 0;
+    for ready in opened {
+        if ready.await.unwrap_or(false) {
+            established += 1;
+        }
+    }
+    (established, n - established)
+}
+
+/// A database connection, driven on this thread.
+async fn pg(bench: &Bench) -> Result<tokio_postgres::Client> {
+    let (client, connection) =
+        tokio_postgres::connect(&bench.database_url, tokio_postgres::NoTls).await?;
+    tokio::task::spawn_local(connection);
+    Ok(client)
+}
+
+/// A plain connection to herald from 127.0.0.1.
+async fn connection(bench: &Bench) -> Result<Connection> {
+    let socket = client::connect(bench.server, IpAddr::V4(Ipv4Addr::LOCALHOST)).await?;
+    Ok(Connection::new(socket, &bench.host))
+}
+
+/// The value of a `/metrics` series.
+async fn metric(bench: &Bench, name: &str) -> Result<f64> {
+    let response = connection(bench).await?.get("/metrics").await?;
+    let text = String::from_utf8_lossy(&response.body);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .ok_or_else(|| format!("no {name} in /metrics").into())
+}
+
+/// Waits until every stream herald counts is open (its gauge lags the handshake slightly).
+async fn settle_streams(bench: &Bench, expected: usize) -> Result<()> {
+    let deadline = Instant::now() + GRACE;
+    while (metric(bench, "herald_streams_open").await? as usize) < expected
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn streams(bench: &Bench, n: usize, hold_secs: u64) -> Result<Report> {
+    let rss_before = metric(bench, "process_resident_memory_bytes").await?;
+    let (deliveries, _keep) = mpsc::unbounded_channel();
+    let started = Instant::now();
+    let (established, failed) = open_streams(bench, n, deliveries).await;
+    let open_secs = started.elapsed().as_secs_f64();
+    settle_streams(bench, established).await?;
+    tokio::time::sleep(Duration::from_secs(hold_secs)).await;
+    let open_now = metric(bench, "herald_streams_open").await?;
+    let rss_after = metric(bench, "process_resident_memory_bytes").await?;
+    let per_stream = (rss_after - rss_before) / established.max(1) as f64;
+    let mut report = Report::new("streams");
+    report
+        .set("streams", n)
+        .set("established", established)
+        .set("failed", failed)
+        .set("herald_streams_open", open_now)
+        .set("open_secs", round(open_secs))
+        .set("rss_before_mb", round(rss_before / 1e6))
+        .set("rss_after_mb", round(rss_after / 1e6))
+        .set("rss_per_stream_kb", round(per_stream / 1e3));
+    Ok(report)
+}
+
+async fn personal(
+    bench: &Bench,
+    n: usize,
+    rate: u32,
+    duration_secs: u64,
+    writers: usize,
+) -> Result<Report> {
+    let (deliveries, mut received) = mpsc::unbounded_channel();
+    let (established, failed) = open_streams(bench, n, deliveries).await;
+    settle_streams(bench, established).await?;
+
+    // Each writer inserts for random users at its share of the rate, and records what it
+    // sent, so that every stream's expected notifications are known exactly.
+    let interval = Duration::from_secs_f64(writers as f64 / rate.max(1) as f64);
+    let deadline = Instant::now() + Duration::from_secs(duration_secs);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let client = pg(bench).await?;
+        let users: Vec<String> = (0..n).map(|i| format!("user:{}", bench.user(i))).collect();
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut sent: Vec<(usize, i64)> = Vec::new();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(w as u64 + 1);
+            while Instant::now() < deadline {
+                tick.tick().await;
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let stream = (seed % users.len() as u64) as usize;
+                let row = client
+                    .query_one(
+                        "insert into notifications (channel, title, data)
+                         values ($1, 'bench', jsonb_build_object('t', $2::bigint)) returning id",
+                        &[&users[stream], &now_micros()],
+                    )
+                    .await;
+                if let Ok(row) = row {
+                    sent.push((stream, row.get(0)));
+                }
+            }
+            sent
+        }));
+    }
+    let mut expected: HashMap<usize, Vec<i64>> = HashMap::new();
+    let mut inserted = 0;
+    for task in tasks {
+        for (stream, id) in task.await? {
+            expected.entry(stream).or_default().push(id);
+            inserted += 1;
+        }
+    }
+    let wanted = inserted;
+    let mut got: HashMap<(usize, i64), u32> = HashMap::new();
+    let mut latencies = Vec::with_capacity(wanted);
+    let grace = Instant::now() + GRACE;
+    loop {
+        let delivery = match tokio::time::timeout_at(grace, received.recv()).await {
+            Ok(Some(delivery)) => delivery,
+            _ => break,
+        };
+        *got.entry((delivery.stream, delivery.id)).or_default() += 1;
+        latencies.push(delivery.latency);
+        if latencies.len() >= wanted && got.len() >= wanted {
+            break;
+        }
+    }
+    let lost = expected
+        .iter()
+        .flat_map(|(stream, ids)| ids.iter().map(move |id| (*stream, *id)))
+        .filter(|key| !got.contains_key(key))
+        .count();
+    let duplicated: u32 = got.values().map(|times| times - 1).sum();
+    let mut report = Report::new("personal");
+    report
+        .set("streams", n)
+        .set("established", established)
+        .set("failed", failed)
+        .set("rate_per_sec", rate)
+        .set("duration_secs", duration_secs)
+        .set("inserted", inserted)
+        .set(
+            "achieved_rate_per_sec",
+            round(inserted as f64 / duration_secs as f64),
+        )
+        .set("received", latencies.len())
+        .set("lost", lost)
+        .set("duplicated", duplicated)
+        .set("latency", percentiles(&mut latencies));
+    Ok(report)
+}
+
+async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
+    let (deliveries, mut received) = mpsc::unbounded_channel();
+    let (established, failed) = open_streams(bench, n, deliveries).await;
+    settle_streams(bench, established).await?;
+    let client = pg(bench).await?;
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    for _ in 0..rounds {
+        let row = client
+            .query_one(
+                "insert into notifications (channel, title, data)
+                 values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint)) returning id",
+                &[&now_micros()],
+            )
+            .await?;
+        let id: i64 = row.get(0);
+        let mut have = 0;
+        let grace = Instant::now() + GRACE;
+        while have < established {
+            match tokio::time::timeout_at(grace, received.recv()).await {
+                Ok(Some(delivery)) if delivery.id == id => {
+                    have += 1;
+                    latencies.push(delivery.latency);
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        missing += established - have;
+    }
+    let mut report = Report::new("broadcast");
+    report
+        .set("streams", n)
+        .set("established", established)
+        .set("failed", failed)
+        .set("rounds", rounds)
+        .set("missing", missing)
+        .set("latency", percentiles(&mut latencies));
+    Ok(report)
+}
+
+async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
+    let client = pg(bench).await?;
+    let mut latencies = Vec::new();
+    let (mut failed, mut incomplete) = (0, 0);
+    let mut why: HashMap<String, u32> = HashMap::new();
+    // Each user's cursor, carried from round to round.
+    let mut cursors: Vec<Option<String>> = vec![None; n];
+    // Connect and ask each user's cursor in turn: herald closes a connection that sends
+    // nothing for HERALD_REQUEST_TIMEOUT_SECS, so all of them cannot be opened first.
+    let mut connections: Vec<Option<Connection>> = Vec::with_capacity(n);
+    for (i, cursor) in cursors.iter_mut().enumerate() {
+        let mut conn = match client::connect(bench.server, bench.source(i)).await {
+            Ok(socket) => Connection::new(socket, &bench.host),
+            Err(_) => {
+                connections.push(None);
+                continue;
+            }
+        };
+        let path = format!("/api/notifications?limit=1&token={}", bench.token(i));
+        if let Ok(response) = conn.get(&path).await {
+            *cursor = cursor_of(&response.body);
+        }
+        connections.push(Some(conn));
+    }
+    for _ in 0..rounds {
+        let mut parked = Vec::with_capacity(n);
+        for (i, conn) in connections.iter_mut().enumerate() {
+            let (Some(mut conn), Some(cursor)) = (conn.take(), cursors[i].clone()) else {
+                failed += 1;
+                continue;
+            };
+            let path = format!(
+                "/api/notifications?wait=60&after={cursor}&token={}",
+                bench.token(i)
+            );
+            parked.push(tokio::task::spawn_local(async move {
+                let response = conn.get(&path).await;
+                let at = now_micros();
+                (i, conn, response, at)
+            }));
+        }
+        let deadline = Instant::now() + 6 * GRACE;
+        while (metric(bench, "herald_long_polls_parked").await? as usize) < parked.len()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let row = client
+            .query_one(
+                "insert into notifications (channel, title, data)
+                 values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint)) returning id",
+                &[&now_micros()],
+            )
+            .await?;
+        let id: i64 = row.get(0);
+        for task in parked {
+            let (i, conn, response, at) = task.await?;
+            match response {
+                Ok(response) if response.status == 200 => {
+                    let page: Page = serde_json::from_slice(&response.body)?;
+                    match page.notifications.iter().find(|note| note.id == id) {
+                        Some(note) => latencies.push(at - note.data.t.unwrap_or(at)),
+                        None => incomplete += 1,
+                    }
+                    cursors[i] = Some(page.cursor);
+                    connections[i] = Some(conn);
+                }
+                Ok(response) => {
+                    failed += 1;
+                    *why.entry(format!("status {}", response.status))
+                        .or_default() += 1;
+                }
+                Err(err) => {
+                    failed += 1;
+                    *why.entry(err.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut report = Report::new("longpoll");
+    report
+        .set("long_polls", n)
+        .set("rounds", rounds)
+        .set("failed", failed)
+        .set("failures", serde_json::to_value(&why)?)
+        .set("answered_without_it", incomplete)
+        .set("wake_latency", percentiles(&mut latencies));
+    Ok(report)
+}
+
+#[derive(Deserialize)]
+struct Page {
+    notifications: Vec<Note>,
+    cursor: String,
+}
+
+fn cursor_of(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Page>(body).ok().map(|p| p.cursor)
+}
+
+async fn poll(bench: &Bench, connections: usize, duration_secs: u64) -> Result<Report> {
+    // Something to list: 20 notifications in each polling user's inbox.
+    let client = pg(bench).await?;
+    let users: Vec<String> = (0..connections)
+        .map(|i| format!("user:{}", bench.user(i)))
+        .collect();
+    client
+        .execute(
+            "insert into notifications (channel, title, body)
+             select u, 'bench ' || g, 'a notification to list'
+             from unnest($1::text[]) u, generate_series(1, 20) g",
+            &[&users],
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(duration_secs);
+    let mut tasks = Vec::new();
+    for i in 0..connections {
+        let socket = client::connect(bench.server, bench.source(i)).await?;
+        let mut conn = Connection::new(socket, &bench.host);
+        let path = format!("/api/notifications?limit=20&token={}", bench.token(i));
+        tasks.push(tokio::task::spawn_local(async move {
+            let (mut latencies, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                match conn.get(&path).await {
+                    Ok(response) if response.status == 200 => {
+                        latencies.push(started.elapsed().as_micros() as i64)
+                    }
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (mut l, e) = task.await?;
+        latencies.append(&mut l);
+        errors += e;
+    }
+    let mut report = Report::new("poll");
+    report
+        .set("connections", connections)
+        .set("duration_secs", duration_secs)
+        .set("requests", latencies.len())
+        .set("errors", errors)
+        .set(
+            "requests_per_sec",
+            round(latencies.len() as f64 / duration_secs as f64),
+        )
+        .set("latency", percentiles(&mut latencies));
+    Ok(report)
+}
+
+async fn writers_scenario(
+    bench: &Bench,
+    writers: usize,
+    duration_secs: u64,
+    rounds: usize,
+) -> Result<Report> {
+    let admin = pg(bench).await?;
+    admin
+        .batch_execute(
+            "drop table if exists bench_plain;
+             create table bench_plain (like notifications including all);",
+        )
+        .await?;
+    let mut clients = Vec::new();
+    for _ in 0..writers {
+        clients.push(Rc::new(pg(bench).await?));
+    }
+    let mut totals: HashMap<&str, (u64, f64)> = HashMap::new();
+    let mut phases = Vec::new();
+    // Phases alternate, so table growth and checkpoints fall on both alike.
+    for round in 0..rounds {
+        for table in ["bench_plain", "notifications"] {
+            let deadline = Instant::now() + Duration::from_secs(duration_secs);
+            let started = Instant::now();
+            let sql = format!(
+                "insert into {table} (channel, title) values ('user:' || $1::int, 'bench')"
+            );
+            let mut tasks = Vec::new();
+            for (w, client) in clients.iter().enumerate() {
+                let (client, sql) = (client.clone(), sql.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let statement = client.prepare(&sql).await.expect("prepares");
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let user = ((done as usize * 7919 + w) % 1000) as i32;
+                        if client.execute(&statement, &[&user]).await.is_ok() {
+                            done += 1;
+                        }
+                    }
+                    done
+                }));
+            }
+            let mut inserts = 0;
+            for task in tasks {
+                inserts += task.await?;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let entry = totals.entry(table).or_default();
+            entry.0 += inserts;
+            entry.1 += secs;
+            phases.push(serde_json::json!({
+                "round": round, "table": table, "inserts_per_sec": round_to(inserts as f64 / secs)
+            }));
+        }
+    }
+    admin.batch_execute("drop table bench_plain").await?;
+    let rate = |table: &str| totals.get(table).map_or(0.0, |(n, s)| *n as f64 / s);
+    let (plain, herald) = (rate("bench_plain"), rate("notifications"));
+    let mut report = Report::new("writers");
+    report
+        .set("writers", writers)
+        .set("phase_secs", duration_secs)
+        .set("rounds", rounds)
+        .set("plain_inserts_per_sec", round(plain))
+        .set("herald_inserts_per_sec", round(herald))
+        .set("ratio", round(herald / plain.max(1.0)))
+        .set("phases", phases);
+    Ok(report)
+}
+
+fn round(value: f64) -> f64 {
+    round_to(value)
+}
+
+fn round_to(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
