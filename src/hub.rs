@@ -149,6 +149,8 @@ pub enum Kind {
 pub struct Subscription {
     id: u64,
     kind: Kind,
+    /// Counted in its kind's gauge (a long-poll only once it parks).
+    counted: bool,
     user_id: String,
     rx: mpsc::Receiver<HubEvent>,
     dropped: Arc<AtomicBool>,
@@ -156,6 +158,18 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A long-poll that found nothing new and now waits: from here on it counts as parked
+    /// (`herald_long_polls_parked`). Before, it was still reading its first page.
+    pub fn mark_parked(&mut self) {
+        if !self.counted {
+            self.counted = true;
+            self.hub
+                .stats
+                .gauge(self.kind)
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The next event; `None` once the hub dropped this subscriber (slow, or shutting down),
     /// even with events still queued: a subscriber that fell behind resumes from its cursor
     /// on a new connection instead of draining the old one.
@@ -177,10 +191,12 @@ impl Drop for Subscription {
         registry.remove(self.id);
         registry.release(&self.user_id);
         drop(registry);
-        self.hub
-            .stats
-            .gauge(self.kind)
-            .fetch_sub(1, Ordering::Relaxed);
+        if self.counted {
+            self.hub
+                .stats
+                .gauge(self.kind)
+                .fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -259,10 +275,15 @@ impl Hub {
             },
         );
         drop(registry);
-        self.stats.gauge(kind).fetch_add(1, Ordering::Relaxed);
+        // A stream is open from here; a long-poll counts once it parks (`mark_parked`).
+        let counted = kind == Kind::Stream;
+        if counted {
+            self.stats.gauge(kind).fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Subscription {
             id,
             kind,
+            counted,
             user_id: user_id.to_owned(),
             rx,
             dropped,

@@ -6,10 +6,11 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::Caller;
-use crate::cursor::Cursor;
+use crate::channels;
+use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
-use crate::hub::HubEvent;
 use crate::hub::Kind;
+use crate::hub::{HubEvent, LiveRow};
 use crate::models::NewNotification;
 use crate::startup::AppState;
 use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
@@ -71,13 +72,22 @@ async fn list(
     };
 
     // Park only when asked to wait for something newer than a known cursor. Subscribe before
-    // the first query, so nothing committed after its snapshot can slip by unnoticed.
+    // the first query, so nothing committed after its snapshot can slip by unnoticed; to the
+    // inbox too, to keep the unread count without asking the database again.
     let mut live = match (&after, wait) {
-        (Some(_), 1..) => Some(
-            state
-                .hub
-                .subscribe(Kind::LongPoll, &caller.user_id, &channels)?,
-        ),
+        (Some(_), 1..) => {
+            let mut wanted = channels.clone();
+            for channel in caller.inbox() {
+                if !wanted.contains(&channel) {
+                    wanted.push(channel);
+                }
+            }
+            Some(
+                state
+                    .hub
+                    .subscribe(Kind::LongPoll, &caller.user_id, &wanted)?,
+            )
+        }
         _ => None,
     };
     let read = |after: Option<Cursor>| {
@@ -102,22 +112,42 @@ async fn list(
         && page.rows.is_empty()
         && !page.reset
     {
+        // What the hub brings after `page.snapshot` is exactly what is new: answer from it,
+        // with no query, while the unread count can be kept exactly (no read-state change
+        // arrived meanwhile); else read the page again.
+        live.mark_parked();
+        let mut unread = page.unread_count;
+        let mut count_exact = true;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
         loop {
             tokio::select! {
                 event = live.recv() => match event {
                     Some(HubEvent::Rows(batch)) => {
-                        let new = batch.rows.iter().any(|row| {
-                            channels.contains(&row.channel) && !page.snapshot.is_visible(row.txid)
-                        });
-                        if new {
-                            page = read(after.clone()).await?;
-                            if !page.rows.is_empty() {
-                                break;
+                        let mut fresh = Vec::new();
+                        for row in batch.rows.iter() {
+                            if page.snapshot.is_visible(row.txid) {
+                                continue;
+                            }
+                            if channels::is_inbox(&caller.user_id, &row.channel) {
+                                unread += 1;
+                            }
+                            if channels.contains(&row.channel) {
+                                fresh.push(row);
                             }
                         }
+                        if fresh.is_empty() {
+                            continue;
+                        }
+                        if count_exact {
+                            return Ok(live_page(&fresh, limit, &page.snapshot, unread));
+                        }
+                        page = read(after.clone()).await?;
+                        (unread, count_exact) = (page.unread_count, true);
+                        if !page.rows.is_empty() {
+                            break;
+                        }
                     }
-                    Some(_) => {}
+                    Some(HubEvent::Read(_) | HubEvent::Resync) => count_exact = false,
                     // Shutting down (or hopelessly behind): answer with what we have.
                     None => break,
                 },
@@ -126,6 +156,29 @@ async fn list(
         }
     }
     Ok(HttpResponse::Ok().json(page_json(&page, unknown)))
+}
+
+/// A long-poll's answer built from the rows the hub brought: the first `limit` of `rows` (new
+/// since `floor`, the parked request's snapshot, in reading order), their JSON as serialized
+/// once by the listener, and the cursor after the last one.
+fn live_page(rows: &[&LiveRow], limit: i64, floor: &Snapshot, unread_count: i64) -> HttpResponse {
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let last = rows.last().expect("answered only with new rows");
+    // Everything in `floor` was covered by `after`; the row's own cursor may start earlier.
+    let cursor = last.cursor.rebased_on(floor).to_string();
+    let mut body = String::from("{\"notifications\":[");
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&row.json);
+    }
+    body.push_str(&format!(
+        "],\"unread_count\":{unread_count},\"cursor\":\"{cursor}\"}}"
+    ));
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
 }
 
 fn page_json(page: &Page, unknown: bool) -> serde_json::Value {

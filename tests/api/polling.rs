@@ -188,3 +188,47 @@ async fn unread_true_lists_only_unread() {
     let (_, all) = app.get("/api/notifications", Some(&token)).await;
     assert_eq!(all["notifications"][1]["read"], true);
 }
+
+#[actix_web::test]
+async fn a_woken_long_poll_counts_unread_and_its_cursor_resumes_exactly_out_of_order() {
+    let app = spawn_app().await;
+    let token = app.token_for("1");
+    app.insert("user:1", "before").await;
+    let (_, first) = app.get("/api/notifications", Some(&token)).await;
+    let after = first["cursor"].as_str().unwrap().to_owned();
+    // Takes its id now, commits last.
+    let late = app.insert_uncommitted("user:1", "late").await;
+
+    let path = format!("/api/notifications?after={after}&wait=60");
+    let poll = app.get(&path, Some(&token));
+    let insert = async {
+        app.wait_for_metric("herald_long_polls_parked", 1).await;
+        app.insert("user:2", "not theirs").await;
+        app.insert("broadcast", "early").await;
+    };
+    let ((status, woken), ()) = tokio::time::timeout(crate::helpers::WAIT, async {
+        futures_util::future::join(poll, insert).await
+    })
+    .await
+    .expect("the long-poll answered");
+
+    assert_eq!(status, StatusCode::OK, "{woken}");
+    assert_eq!(titles(&woken), vec!["early"]);
+    assert_eq!(woken["unread_count"], 2, "before and early");
+    assert_eq!(woken["notifications"][0]["read"], false);
+    late.batch_execute("commit").await.unwrap();
+    let cursor = woken["cursor"].as_str().unwrap();
+    let (_, next) = app
+        .get(&format!("/api/notifications?after={cursor}"), Some(&token))
+        .await;
+    assert_eq!(
+        titles(&next),
+        vec!["late"],
+        "the late row, and nothing twice"
+    );
+    let cursor = next["cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get(&format!("/api/notifications?after={cursor}"), Some(&token))
+        .await;
+    assert_eq!(titles(&rest), Vec::<String>::new());
+}

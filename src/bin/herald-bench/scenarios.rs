@@ -315,89 +315,108 @@ async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
     Ok(report)
 }
 
+/// What one long-polling client saw in one round.
+enum Woken {
+    /// Answered with the round's notification, `latency` µs after it was sent.
+    With { latency: i64 },
+    /// Answered, but without it.
+    Without,
+    /// No answer (the reason).
+    Failed(String),
+}
+
 async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
     let client = pg(bench).await?;
+    let (woken_tx, mut woken) = mpsc::unbounded_channel();
+    // Each client connects, takes its cursor, and parks at once, then parks again as soon as
+    // it is answered: a connection left idle would be closed after HERALD_KEEP_ALIVE_SECS.
+    for i in 0..n {
+        let (server, source, host) = (bench.server, bench.source(i), bench.host.clone());
+        let token = bench.token(i);
+        let woken_tx = woken_tx.clone();
+        tokio::task::spawn_local(async move {
+            let fail = |why: String| {
+                let _ = woken_tx.send(Woken::Failed(why));
+            };
+            let mut conn = match client::connect(server, source).await {
+                Ok(socket) => Connection::new(socket, &host),
+                Err(err) => return fail(err.to_string()),
+            };
+            let first = conn
+                .get(&format!("/api/notifications?limit=1&token={token}"))
+                .await;
+            let Some(mut cursor) = first.ok().and_then(|r| cursor_of(&r.body)) else {
+                return fail("no cursor".into());
+            };
+            for _ in 0..rounds {
+                let path = format!("/api/notifications?wait=60&after={cursor}&token={token}");
+                let response = conn.get(&path).await;
+                let at = now_micros();
+                let page = match response {
+                    Ok(r) if r.status == 200 => serde_json::from_slice::<Page>(&r.body),
+                    Ok(r) => return fail(format!("status {}", r.status)),
+                    Err(err) => return fail(err.to_string()),
+                };
+                let Ok(page) = page else {
+                    return fail("unreadable page".into());
+                };
+                let sent = page.notifications.iter().find_map(|note| note.data.t);
+                let _ = woken_tx.send(match sent {
+                    Some(t) => Woken::With { latency: at - t },
+                    None => Woken::Without,
+                });
+                cursor = page.cursor;
+            }
+        });
+    }
+    drop(woken_tx);
+
     let mut latencies = Vec::new();
     let (mut failed, mut incomplete) = (0, 0);
     let mut why: HashMap<String, u32> = HashMap::new();
-    // Each user's cursor, carried from round to round.
-    let mut cursors: Vec<Option<String>> = vec![None; n];
-    // Connect and ask each user's cursor in turn: herald closes a connection that sends
-    // nothing for HERALD_REQUEST_TIMEOUT_SECS, so all of them cannot be opened first.
-    let mut connections: Vec<Option<Connection>> = Vec::with_capacity(n);
-    for (i, cursor) in cursors.iter_mut().enumerate() {
-        let mut conn = match client::connect(bench.server, bench.source(i)).await {
-            Ok(socket) => Connection::new(socket, &bench.host),
-            Err(_) => {
-                connections.push(None);
-                continue;
-            }
-        };
-        let path = format!("/api/notifications?limit=1&token={}", bench.token(i));
-        if let Ok(response) = conn.get(&path).await {
-            *cursor = cursor_of(&response.body);
-        }
-        connections.push(Some(conn));
-    }
+    let mut answered = 0;
     for _ in 0..rounds {
-        let mut parked = Vec::with_capacity(n);
-        for (i, conn) in connections.iter_mut().enumerate() {
-            let (Some(mut conn), Some(cursor)) = (conn.take(), cursors[i].clone()) else {
-                failed += 1;
-                continue;
-            };
-            let path = format!(
-                "/api/notifications?wait=60&after={cursor}&token={}",
-                bench.token(i)
-            );
-            parked.push(tokio::task::spawn_local(async move {
-                let response = conn.get(&path).await;
-                let at = now_micros();
-                (i, conn, response, at)
-            }));
-        }
+        let waiting = n - failed;
         let deadline = Instant::now() + 6 * GRACE;
-        while (metric(bench, "herald_long_polls_parked").await? as usize) < parked.len()
+        while (metric(bench, "herald_long_polls_parked").await? as usize) < waiting
             && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let row = client
-            .query_one(
+        client
+            .execute(
                 "insert into notifications (channel, title, data)
-                 values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint)) returning id",
+                 values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint))",
                 &[&now_micros()],
             )
             .await?;
-        let id: i64 = row.get(0);
-        for task in parked {
-            let (i, conn, response, at) = task.await?;
-            match response {
-                Ok(response) if response.status == 200 => {
-                    let page: Page = serde_json::from_slice(&response.body)?;
-                    match page.notifications.iter().find(|note| note.id == id) {
-                        Some(note) => latencies.push(at - note.data.t.unwrap_or(at)),
-                        None => incomplete += 1,
-                    }
-                    cursors[i] = Some(page.cursor);
-                    connections[i] = Some(conn);
+        // This round is over when every client still in the game has been answered.
+        let mut this_round = 0;
+        let grace = Instant::now() + 6 * GRACE;
+        while this_round + failed < n {
+            match tokio::time::timeout_at(grace, woken.recv()).await {
+                Ok(Some(Woken::With { latency })) => {
+                    latencies.push(latency);
+                    this_round += 1;
                 }
-                Ok(response) => {
+                Ok(Some(Woken::Without)) => {
+                    incomplete += 1;
+                    this_round += 1;
+                }
+                Ok(Some(Woken::Failed(reason))) => {
                     failed += 1;
-                    *why.entry(format!("status {}", response.status))
-                        .or_default() += 1;
+                    *why.entry(reason).or_default() += 1;
                 }
-                Err(err) => {
-                    failed += 1;
-                    *why.entry(err.to_string()).or_default() += 1;
-                }
+                _ => break,
             }
         }
+        answered += this_round;
     }
     let mut report = Report::new("longpoll");
     report
         .set("long_polls", n)
         .set("rounds", rounds)
+        .set("answered", answered)
         .set("failed", failed)
         .set("failures", serde_json::to_value(&why)?)
         .set("answered_without_it", incomplete)
