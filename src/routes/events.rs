@@ -64,15 +64,9 @@ async fn events(
         .filter(|id| !id.is_empty());
 
     // The hub also brings inbox rows the stream does not show, to keep the unread count.
-    let mut wanted = channels.clone();
-    for channel in caller.inbox() {
-        if !wanted.contains(&channel) {
-            wanted.push(channel);
-        }
-    }
     let live = state
         .hub
-        .subscribe(Kind::Stream, &caller.user_id, &wanted)?;
+        .subscribe(Kind::Stream, &caller.user_id, &caller.with_inbox(&channels))?;
 
     let (tx, rx) = mpsc::channel(BUFFER);
     let stream = Stream {

@@ -75,19 +75,11 @@ async fn list(
     // the first query, so nothing committed after its snapshot can slip by unnoticed; to the
     // inbox too, to keep the unread count without asking the database again.
     let mut live = match (&after, wait) {
-        (Some(_), 1..) => {
-            let mut wanted = channels.clone();
-            for channel in caller.inbox() {
-                if !wanted.contains(&channel) {
-                    wanted.push(channel);
-                }
-            }
-            Some(
-                state
-                    .hub
-                    .subscribe(Kind::LongPoll, &caller.user_id, &wanted)?,
-            )
-        }
+        (Some(_), 1..) => Some(state.hub.subscribe(
+            Kind::LongPoll,
+            &caller.user_id,
+            &caller.with_inbox(&channels),
+        )?),
         _ => None,
     };
     let read = |after: Option<Cursor>| {
