@@ -58,6 +58,8 @@ const SETTLE_MAX: Duration = Duration::from_secs(1);
 /// Armed and idle: read anyway this often. Longer than any test waits, so a broken NOTIFY
 /// path still fails the tests.
 const SAFETY_READ: Duration = Duration::from_secs(30);
+/// How often unread counts are rolled up.
+const ROLL_UP_EVERY: Duration = Duration::from_secs(1);
 /// Reconnect backoff.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -184,8 +186,14 @@ impl Listener {
         }
     }
 
-    /// Runs until shutdown, reconnecting with backoff whenever the connection fails.
+    /// Runs until shutdown, reconnecting with backoff whenever the connection fails; rolls
+    /// the unread counts up meanwhile.
     pub async fn run(mut self) {
+        let roll_up = roll_up_counts(self.pool.clone(), self.shutdown.clone());
+        tokio::join!(self.sessions(), roll_up);
+    }
+
+    async fn sessions(&mut self) {
         let mut failures: u32 = 0;
         loop {
             let result = self.session(failures > 0).await;
@@ -473,6 +481,42 @@ async fn probe(client: &tokio_postgres::Client) -> Result<Watch, SessionError> {
         below: probe,
         sessions,
     })
+}
+
+/// Keeps `notification_counts` within about [`ROLL_UP_EVERY`] of the table, so unread counts
+/// only count a short tail of rows (see the `unread_counts` migration). Every instance runs
+/// this; one that finds another rolling up skips its turn.
+async fn roll_up_counts(pool: DbPool, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(ROLL_UP_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let pool = pool.clone();
+        let result = web::block(move || -> Result<bool, String> {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            store::reads::roll_up_counts(&mut conn).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match result {
+            Ok(_) if failing => {
+                log::info!("unread count roll-up recovered");
+                failing = false;
+            }
+            Ok(_) => {}
+            // Counts stay right without it (the tail is counted); they only get slower.
+            Err(err) if !failing => {
+                log::warn!("unread count roll-up failed error={err}");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 async fn sleep_opt(delay: Option<Duration>) {

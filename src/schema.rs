@@ -19,6 +19,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    notification_counts (channel) {
+        channel -> Text,
+        total -> Int8,
+        deleted -> Int8,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::PgSnapshot;
+
+    notification_counts_through (only_row) {
+        only_row -> Bool,
+        through -> PgSnapshot,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::PgSnapshot;
 
@@ -26,6 +44,10 @@ diesel::table! {
         user_id -> Text,
         read_through -> PgSnapshot,
         marked_at -> Timestamptz,
+        inbox_seen -> Nullable<Int8>,
+        inbox_deleted -> Nullable<Int8>,
+        broadcast_seen -> Nullable<Int8>,
+        broadcast_deleted -> Nullable<Int8>,
     }
 }
 
@@ -58,6 +80,8 @@ diesel::joinable!(notification_reads -> notifications (notification_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     herald_listeners,
+    notification_counts,
+    notification_counts_through,
     notification_read_marks,
     notification_reads,
     notifications,

@@ -9,7 +9,7 @@
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Array, BigInt, Text};
+use diesel::sql_types::{BigInt, Bool, Text};
 use serde::{Deserialize, Serialize};
 
 use crate::channels;
@@ -50,24 +50,25 @@ pub fn unread_count(conn: &mut PgConnection, user_id: &str) -> QueryResult<(i64,
         })
 }
 
-/// `user_id`'s unread count as the current statement sees it.
+/// `user_id`'s unread count as the current statement sees it: O(1) in the inbox's size (the
+/// `unread_counts` migration explains how).
 pub(crate) fn count_unread(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64> {
-    let row: Count = diesel::sql_query(
-        "select count(*) as count
-         from (select $1::text as user_id) u
-         left join notification_read_marks m on m.user_id = u.user_id
-         cross join unnest($2::text[]) as c(channel)
-         join notifications n on n.channel = c.channel
-              and (m.read_through is null
-                   or n.txid >= pg_snapshot_xmax(m.read_through)
-                   or n.txid = any(array(select pg_snapshot_xip(m.read_through))))
-         where not exists (select 1 from notification_reads r
-                           where r.user_id = u.user_id and r.notification_id = n.id)",
-    )
-    .bind::<Text, _>(user_id)
-    .bind::<Array<Text>, _>(channels::inbox(user_id))
-    .get_result(conn)?;
+    let row: Count = diesel::sql_query("select herald_unread_count($1) as count")
+        .bind::<Text, _>(user_id)
+        .get_result(conn)?;
     Ok(row.count)
+}
+
+/// Adds the rows committed since the last roll-up to the per-channel counts unread counts
+/// start from; false if another session was at it.
+pub fn roll_up_counts(conn: &mut PgConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Done {
+        #[diesel(sql_type = Bool)]
+        done: bool,
+    }
+    let row: Done = diesel::sql_query("select herald_roll_up_counts() as done").get_result(conn)?;
+    Ok(row.done)
 }
 
 /// Marks notification `id` read for `user_id` if `may_read` its channel; returns the new
@@ -125,13 +126,26 @@ pub fn mark_all_read(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64>
         attempts += 1;
         let result = conn.build_transaction().repeatable_read().run(|conn| {
             let marked = count_unread(conn, user_id)?;
+            // The inbox channels' counts as of the mark, so that later unread counts are
+            // "count now - count then" (valid while no row of the channel is deleted).
             diesel::sql_query(
-                "insert into notification_read_marks (user_id, read_through)
-                     values ($1, pg_current_snapshot())
+                "insert into notification_read_marks as m (user_id, read_through,
+                         inbox_seen, inbox_deleted, broadcast_seen, broadcast_deleted)
+                     select $1, pg_current_snapshot(),
+                            herald_channel_count($2),
+                            coalesce((select deleted from notification_counts where channel = $2), 0),
+                            herald_channel_count($3),
+                            coalesce((select deleted from notification_counts where channel = $3), 0)
                      on conflict (user_id) do update
-                     set read_through = excluded.read_through, marked_at = now()",
+                     set read_through = excluded.read_through, marked_at = now(),
+                         inbox_seen = excluded.inbox_seen,
+                         inbox_deleted = excluded.inbox_deleted,
+                         broadcast_seen = excluded.broadcast_seen,
+                         broadcast_deleted = excluded.broadcast_deleted",
             )
             .bind::<Text, _>(user_id)
+            .bind::<Text, _>(channels::personal(user_id))
+            .bind::<Text, _>(channels::BROADCAST)
             .execute(conn)?;
             // Every single read is of a row the new snapshot covers.
             diesel::sql_query("delete from notification_reads where user_id = $1")

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod counts;
 mod events;
 mod faults;
 mod fuzz;

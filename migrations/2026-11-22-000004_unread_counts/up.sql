@@ -1,0 +1,170 @@
+-- Unread counts in O(1), without adding work to writers' INSERTs.
+--
+-- `notification_counts` holds, per channel, how many rows were visible in one snapshot,
+-- `notification_counts_through.through`. herald rolls it forward every second
+-- (`herald_roll_up_counts`); a channel's count now is that total plus its rows committed since
+-- (its "tail", a few index entries). A "mark all read" saves each inbox channel's count as seen
+-- at its snapshot, so a user's unread count is "count now - count seen" per inbox channel, less
+-- their single reads since. Deletions (pruning, an app's DELETE) are counted by a trigger; a
+-- saved count is trusted only while its channel has had no deletion since, else the unread
+-- rows are counted instead (O(unread), never O(inbox)).
+create table notification_counts (
+    channel text primary key,
+    -- Rows of the channel visible in `notification_counts_through.through` that still exist.
+    total bigint not null default 0,
+    -- Rows ever deleted from the channel; any change invalidates the counts marks saved.
+    deleted bigint not null default 0
+);
+
+create table notification_counts_through (
+    only_row boolean primary key default true check (only_row),
+    through pg_snapshot not null
+);
+-- An empty snapshot: nothing counted yet, the first roll-up counts every row.
+insert into notification_counts_through (through) values ('1:1:');
+
+alter table notification_read_marks
+    add column inbox_seen bigint,
+    add column inbox_deleted bigint,
+    add column broadcast_seen bigint,
+    add column broadcast_deleted bigint;
+
+-- Rolling up and counting deletions both change `total`; this lock orders them, so a row is
+-- never both rolled up by one and left uncounted by the other.
+create function herald_counts_lock() returns bigint language sql immutable
+    as 'select 7454513::bigint';
+
+-- How many rows of `ch` are not visible in `snap`. Two index range scans: written as one
+-- `txid >= xmax or txid = any(xip)`, the planner scans every row of the channel instead.
+create function herald_count_after(ch text, snap pg_snapshot) returns bigint
+language plpgsql stable as $$
+begin
+    return (select count(*) from notifications n
+            where n.channel = ch and n.txid >= pg_snapshot_xmax(snap))
+         + (select count(*) from notifications n
+            where n.channel = ch and n.txid = any(array(select pg_snapshot_xip(snap))));
+end;
+$$;
+
+-- How many rows `ch` has, as the calling statement sees it.
+create function herald_channel_count(ch text) returns bigint
+language plpgsql stable as $$
+begin
+    return coalesce((select c.total from notification_counts c where c.channel = ch), 0)
+         + herald_count_after(ch, (select t.through from notification_counts_through t));
+end;
+$$;
+
+-- How many rows of `ch` a reader whose mark is `read_through` (with the counts it saved) has
+-- not read, before single reads.
+create function herald_unread_in(
+    ch text, read_through pg_snapshot, seen bigint, seen_deleted bigint
+) returns bigint
+language plpgsql stable as $$
+begin
+    if read_through is null then
+        return herald_channel_count(ch);
+    end if;
+    if seen is not null and seen_deleted = coalesce(
+        (select c.deleted from notification_counts c where c.channel = ch), 0
+    ) then
+        return herald_channel_count(ch) - seen;
+    end if;
+    -- Rows were deleted since the mark (or it predates saved counts): count what it does not
+    -- cover.
+    return herald_count_after(ch, read_through);
+end;
+$$;
+
+-- `reader`'s unread count (SPEC: their inbox, `user:<id>` and `broadcast`), as the calling
+-- statement sees it. Apps may call it too: `select herald_unread_count('42')`.
+create function herald_unread_count(reader text) returns bigint
+language plpgsql stable as $$
+declare
+    mark notification_read_marks;
+    inbox text := 'user:' || reader;
+begin
+    select * into mark from notification_read_marks m where m.user_id = reader;
+    return herald_unread_in(inbox, mark.read_through, mark.inbox_seen, mark.inbox_deleted)
+         + herald_unread_in('broadcast', mark.read_through, mark.broadcast_seen,
+                            mark.broadcast_deleted)
+         -- Single reads are only ever of rows the mark does not cover.
+         - (select count(*) from notification_reads r
+            join notifications n on n.id = r.notification_id
+            where r.user_id = reader and n.channel in (inbox, 'broadcast'));
+end;
+$$;
+
+-- Adds the rows committed since the last roll-up to `notification_counts`. Returns false
+-- without waiting if another session is rolling up or deleting.
+create function herald_roll_up_counts() returns boolean
+language plpgsql as $$
+begin
+    -- Rows this transaction inserted would count as visible in its own snapshot, and so
+    -- would the ones it inserts after: they would never be counted.
+    if pg_current_xact_id_if_assigned() is not null then
+        raise exception 'herald_roll_up_counts() must run in a transaction that has not written';
+    end if;
+    if not pg_try_advisory_xact_lock(herald_counts_lock()) then
+        return false;
+    end if;
+    -- One statement, one snapshot: the rows counted are exactly those visible in the
+    -- snapshot stored as the new `through`. (Read committed: it is taken after the lock.)
+    with t as (
+        select through from notification_counts_through
+    ), fresh as (
+        select channel, count(*) as added
+        from (select n.channel from notifications n
+              where n.txid >= (select pg_snapshot_xmax(through) from t)
+              union all
+              select n.channel from notifications n
+              where n.txid = any(array(select pg_snapshot_xip(through) from t))) new_rows
+        group by channel
+    ), added as (
+        insert into notification_counts as c (channel, total)
+        select channel, added from fresh
+        on conflict (channel) do update set total = c.total + excluded.total
+    )
+    update notification_counts_through set through = pg_current_snapshot();
+    return true;
+end;
+$$;
+
+create function herald_count_deleted() returns trigger
+language plpgsql as $$
+begin
+    perform pg_advisory_xact_lock(herald_counts_lock());
+    insert into notification_counts as c (channel, total, deleted)
+    select d.channel,
+           -count(*) filter (where pg_visible_in_snapshot(d.txid, t.through)),
+           count(*)
+    from deleted_rows d cross join notification_counts_through t
+    group by d.channel
+    on conflict (channel) do update
+        set total = c.total + excluded.total, deleted = c.deleted + excluded.deleted;
+    return null;
+end;
+$$;
+
+create trigger notifications_count_deleted
+    after delete on notifications
+    referencing old table as deleted_rows
+    for each statement execute function herald_count_deleted();
+
+create function herald_count_truncated() returns trigger
+language plpgsql as $$
+begin
+    perform pg_advisory_xact_lock(herald_counts_lock());
+    -- Every channel with rows gets a counts row, so that the change to `deleted` reaches the
+    -- marks that saved a count of it.
+    insert into notification_counts (channel)
+    select distinct channel from notifications
+    on conflict (channel) do nothing;
+    update notification_counts set total = 0, deleted = deleted + 1;
+    return null;
+end;
+$$;
+
+create trigger notifications_count_truncated
+    before truncate on notifications
+    for each statement execute function herald_count_truncated();
