@@ -4,7 +4,6 @@ drop trigger notifications_count_deleted on notifications;
 drop function herald_count_deleted();
 drop function herald_roll_up_counts();
 drop function herald_unread_count(text);
-drop function herald_unread_in(text, pg_snapshot, bigint, bigint);
 drop function herald_channel_count(text);
 drop function herald_count_after(text, pg_snapshot);
 drop function herald_counts_lock();

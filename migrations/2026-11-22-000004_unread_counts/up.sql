@@ -34,15 +34,22 @@ alter table notification_read_marks
 create function herald_counts_lock() returns bigint language sql immutable
     as 'select 7454513::bigint';
 
--- How many rows of `ch` are not visible in `snap`. Two index range scans: written as one
--- `txid >= xmax or txid = any(xip)`, the planner scans every row of the channel instead.
+-- How many rows of `ch` are not visible in `snap`: those at or past its xmax, and those of its
+-- in-progress transactions, each found through the (channel, txid) index. (The planner scans
+-- the whole channel for `txid = any(<xip array>)`, and for an OR of the two.)
 create function herald_count_after(ch text, snap pg_snapshot) returns bigint
 language plpgsql stable as $$
+declare
+    counted bigint;
+    running xid8;
 begin
-    return (select count(*) from notifications n
-            where n.channel = ch and n.txid >= pg_snapshot_xmax(snap))
-         + (select count(*) from notifications n
-            where n.channel = ch and n.txid = any(array(select pg_snapshot_xip(snap))));
+    select count(*) into counted from notifications n
+    where n.channel = ch and n.txid >= pg_snapshot_xmax(snap);
+    for running in select pg_snapshot_xip(snap) loop
+        counted := counted + (select count(*) from notifications n
+                              where n.channel = ch and n.txid = running);
+    end loop;
+    return counted;
 end;
 $$;
 
@@ -55,50 +62,54 @@ begin
 end;
 $$;
 
--- How many rows of `ch` a reader whose mark is `read_through` (with the counts it saved) has
--- not read, before single reads.
-create function herald_unread_in(
-    ch text, read_through pg_snapshot, seen bigint, seen_deleted bigint
-) returns bigint
-language plpgsql stable as $$
-begin
-    if read_through is null then
-        return herald_channel_count(ch);
-    end if;
-    if seen is not null and seen_deleted = coalesce(
-        (select c.deleted from notification_counts c where c.channel = ch), 0
-    ) then
-        return herald_channel_count(ch) - seen;
-    end if;
-    -- Rows were deleted since the mark (or it predates saved counts): count what it does not
-    -- cover.
-    return herald_count_after(ch, read_through);
-end;
-$$;
-
 -- `reader`'s unread count (SPEC: their inbox, `user:<id>` and `broadcast`), as the calling
 -- statement sees it. Apps may call it too: `select herald_unread_count('42')`.
+-- One statement (each one PL/pgSQL runs has a fixed cost that several would multiply): per
+-- inbox channel, the rolled-up total plus the tail, less the count the mark saved; or, when
+-- the saved count cannot be trusted, the rows the mark does not cover.
 create function herald_unread_count(reader text) returns bigint
 language plpgsql stable as $$
-declare
-    mark notification_read_marks;
-    inbox text := 'user:' || reader;
 begin
-    select * into mark from notification_read_marks m where m.user_id = reader;
-    return herald_unread_in(inbox, mark.read_through, mark.inbox_seen, mark.inbox_deleted)
-         + herald_unread_in('broadcast', mark.read_through, mark.broadcast_seen,
-                            mark.broadcast_deleted)
-         -- Single reads are only ever of rows the mark does not cover.
-         - (select count(*) from notification_reads r
-            join notifications n on n.id = r.notification_id
-            where r.user_id = reader and n.channel in (inbox, 'broadcast'));
+    return (
+        with mark as (
+            select m.* from (select) as one
+            left join notification_read_marks m on m.user_id = reader
+        ), inbox (channel, read_through, seen, seen_deleted) as (
+            select 'user:' || reader, read_through, inbox_seen, inbox_deleted from mark
+            union all
+            select 'broadcast', read_through, broadcast_seen, broadcast_deleted from mark
+        )
+        select sum(
+            case when i.read_through is null
+                      or (i.seen is not null and i.seen_deleted = coalesce(c.deleted, 0))
+                 then coalesce(c.total, 0) - coalesce(i.seen, 0)
+                      + (select count(*) from notifications n
+                         where n.channel = i.channel
+                           and n.txid >= (select pg_snapshot_xmax(t.through)
+                                          from notification_counts_through t))
+                      + (select count(*) from notification_counts_through t
+                         cross join pg_snapshot_xip(t.through) as running(txid)
+                         cross join lateral (select from notifications n
+                                             where n.channel = i.channel
+                                               and n.txid = running.txid offset 0) as found)
+                 else herald_count_after(i.channel, i.read_through)
+            end)
+        from inbox i
+        left join notification_counts c on c.channel = i.channel
+    )
+    -- Single reads are only ever of rows the mark does not cover.
+    - (select count(*) from notification_reads r
+       join notifications n on n.id = r.notification_id
+       where r.user_id = reader and n.channel in ('user:' || reader, 'broadcast'));
 end;
 $$;
 
 -- Adds the rows committed since the last roll-up to `notification_counts`. Returns false
 -- without waiting if another session is rolling up or deleting.
 create function herald_roll_up_counts() returns boolean
-language plpgsql as $$
+language plpgsql
+set enable_seqscan = off
+as $$
 begin
     -- Rows this transaction inserted would count as visible in its own snapshot, and so
     -- would the ones it inserts after: they would never be counted.
@@ -117,8 +128,10 @@ begin
         from (select n.channel from notifications n
               where n.txid >= (select pg_snapshot_xmax(through) from t)
               union all
-              select n.channel from notifications n
-              where n.txid = any(array(select pg_snapshot_xip(through) from t))) new_rows
+              select n.channel from t
+              cross join pg_snapshot_xip(t.through) running(txid)
+              cross join lateral (select n.channel from notifications n
+                                  where n.txid = running.txid offset 0) n) new_rows
         group by channel
     ), added as (
         insert into notification_counts as c (channel, total)

@@ -5,29 +5,20 @@
 //! Rows after a cursor come in the order `cursor.rs` requires: those visible in the cursor's
 //! `upto` snapshot first, then the rest, each by id.
 //!
-//! "Not visible in snapshot S" is written `txid >= xmax(S) or txid = any(xip(S))`, which the
-//! txid indexes answer directly; `txid >= xmin(S) and not visible(S)` would scan every row
-//! since the oldest transaction that was running, however long ago it began.
+//! The queries themselves are PL/pgSQL functions (migration `page_functions`), so that their
+//! plans are kept per connection instead of being made again on every request; that
+//! migration also explains how they read "committed after a snapshot" through the indexes.
 
+use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
 
-use crate::cursor::{Cursor, Snapshot};
+use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::models::{NewNotification, Notification, ReadableNotification};
 use crate::schema::notifications;
-use crate::store::{current_snapshot, reads};
-
-/// SQL: has the reader `$1` (joined as `m`, their "mark all read") read row `n`?
-pub(crate) const IS_READ: &str = "(coalesce(pg_visible_in_snapshot(n.txid, m.read_through), false)
-    or exists (select 1 from notification_reads r
-               where r.user_id = $1 and r.notification_id = n.id))";
-
-/// SQL: the reader `$1` (with their "mark all read" as `m`) and each of their channels `$2`
-/// (as `c.channel`), to join each channel's rows to laterally.
-const READER_CHANNELS: &str = "from (select $1::text as user_id) u
-         left join notification_read_marks m on m.user_id = u.user_id
-         cross join unnest($2::text[]) as c(channel)";
+use crate::schema::sql_types::Xid8;
+use crate::store::current_snapshot;
 
 /// Inserts a notification; the trigger wakes every herald instance.
 pub fn insert(conn: &mut PgConnection, new: &NewNotification) -> QueryResult<Notification> {
@@ -70,91 +61,128 @@ pub struct Page {
 }
 
 /// A page of `reader`'s notifications, per `request`.
+///
+/// One statement: its snapshot is the page's, so the rows, the cursor and the unread count
+/// describe one instant without a transaction around them (a transaction costs two more round
+/// trips, and polling is mostly round trips).
 pub fn page(conn: &mut PgConnection, reader: &Reader, request: &PageRequest) -> QueryResult<Page> {
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
-        .run(|conn| {
-            let now = current_snapshot(conn)?;
-            let after = request.after.filter(|cursor| !cursor.is_after(&now));
-            let reset = request.after.is_some() && after.is_none();
-            let rows = match after {
-                Some(cursor) => rows_after(conn, reader, cursor, request)?,
-                None => newest(conn, reader, request)?,
-            };
-            let cursor = match (after, rows.last()) {
-                (Some(cursor), Some(last)) if rows.len() as i64 == request.limit => {
-                    cursor.after_row(&now, last.notification.txid, last.notification.id)
-                }
-                _ => Cursor::at(now.clone()),
-            };
-            let unread_count = reads::count_unread(conn, reader.user_id)?;
-            Ok(Page {
-                rows,
-                cursor,
-                reset,
-                unread_count,
-                snapshot: now,
-            })
+    let (rows, now, unread_count) = read_page(conn, reader, request.after, request)?;
+    // A cursor from the future (another database, a restored backup) is unknown: the newest
+    // page instead, read afresh (rare, so a second statement is fine).
+    let (after, reset, rows, now, unread_count) = match request.after {
+        Some(cursor) if cursor.is_after(&now) => {
+            let (rows, now, unread_count) = read_page(conn, reader, None, request)?;
+            (None, true, rows, now, unread_count)
+        }
+        after => (after, false, rows, now, unread_count),
+    };
+    let cursor = match (after, rows.last()) {
+        (Some(cursor), Some(last)) if rows.len() as i64 == request.limit => {
+            cursor.after_row(&now, last.notification.txid, last.notification.id)
+        }
+        _ => Cursor::at(now.clone()),
+    };
+    Ok(Page {
+        rows,
+        cursor,
+        reset,
+        unread_count,
+        snapshot: now,
+    })
+}
+
+/// A row of [`read_page`]'s statement: the snapshot and unread count on every row, and a
+/// notification unless the page is empty (then there is exactly one row).
+#[derive(QueryableByName)]
+struct PageRow {
+    #[diesel(sql_type = Text)]
+    snapshot: String,
+    #[diesel(sql_type = BigInt)]
+    unread_count: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    channel: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    title: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    body: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    kind: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    level: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    data: Option<serde_json::Value>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Xid8>)]
+    txid: Option<Xid>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    read: Option<bool>,
+}
+
+impl PageRow {
+    fn into_notification(self) -> Option<ReadableNotification> {
+        Some(ReadableNotification {
+            notification: Notification {
+                id: self.id?,
+                channel: self.channel?,
+                title: self.title?,
+                body: self.body?,
+                kind: self.kind?,
+                level: self.level?,
+                data: self.data?,
+                created_at: self.created_at?,
+                txid: self.txid?,
+            },
+            read: self.read?,
         })
+    }
 }
 
-fn newest(
+/// The rows after `after` (or the newest), the snapshot they were read in, and the unread
+/// count in it.
+fn read_page(
     conn: &mut PgConnection,
     reader: &Reader,
+    after: Option<&Cursor>,
     request: &PageRequest,
-) -> QueryResult<Vec<ReadableNotification>> {
-    // One index scan per channel, merged: `channel = any(...) order by id desc` cannot use
-    // the (channel, id) index for the ordering and would sort the whole inbox.
-    diesel::sql_query(format!(
-        "select n.*, {IS_READ} as read
-         {READER_CHANNELS}
-         cross join lateral (
-             select * from notifications n
-             where n.channel = c.channel and (not $4 or not {IS_READ})
-             order by n.id desc
-             limit $3
-         ) n
-         order by n.id desc
-         limit $3"
-    ))
+) -> QueryResult<(Vec<ReadableNotification>, Snapshot, i64)> {
+    // `offset 0` keeps the count in its subquery, counted once: pulled up, it is counted
+    // for every row. `with ordinality`: the function's order is the page's.
+    const HEAD: &str = "select s.snapshot, s.unread_count, p.id, p.channel, p.title, p.body,
+                p.kind, p.level, p.data, p.created_at, p.txid, p.read
+         from (select pg_current_snapshot()::text as snapshot,
+                      herald_unread_count($1) as unread_count offset 0) s
+         left join lateral";
+    const TAIL: &str = "with ordinality p on true order by p.ordinality";
+    let query = diesel::sql_query(match after {
+        Some(_) => format!(
+            "{HEAD} herald_after($1, $2, $3, $4, $5::pg_snapshot, $6::pg_snapshot, $7) {TAIL}"
+        ),
+        None => format!("{HEAD} herald_newest($1, $2, $3, $4) {TAIL}"),
+    })
     .bind::<Text, _>(reader.user_id)
     .bind::<Array<Text>, _>(reader.channels)
     .bind::<BigInt, _>(request.limit)
-    .bind::<Bool, _>(request.unread_only)
-    .load(conn)
-}
-
-fn rows_after(
-    conn: &mut PgConnection,
-    reader: &Reader,
-    cursor: &Cursor,
-    request: &PageRequest,
-) -> QueryResult<Vec<ReadableNotification>> {
-    diesel::sql_query(format!(
-        "select n.*, {IS_READ} as read
-         {READER_CHANNELS}
-         cross join lateral (
-             select * from notifications n
-             where n.channel = c.channel
-               and (n.txid >= pg_snapshot_xmax($5::pg_snapshot)
-                    or n.txid = any(array(select pg_snapshot_xip($5::pg_snapshot))))
-               and not (pg_visible_in_snapshot(n.txid, $6::pg_snapshot) and n.id <= $7)
-               and (not $4 or not {IS_READ})
-             order by pg_visible_in_snapshot(n.txid, $6::pg_snapshot) desc, n.id
-             limit $3
-         ) n
-         order by pg_visible_in_snapshot(n.txid, $6::pg_snapshot) desc, n.id
-         limit $3"
-    ))
-    .bind::<Text, _>(reader.user_id)
-    .bind::<Array<Text>, _>(reader.channels)
-    .bind::<BigInt, _>(request.limit)
-    .bind::<Bool, _>(request.unread_only)
-    .bind::<Text, _>(cursor.base.to_string())
-    .bind::<Text, _>(cursor.upto().to_string())
-    .bind::<BigInt, _>(cursor.last_id())
-    .load(conn)
+    .bind::<Bool, _>(request.unread_only);
+    let rows: Vec<PageRow> = match after {
+        Some(cursor) => query
+            .bind::<Text, _>(cursor.base.to_string())
+            .bind::<Text, _>(cursor.upto().to_string())
+            .bind::<BigInt, _>(cursor.last_id())
+            .load(conn)?,
+        None => query.load(conn)?,
+    };
+    let head = rows.first().ok_or(diesel::result::Error::NotFound)?;
+    let snapshot = Snapshot::parse(&head.snapshot)
+        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+    let unread_count = head.unread_count;
+    let rows = rows
+        .into_iter()
+        .filter_map(PageRow::into_notification)
+        .collect();
+    Ok((rows, snapshot, unread_count))
 }
 
 /// Every channel's rows after `cursor`, at most `limit`, for the listener's fan-out; with the
@@ -170,12 +198,7 @@ pub fn since(
         .run(|conn| {
             let now = current_snapshot(conn)?;
             let rows = diesel::sql_query(
-                "select n.* from notifications n
-                 where (n.txid >= pg_snapshot_xmax($1::pg_snapshot)
-                        or n.txid = any(array(select pg_snapshot_xip($1::pg_snapshot))))
-                   and not (pg_visible_in_snapshot(n.txid, $2::pg_snapshot) and n.id <= $3)
-                 order by pg_visible_in_snapshot(n.txid, $2::pg_snapshot) desc, n.id
-                 limit $4",
+                "select * from herald_since($1::pg_snapshot, $2::pg_snapshot, $3, $4)",
             )
             .bind::<Text, _>(cursor.base.to_string())
             .bind::<Text, _>(cursor.upto().to_string())

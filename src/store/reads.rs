@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use crate::channels;
 use crate::cursor::Snapshot;
 use crate::schema::notifications;
-use crate::store::current_snapshot;
 
 /// The NOTIFY channel read-state changes are announced on.
 pub const READS_CHANNEL: &str = "herald_reads";
@@ -41,13 +40,32 @@ struct Count {
 
 /// `user_id`'s unread count, and the snapshot it was counted at.
 pub fn unread_count(conn: &mut PgConnection, user_id: &str) -> QueryResult<(i64, Snapshot)> {
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
-        .run(|conn| {
-            let now = current_snapshot(conn)?;
-            Ok((count_unread(conn, user_id)?, now))
-        })
+    // One statement sees one snapshot: no transaction needed.
+    let (snapshot, count) = snapshot_and_unread(conn, user_id)?;
+    Ok((count, snapshot))
+}
+
+/// The current statement's snapshot and `user_id`'s unread count in it; in a repeatable-read
+/// transaction, called first, the snapshot of the whole transaction.
+pub(crate) fn snapshot_and_unread(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> QueryResult<(Snapshot, i64)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        snapshot: String,
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+    }
+    let row: Row = diesel::sql_query(
+        "select pg_current_snapshot()::text as snapshot, herald_unread_count($1) as count",
+    )
+    .bind::<Text, _>(user_id)
+    .get_result(conn)?;
+    let snapshot = Snapshot::parse(&row.snapshot)
+        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+    Ok((snapshot, row.count))
 }
 
 /// `user_id`'s unread count as the current statement sees it: O(1) in the inbox's size (the
