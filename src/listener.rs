@@ -49,7 +49,7 @@ const BATCH: i64 = 500;
 /// Two reads that find rows this close together mean sustained load: stop NOTIFY, poll.
 const BUSY_AFTER: Duration = Duration::from_millis(20);
 /// Poll interval while disarmed.
-const BUSY_POLL: Duration = Duration::from_millis(4);
+const BUSY_POLL: Duration = Duration::from_millis(1);
 /// Disarmed and nothing new for this long: re-arm.
 const QUIET_FOR: Duration = Duration::from_millis(100);
 /// Poll backoff while waiting for transactions that may have missed the re-arm.

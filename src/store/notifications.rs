@@ -1,7 +1,7 @@
 //! Queries on `notifications`: insert, a reader's pages, and the listener's "what is new".
 //!
-//! Reads that hand out a cursor run in one repeatable-read transaction whose first statement
-//! takes its snapshot, so the rows returned and the cursor describe the same instant.
+//! Reads that hand out a cursor are one statement that also returns its snapshot
+//! (`pg_current_snapshot()`), so the rows returned and the cursor describe the same instant.
 //! Rows after a cursor come in the order `cursor.rs` requires: those visible in the cursor's
 //! `upto` snapshot first, then the rest, each by id.
 //!
@@ -18,7 +18,6 @@ use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::models::{NewNotification, Notification, ReadableNotification};
 use crate::schema::notifications;
 use crate::schema::sql_types::Xid8;
-use crate::store::current_snapshot;
 
 /// Inserts a notification; the trigger wakes every herald instance.
 pub fn insert(conn: &mut PgConnection, new: &NewNotification) -> QueryResult<Notification> {
@@ -122,22 +121,36 @@ struct PageRow {
 }
 
 impl PageRow {
-    fn into_notification(self) -> Option<ReadableNotification> {
-        Some(ReadableNotification {
-            notification: Notification {
-                id: self.id?,
-                channel: self.channel?,
-                title: self.title?,
-                body: self.body?,
-                kind: self.kind?,
-                level: self.level?,
-                data: self.data?,
-                created_at: self.created_at?,
-                txid: self.txid?,
-            },
-            read: self.read?,
-        })
+    /// The row's notification and read state, unless it is the empty page's only row.
+    fn into_notification(self) -> Option<(Notification, Option<bool>)> {
+        let notification = Notification {
+            id: self.id?,
+            channel: self.channel?,
+            title: self.title?,
+            body: self.body?,
+            kind: self.kind?,
+            level: self.level?,
+            data: self.data?,
+            created_at: self.created_at?,
+            txid: self.txid?,
+        };
+        Some((notification, self.read))
     }
+}
+
+/// The notifications of a page's rows, the snapshot and the unread count they carry.
+type SplitPage = (Vec<(Notification, Option<bool>)>, Snapshot, i64);
+
+fn split_page(rows: Vec<PageRow>) -> QueryResult<SplitPage> {
+    let head = rows.first().ok_or(diesel::result::Error::NotFound)?;
+    let snapshot = Snapshot::parse(&head.snapshot)
+        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+    let unread_count = head.unread_count;
+    let rows = rows
+        .into_iter()
+        .filter_map(PageRow::into_notification)
+        .collect();
+    Ok((rows, snapshot, unread_count))
 }
 
 /// The rows after `after` (or the newest), the snapshot they were read in, and the unread
@@ -174,13 +187,14 @@ fn read_page(
             .load(conn)?,
         None => query.load(conn)?,
     };
-    let head = rows.first().ok_or(diesel::result::Error::NotFound)?;
-    let snapshot = Snapshot::parse(&head.snapshot)
-        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
-    let unread_count = head.unread_count;
+    let (rows, snapshot, unread_count) = split_page(rows)?;
     let rows = rows
         .into_iter()
-        .filter_map(PageRow::into_notification)
+        .map(|(notification, read)| ReadableNotification {
+            notification,
+            // herald_newest and herald_after always say.
+            read: read.unwrap_or(false),
+        })
         .collect();
     Ok((rows, snapshot, unread_count))
 }
@@ -192,19 +206,26 @@ pub fn since(
     cursor: &Cursor,
     limit: i64,
 ) -> QueryResult<(Vec<Notification>, Snapshot)> {
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
-        .run(|conn| {
-            let now = current_snapshot(conn)?;
-            let rows = diesel::sql_query(
-                "select * from herald_since($1::pg_snapshot, $2::pg_snapshot, $3, $4)",
-            )
-            .bind::<Text, _>(cursor.base.to_string())
-            .bind::<Text, _>(cursor.upto().to_string())
-            .bind::<BigInt, _>(cursor.last_id())
-            .bind::<BigInt, _>(limit)
-            .load(conn)?;
-            Ok((rows, now))
-        })
+    // One statement, one snapshot, as for pages: the listener reads this up to a thousand
+    // times a second under load, and a transaction would double its round trips.
+    let rows: Vec<PageRow> = diesel::sql_query(
+        "select s.snapshot, 0::bigint as unread_count, n.id, n.channel, n.title, n.body,
+                n.kind, n.level, n.data, n.created_at, n.txid, null::boolean as read
+         from (select pg_current_snapshot()::text as snapshot offset 0) s
+         left join lateral herald_since($1::pg_snapshot, $2::pg_snapshot, $3, $4)
+             with ordinality n on true
+         order by n.ordinality",
+    )
+    .bind::<Text, _>(cursor.base.to_string())
+    .bind::<Text, _>(cursor.upto().to_string())
+    .bind::<BigInt, _>(cursor.last_id())
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    let (rows, snapshot, _) = split_page(rows)?;
+    Ok((
+        rows.into_iter()
+            .map(|(notification, _)| notification)
+            .collect(),
+        snapshot,
+    ))
 }
