@@ -7,7 +7,8 @@
 -- at its snapshot, so a user's unread count is "count now - count seen" per inbox channel, less
 -- their single reads since. Deletions (pruning, an app's DELETE) are counted by a trigger; a
 -- saved count is trusted only while its channel has had no deletion since, else the unread
--- rows are counted instead (O(unread), never O(inbox)).
+-- rows are counted instead (O(unread), never O(inbox)). The functions keep generic plans (see
+-- the page_functions migration for why).
 create table notification_counts (
     channel text primary key,
     -- Rows of the channel visible in `notification_counts_through.through` that still exist.
@@ -38,7 +39,9 @@ create function herald_counts_lock() returns bigint language sql immutable
 -- in-progress transactions, each found through the (channel, txid) index. (The planner scans
 -- the whole channel for `txid = any(<xip array>)`, and for an OR of the two.)
 create function herald_count_after(ch text, snap pg_snapshot) returns bigint
-language plpgsql stable as $$
+language plpgsql stable
+set plan_cache_mode = force_generic_plan
+as $$
 declare
     counted bigint;
     running xid8;
@@ -55,7 +58,9 @@ $$;
 
 -- How many rows `ch` has, as the calling statement sees it.
 create function herald_channel_count(ch text) returns bigint
-language plpgsql stable as $$
+language plpgsql stable
+set plan_cache_mode = force_generic_plan
+as $$
 begin
     return coalesce((select c.total from notification_counts c where c.channel = ch), 0)
          + herald_count_after(ch, (select t.through from notification_counts_through t));
@@ -68,7 +73,9 @@ $$;
 -- inbox channel, the rolled-up total plus the tail, less the count the mark saved; or, when
 -- the saved count cannot be trusted, the rows the mark does not cover.
 create function herald_unread_count(reader text) returns bigint
-language plpgsql stable as $$
+language plpgsql stable
+set plan_cache_mode = force_generic_plan
+as $$
 begin
     return (
         with mark as (
@@ -109,6 +116,7 @@ $$;
 create function herald_roll_up_counts() returns boolean
 language plpgsql
 set enable_seqscan = off
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     -- Rows this transaction inserted would count as visible in its own snapshot, and so

@@ -2,6 +2,12 @@
 -- where a query sent as text is planned anew on every request (planning the lateral page
 -- query cost more than running it). Each function runs in its caller's snapshot (stable).
 --
+-- Every function here runs its statements with generic plans (`plan_cache_mode`): made once
+-- per connection and kept. Left to choose, PostgreSQL estimates `txid >= <param>` as a third
+-- of the table, finds the generic plan dear, and plans anew on every call (measured: 1.5 ms
+-- per herald_after call instead of 54 us on a 600,000-row table); the plans it keeps are the
+-- index lookups below.
+--
 -- "Committed after snapshot S" is read as two index lookups, never as one OR: rows at or past
 -- S's xmax, plus the rows of each of S's in-progress transactions, found one transaction at a
 -- time. The planner otherwise scans every row of the channel and filters (it cannot see how
@@ -31,7 +37,9 @@ $$;
 create function herald_newest(reader text, chans text[], lim bigint, unread_only boolean)
 returns table (id bigint, channel text, title text, body text, kind text, level text,
                data jsonb, created_at timestamptz, txid xid8, read boolean)
-language plpgsql stable as $$
+language plpgsql stable
+set plan_cache_mode = force_generic_plan
+as $$
 #variable_conflict use_column
 declare
     read_through pg_snapshot :=
@@ -66,7 +74,9 @@ create function herald_after(
 )
 returns table (id bigint, channel text, title text, body text, kind text, level text,
                data jsonb, created_at timestamptz, txid xid8, read boolean)
-language plpgsql stable as $$
+language plpgsql stable
+set plan_cache_mode = force_generic_plan
+as $$
 #variable_conflict use_column
 declare
     read_through pg_snapshot :=
@@ -97,6 +107,7 @@ create function herald_since(base pg_snapshot, upto pg_snapshot, last_id bigint,
 returns setof notifications
 language plpgsql stable
 set enable_seqscan = off
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     return query
