@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `send`, `token`.
+//! The command line: `serve` (default), `migrate`, `send`, `token`, `prune`.
 
 use std::error::Error;
 use std::ffi::OsString;
@@ -32,6 +32,20 @@ pub enum Command {
     Send(SendArgs),
     /// Mint a token for a user.
     Token(TokenArgs),
+    /// Delete notifications older than an age, with their read state, in batches (cron).
+    Prune(PruneArgs),
+}
+
+/// `herald prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Delete what was created longer ago than this: `90d`, `12h`, `30m`, `45s`, `2w`.
+    #[arg(long, value_parser = crate::retention::parse_age)]
+    pub older_than: std::time::Duration,
+    /// Rows per batch (each batch is its own short transaction).
+    #[arg(long, default_value_t = crate::retention::BATCH,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub batch_size: i64,
 }
 
 /// `herald send`: the columns of SPEC section 1.
@@ -109,6 +123,14 @@ pub fn send(database_url: &str, args: SendArgs) -> Result<(), Box<dyn Error + Se
         crate::error::AppError::from(err).to_string()
     })?;
     println!("{}", serde_json::to_string(&stored.to_json(false))?);
+    Ok(())
+}
+
+/// `herald prune`: deletes in batches and prints how many notifications went.
+pub fn prune(database_url: &str, args: PruneArgs) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let mut conn = PgConnection::establish(database_url)?;
+    let deleted = crate::retention::prune(&mut conn, args.older_than, args.batch_size)?;
+    println!("pruned: {deleted}");
     Ok(())
 }
 

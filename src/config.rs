@@ -100,6 +100,12 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// When set (e.g. `90d`), `serve` deletes notifications older than this every hour, as
+    /// `herald prune --older-than` does. Units: s, m, h, d, w.
+    #[arg(long, env = "HERALD_PRUNE_OLDER_THAN", value_parser = crate::retention::parse_age,
+          global = true)]
+    pub prune_older_than: Option<Duration>,
+
     /// Where dev mode keeps its private PostgreSQL cluster and dev secret.
     #[arg(
         long,
@@ -154,6 +160,7 @@ impl fmt::Debug for Config {
             .field("max_streams_per_user", &self.max_streams_per_user)
             .field("max_streams", &self.max_streams)
             .field("max_wait_secs", &self.max_wait_secs)
+            .field("prune_older_than", &self.prune_older_than)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("keep_alive_secs", &self.keep_alive_secs)
             .field("write_timeout_secs", &self.write_timeout_secs)

@@ -24,6 +24,7 @@ pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod models;
+pub mod retention;
 pub mod routes;
 #[rustfmt::skip]
 pub mod schema;

@@ -20,6 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::Migrate => cli::migrate(Database::open(&config)?.url())?,
         Command::Send(args) => cli::send(Database::open(&config)?.url(), args)?,
         Command::Token(args) => cli::token(&config, args)?,
+        Command::Prune(args) => cli::prune(Database::open(&config)?.url(), args)?,
     }
     Ok(())
 }

@@ -20,7 +20,8 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Connections, HeadLimit, Origins};
 use crate::hub::{Hub, Limits};
 use crate::listener::{Listener, ListenerStatus};
-use crate::{devdb, http, routes, store};
+use crate::store::DbPool;
+use crate::{devdb, http, retention, routes, store};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -61,6 +62,8 @@ pub struct Application {
     hub: Hub,
     listener: Listener,
     shutdown: watch::Sender<bool>,
+    /// Scheduled pruning, when configured: the pool to prune with and the age.
+    prune: Option<(DbPool, Duration)>,
 }
 
 /// Why herald could not start.
@@ -141,6 +144,7 @@ impl Application {
             Duration::from_secs(config.request_timeout_secs),
             Duration::from_secs(config.keep_alive_secs),
         );
+        let prune = config.prune_older_than.map(|age| (pool.clone(), age));
         let state = web::Data::new(AppState {
             pool,
             hub: hub.clone(),
@@ -182,6 +186,7 @@ impl Application {
             hub,
             listener,
             shutdown,
+            prune,
         })
     }
 
@@ -203,6 +208,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper();
         let listener = actix_web::rt::spawn(self.listener.run());
+        if let Some((pool, age)) = self.prune {
+            actix_web::rt::spawn(retention::scheduled(pool, age, self.shutdown.subscribe()));
+        }
         let signals = actix_web::rt::spawn(async move {
             wait_for_signal().await;
             log::info!("signal received, shutting down");

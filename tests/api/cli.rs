@@ -4,7 +4,7 @@ use std::process::Command;
 
 use crate::helpers::{SECRET, TestApp, TestDb, WAIT, spawn_app_on};
 
-fn herald(db: &TestDb) -> Command {
+pub fn herald(db: &TestDb) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     command
         .env("DATABASE_URL", &db.url)

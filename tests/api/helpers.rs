@@ -143,6 +143,7 @@ pub fn test_config(db_url: &str) -> Config {
         keep_alive_secs: 30,
         write_timeout_secs: 30,
         allowed_origins: Vec::new(),
+        prune_older_than: None,
         data_dir: std::env::temp_dir().join("herald-test-data"),
     }
 }

@@ -12,4 +12,5 @@ mod limits;
 mod listener;
 mod polling;
 mod reads;
+mod retention;
 mod stress;

@@ -1,0 +1,125 @@
+//! Retention: deleting notifications older than an age, with their read state.
+//!
+//! Deletes go in batches, each its own short transaction, oldest ids first: no long lock,
+//! and a writer or a reader never waits behind the whole prune. Read state goes with its
+//! notification (`notification_reads` cascades), and the unread counts stay exact (the
+//! deletion trigger of the `unread_counts` migration counts every batch).
+
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use tokio::sync::watch;
+
+use crate::store::DbPool;
+
+/// Rows per batch.
+pub const BATCH: i64 = 1000;
+/// How often `serve` prunes when `HERALD_PRUNE_OLDER_THAN` is set.
+pub const EVERY: Duration = Duration::from_secs(3600);
+
+/// Parses an age like `90d`, `12h`, `30m`, `45s` or `2w`.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?}: give a unit: s, m, h, d or w (90d)"))?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number then a unit (90d)"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}: s, m, h, d or w")),
+    };
+    n.checked_mul(unit_secs)
+        .filter(|&secs| secs > 0 && secs <= i64::MAX as u64 / 1_000_000)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: out of range"))
+}
+
+/// Deletes the notifications created more than `age` ago, `batch` at a time; returns how
+/// many went.
+pub fn prune(conn: &mut PgConnection, age: Duration, batch: i64) -> QueryResult<u64> {
+    let mut total = 0;
+    loop {
+        // `skip locked`: two instances pruning at once share the work instead of queueing.
+        // In id order the old rows come first; only the last batch reads past them.
+        let deleted = diesel::sql_query(
+            "delete from notifications where id in (
+                 select id from notifications
+                 where created_at < now() - make_interval(secs => $1)
+                 order by id
+                 limit $2
+                 for update skip locked)",
+        )
+        .bind::<BigInt, _>(age.as_secs() as i64)
+        .bind::<BigInt, _>(batch)
+        .execute(conn)?;
+        total += deleted as u64;
+        if (deleted as i64) < batch {
+            return Ok(total);
+        }
+    }
+}
+
+/// Prunes every [`EVERY`] until shutdown (`serve` with `HERALD_PRUNE_OLDER_THAN`).
+pub async fn scheduled(pool: DbPool, age: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let pool = pool.clone();
+        let result = web::block(move || -> Result<u64, String> {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            prune(&mut conn, age, BATCH).map_err(|e| e.to_string())
+        })
+        .await;
+        match result {
+            Ok(Ok(deleted)) => {
+                log::info!("pruned deleted={deleted} older_than_secs={}", age.as_secs())
+            }
+            Ok(Err(err)) => log::warn!("prune failed error={err}"),
+            Err(err) => log::warn!("prune failed error={err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_with_their_unit() {
+        assert_eq!(parse_age("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_age("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
+    }
+
+    #[test]
+    fn ages_without_a_unit_or_out_of_range_are_refused() {
+        for bad in [
+            "90",
+            "d",
+            "",
+            "-1d",
+            "1y",
+            "0d",
+            "99999999999999999999d",
+            "1.5d",
+        ] {
+            assert!(parse_age(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}
