@@ -16,6 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::error::AppError;
+use crate::startup::AppState;
 
 /// Methods a cross-origin page may use.
 const ALLOW_METHODS: &str = "GET, POST";
@@ -233,6 +234,34 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Counts every answer by route pattern and status, for `/metrics`.
+pub async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let result = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let (route, status) = match &result {
+            Ok(res) => (
+                res.request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_owned()),
+                res.status(),
+            ),
+            // Errors from middleware (handlers' errors are responses by now).
+            Err(err) => (
+                "unmatched".to_owned(),
+                err.as_response_error().status_code(),
+            ),
+        };
+        metrics.count_request(&route, status.as_u16());
+    }
+    result
 }
 
 #[cfg(test)]

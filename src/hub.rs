@@ -44,6 +44,8 @@ pub struct LiveRow {
     /// The notification's JSON as a new (unread) notification, serialized once and shared
     /// by every stream that sends it (cloning is a reference count).
     pub json: ByteString,
+    /// When it was inserted (its transaction's start): delivery latency counts from here.
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The rows one wake-up of the listener found, in reading order.
@@ -415,6 +417,7 @@ mod tests {
             event_id: cursor.to_string(),
             cursor,
             json: "{}".into(),
+            created_at: chrono::Utc::now(),
         }
     }
 

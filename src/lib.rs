@@ -23,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod listener;
+pub mod metrics;
 pub mod models;
 pub mod retention;
 pub mod routes;

@@ -411,6 +411,7 @@ impl Listener {
                         json: serde_json::to_string(&n.to_json(false))
                             .expect("notification serializes")
                             .into(),
+                        created_at: n.created_at,
                     }
                 })
                 .collect();

@@ -20,6 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::{Connections, HeadLimit, Origins};
 use crate::hub::{Hub, Limits};
 use crate::listener::{Listener, ListenerStatus};
+use crate::metrics::Metrics;
 use crate::store::DbPool;
 use crate::{devdb, http, retention, routes, store};
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub listener: Arc<ListenerStatus>,
     /// Open HTTP connections.
     pub connections: Connections,
+    /// Deliveries and requests, for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -151,6 +154,7 @@ impl Application {
             config: Arc::new(config),
             listener: status,
             connections: connections.clone(),
+            metrics: Arc::new(Metrics::default()),
         });
         let server = HttpServer::new(move || {
             // The last wrap is outermost: the access log sees every answer, CORS refusals
@@ -158,6 +162,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(http::limit_head))
                 .wrap(from_fn(http::cors))
+                .wrap(from_fn(http::count_requests))
                 .wrap(access_log())
                 .app_data(state.clone())
                 .app_data(auth.clone())
@@ -258,13 +263,20 @@ fn open_file_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// One line per request: method, path (tokens redacted), status, duration. Never a token.
+/// One line per request: method, path (tokens redacted), route, status, duration (for a
+/// stream, until it ends). Never a token.
 fn access_log() -> Logger {
-    Logger::new("%{request}xi %s %Dms").custom_request_replace("request", |req| {
-        let query = redact_query(req.query_string());
-        let sep = if query.is_empty() { "" } else { "?" };
-        format!("{} {}{sep}{query}", req.method(), req.path())
-    })
+    Logger::new("%{request}xi route=%{route}xo status=%s %Dms")
+        .custom_request_replace("request", |req| {
+            let query = redact_query(req.query_string());
+            let sep = if query.is_empty() { "" } else { "?" };
+            format!("{} {}{sep}{query}", req.method(), req.path())
+        })
+        .custom_response_replace("route", |res| {
+            res.request()
+                .match_pattern()
+                .unwrap_or_else(|| "-".to_owned())
+        })
 }
 
 /// The query string with the value of every `token` parameter replaced. Keys are compared

@@ -216,6 +216,10 @@ impl Stream {
             for row in &page.rows {
                 let n = &row.notification;
                 let id = cursor.after_row(&page.snapshot, n.txid, n.id).to_string();
+                self.state
+                    .metrics
+                    .sse_delivered
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.send(notification_event(json(&n.to_json(row.read)), id))
                     .await?;
             }
@@ -257,6 +261,11 @@ impl Stream {
                 row.cursor.rebased_on(floor).to_string()
             };
             self.send(notification_event(row.json.clone(), id)).await?;
+            let metrics = &self.state.metrics;
+            metrics
+                .sse_delivered
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics.observe_delivery(row.created_at);
         }
         if count_changed {
             self.send_unread(unread).await?;

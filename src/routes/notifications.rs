@@ -1,5 +1,6 @@
 //! `/api/notifications`: polling and long-polling, read state, publishing (SPEC section 4).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -131,7 +132,15 @@ async fn list(
                             continue;
                         }
                         if count_exact {
-                            return Ok(live_page(&fresh, limit, &page.snapshot, unread));
+                            let answer = live_page(&fresh, limit, &page.snapshot, unread);
+                            for row in fresh.iter().take(limit as usize) {
+                                state.metrics.observe_delivery(row.created_at);
+                            }
+                            state
+                                .metrics
+                                .poll_delivered
+                                .fetch_add(fresh.len().min(limit as usize) as u64, Relaxed);
+                            return Ok(answer);
                         }
                         page = read(after.clone()).await?;
                         (unread, count_exact) = (page.unread_count, true);
@@ -147,6 +156,10 @@ async fn list(
             }
         }
     }
+    state
+        .metrics
+        .poll_delivered
+        .fetch_add(page.rows.len() as u64, Relaxed);
     Ok(HttpResponse::Ok().json(page_json(&page, unknown)))
 }
 

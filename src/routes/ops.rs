@@ -114,6 +114,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    state.metrics.render(&mut text);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)

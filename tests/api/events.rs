@@ -293,13 +293,61 @@ async fn stopping_herald_ends_open_streams_and_answers_parked_long_polls() {
 #[actix_web::test]
 async fn metrics_count_open_streams_and_deliveries() {
     let app = spawn_app().await;
-    let events = app.open_events(&app.token_for("1"), "", None).await;
+    let token = app.token_for("1");
+    let mut events = app.open_events(&token, "", None).await;
     assert_eq!(app.metric("herald_streams_open").await, 1);
     assert_eq!(app.metric("herald_listener_up").await, 1);
 
     app.insert("user:1", "counted").await;
     app.wait_for_metric("herald_notifications_received_total", 1)
         .await;
+    assert_eq!(events.titles(1).await, vec!["counted"]);
+    // Queued to the stream, then timed: one live delivery, in the histogram.
+    app.wait_for_metric("herald_events_delivered_total{transport=\"sse\"}", 1)
+        .await;
+    assert_eq!(app.metric("herald_delivery_latency_seconds_count").await, 1);
+    assert_eq!(
+        app.metric("herald_delivery_latency_seconds_bucket{le=\"+Inf\"}")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.metric("herald_delivery_latency_seconds_bucket{le=\"10\"}")
+            .await,
+        1
+    );
+
+    // Requests by route pattern (never the raw path) and status.
+    for _ in 0..3 {
+        app.get("/api/notifications?limit=5", Some(&token)).await;
+    }
+    for id in [17, 18] {
+        let path = format!("/api/notifications/{id}/read");
+        assert_eq!(app.post(&path, Some(&token), None).await.0, 404);
+    }
+    app.get("/no/such/page", None).await;
+    assert_eq!(
+        app.metric("herald_http_requests_total{route=\"/api/notifications\",status=\"200\"}")
+            .await,
+        3
+    );
+    assert_eq!(
+        app.metric("herald_events_delivered_total{transport=\"poll\"}")
+            .await,
+        3
+    );
+    assert_eq!(
+        app.metric(
+            "herald_http_requests_total{route=\"/api/notifications/{id}/read\",status=\"404\"}"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        app.metric("herald_http_requests_total{route=\"unmatched\",status=\"404\"}")
+            .await,
+        1
+    );
 
     drop(events);
     app.wait_for_metric("herald_streams_open", 0).await;
