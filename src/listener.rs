@@ -349,7 +349,7 @@ impl Listener {
         Ok(match mode {
             Mode::Idle | Mode::Settling { .. } if sustained => {
                 set_armed(client, false).await?;
-                log::debug!("listener disarmed: polling under load");
+                log::info!("listener disarmed: polling under load");
                 Mode::Busy { quiet_since: None }
             }
             Mode::Idle => Mode::Idle,
@@ -368,7 +368,7 @@ impl Listener {
                 let since = quiet_since.unwrap_or(at);
                 if at - since >= QUIET_FOR {
                     set_armed(client, true).await?;
-                    log::debug!("listener re-armed: load is over");
+                    log::info!("listener re-armed: load is over");
                     Mode::Settling {
                         watch: probe(client).await?,
                         delay: SETTLE_FIRST,
