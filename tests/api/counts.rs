@@ -27,15 +27,9 @@ async fn assert_counts_right(app: &TestApp, pg: &tokio_postgres::Client, step: &
             .await
             .expect("reference count")
             .get(0);
-        let (status, body) = app
-            .get(
-                "/api/notifications/unread_count",
-                Some(&app.token_for(user)),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(
-            body["unread_count"], expected,
+            app.unread_count(user).await,
+            expected,
             "user {user}'s unread count after {step}"
         );
     }

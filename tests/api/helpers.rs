@@ -321,6 +321,18 @@ impl TestApp {
         client
     }
 
+    /// `user`'s unread count, from `GET /api/notifications/unread_count`.
+    pub async fn unread_count(&self, user: &str) -> i64 {
+        let (status, body) = self
+            .get(
+                "/api/notifications/unread_count",
+                Some(&self.token_for(user)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["unread_count"].as_i64().expect("a number")
+    }
+
     /// GET `path` with a bearer token; status and JSON body.
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         let mut request = self.client.get(format!("{}{path}", self.address));

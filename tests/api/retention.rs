@@ -25,17 +25,6 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     app.pg().await.query_one(sql, &[]).await.expect(sql).get(0)
 }
 
-async fn unread(app: &TestApp, user: &str) -> i64 {
-    let (status, body) = app
-        .get(
-            "/api/notifications/unread_count",
-            Some(&app.token_for(user)),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["unread_count"].as_i64().unwrap()
-}
-
 #[actix_web::test]
 async fn herald_prune_deletes_old_notifications_and_their_reads_in_batches_and_counts_stay_exact() {
     let app = spawn_app().await;
@@ -66,7 +55,10 @@ async fn herald_prune_deletes_old_notifications_and_their_reads_in_batches_and_c
     )
     .await;
     insert_aged(&app, "broadcast", 1, 0).await;
-    assert_eq!((unread(&app, "1").await, unread(&app, "2").await), (36, 1));
+    assert_eq!(
+        (app.unread_count("1").await, app.unread_count("2").await),
+        (36, 1)
+    );
 
     let prune = herald(&app.db)
         .args(["prune", "--older-than", "90d", "--batch-size", "10"])
@@ -94,7 +86,10 @@ async fn herald_prune_deletes_old_notifications_and_their_reads_in_batches_and_c
         1
     );
     // User 1: 4 + 3 recent inbox rows, one of them read. User 2: the one after their mark.
-    assert_eq!((unread(&app, "1").await, unread(&app, "2").await), (6, 1));
+    assert_eq!(
+        (app.unread_count("1").await, app.unread_count("2").await),
+        (6, 1)
+    );
     let list = app.get("/api/notifications?limit=50", Some(&token)).await.1;
     assert_eq!(list["notifications"].as_array().unwrap().len(), 7);
 }
@@ -143,5 +138,5 @@ async fn serve_with_herald_prune_older_than_prunes_on_its_own() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(unread(&app, "1").await, 2);
+    assert_eq!(app.unread_count("1").await, 2);
 }
