@@ -25,12 +25,14 @@ pub struct Histogram {
 impl Histogram {
     /// Records one observation of `micros` microseconds.
     pub fn observe_micros(&self, micros: u64) {
+        // Count first: a scrape reads the buckets before the count, so `+Inf` (the count)
+        // is never below a finite bucket.
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
         let seconds = micros as f64 / 1e6;
         if let Some(i) = BUCKETS.iter().position(|&bound| seconds <= bound) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {

@@ -38,8 +38,9 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
         "w" => 7 * 86_400,
         _ => return Err(format!("{s:?}: unknown unit {unit:?}: s, m, h, d or w")),
     };
+    // At most about 1,000 years: PostgreSQL's timestamps end there, and it is long enough.
     n.checked_mul(unit_secs)
-        .filter(|&secs| secs > 0 && secs <= i64::MAX as u64 / 1_000_000)
+        .filter(|&secs| secs > 0 && secs <= 1000 * 366 * 86_400)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("{s:?}: out of range"))
 }
@@ -47,25 +48,34 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
 /// Deletes the notifications created more than `age` ago, `batch` at a time; returns how
 /// many went.
 pub fn prune(conn: &mut PgConnection, age: Duration, batch: i64) -> QueryResult<u64> {
-    let mut total = 0;
+    #[derive(QueryableByName)]
+    struct Deleted {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let (mut total, mut after) = (0, 0);
     loop {
         // `skip locked`: two instances pruning at once share the work instead of queueing.
-        // In id order the old rows come first; only the last batch reads past them.
-        let deleted = diesel::sql_query(
+        // In id order the old rows come first; each batch starts after the last one's ids,
+        // so none re-reads the index entries of rows already deleted.
+        let deleted: Vec<Deleted> = diesel::sql_query(
             "delete from notifications where id in (
                  select id from notifications
-                 where created_at < now() - make_interval(secs => $1)
+                 where id > $3 and created_at < now() - make_interval(secs => $1)
                  order by id
                  limit $2
-                 for update skip locked)",
+                 for update skip locked)
+             returning id",
         )
         .bind::<BigInt, _>(age.as_secs() as i64)
         .bind::<BigInt, _>(batch)
-        .execute(conn)?;
-        total += deleted as u64;
-        if (deleted as i64) < batch {
+        .bind::<BigInt, _>(after)
+        .load(conn)?;
+        total += deleted.len() as u64;
+        if (deleted.len() as i64) < batch {
             return Ok(total);
         }
+        after = deleted.iter().map(|row| row.id).max().unwrap_or(after);
     }
 }
 

@@ -19,10 +19,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
     notification_counts (channel) {
         channel -> Text,
         total -> Int8,
         deleted -> Int8,
+        deleted_max_txid -> Nullable<Xid8>,
     }
 }
 

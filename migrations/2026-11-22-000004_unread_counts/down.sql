@@ -2,6 +2,8 @@ drop trigger notifications_count_truncated on notifications;
 drop function herald_count_truncated();
 drop trigger notifications_count_deleted on notifications;
 drop function herald_count_deleted();
+drop trigger notifications_lock_counts on notifications;
+drop function herald_lock_counts();
 drop function herald_roll_up_counts();
 drop function herald_unread_count(text);
 drop function herald_channel_count(text);

@@ -13,8 +13,11 @@ create table notification_counts (
     channel text primary key,
     -- Rows of the channel visible in `notification_counts_through.through` that still exist.
     total bigint not null default 0,
-    -- Rows ever deleted from the channel; any change invalidates the counts marks saved.
-    deleted bigint not null default 0
+    -- Rows ever deleted from the channel, and the newest of their transactions. A mark's
+    -- saved count stays usable after deletions if every deleted row was older than the mark
+    -- (it was counted in the saved count): see herald_unread_count.
+    deleted bigint not null default 0,
+    deleted_max_txid xid8
 );
 
 create table notification_counts_through (
@@ -88,8 +91,13 @@ begin
         )
         select sum(
             case when i.read_through is null
-                      or (i.seen is not null and i.seen_deleted = coalesce(c.deleted, 0))
-                 then coalesce(c.total, 0) - coalesce(i.seen, 0)
+                      or (i.seen is not null
+                          and (i.seen_deleted = coalesce(c.deleted, 0)
+                               or c.deleted_max_txid < pg_snapshot_xmin(i.read_through)))
+                 -- Less what the mark saw (none without a mark), less what was deleted of
+                 -- that since: rows deleted since the mark were all older than it.
+                 then coalesce(c.total, 0)
+                      - coalesce(i.seen - (coalesce(c.deleted, 0) - i.seen_deleted), 0)
                       + (select count(*) from notifications n
                          where n.channel = i.channel
                            and n.txid >= (select pg_snapshot_xmax(t.through)
@@ -104,10 +112,13 @@ begin
         from inbox i
         left join notification_counts c on c.channel = i.channel
     )
-    -- Single reads are only ever of rows the mark does not cover.
+    -- Single reads of rows the mark does not cover. (A read recorded while a "mark all
+    -- read" committed can survive it, and an app may insert reads itself.)
     - (select count(*) from notification_reads r
        join notifications n on n.id = r.notification_id
-       where r.user_id = reader and n.channel in ('user:' || reader, 'broadcast'));
+       left join notification_read_marks m on m.user_id = reader
+       where r.user_id = reader and n.channel in ('user:' || reader, 'broadcast')
+         and not coalesce(pg_visible_in_snapshot(n.txid, m.read_through), false));
 end;
 $$;
 
@@ -124,17 +135,27 @@ begin
     if pg_current_xact_id_if_assigned() is not null then
         raise exception 'herald_roll_up_counts() must run in a transaction that has not written';
     end if;
+    -- The table lock first, without waiting: a TRUNCATE holds it while it waits for the
+    -- counts lock, and waiting here in turn would deadlock.
+    begin
+        lock table notifications in access share mode nowait;
+    exception when lock_not_available then
+        return false;
+    end;
     if not pg_try_advisory_xact_lock(herald_counts_lock()) then
         return false;
     end if;
     -- One statement, one snapshot: the rows counted are exactly those visible in the
     -- snapshot stored as the new `through`. (Read committed: it is taken after the lock.)
+    -- Rows whose txid is past it (restored from another cluster, or written by hand) stay
+    -- in the tail: counted there, never rolled up twice.
     with t as (
         select through from notification_counts_through
     ), fresh as (
         select channel, count(*) as added
         from (select n.channel from notifications n
               where n.txid >= (select pg_snapshot_xmax(through) from t)
+                and pg_visible_in_snapshot(n.txid, pg_current_snapshot())
               union all
               select n.channel from t
               cross join pg_snapshot_xip(t.through) running(txid)
@@ -151,18 +172,36 @@ begin
 end;
 $$;
 
+-- A DELETE takes the counts lock before its first row lock (a lock taken after them, at the
+-- end of the statement, deadlocks two transactions that each delete twice). It is held to
+-- commit, so deletions of notifications run one transaction at a time, and a roll-up skips
+-- its turn meanwhile.
+create function herald_lock_counts() returns trigger
+language plpgsql as $$
+begin
+    perform pg_advisory_xact_lock(herald_counts_lock());
+    return null;
+end;
+$$;
+
+create trigger notifications_lock_counts
+    before delete on notifications
+    for each statement execute function herald_lock_counts();
+
 create function herald_count_deleted() returns trigger
 language plpgsql as $$
 begin
     perform pg_advisory_xact_lock(herald_counts_lock());
-    insert into notification_counts as c (channel, total, deleted)
+    insert into notification_counts as c (channel, total, deleted, deleted_max_txid)
     select d.channel,
            -count(*) filter (where pg_visible_in_snapshot(d.txid, t.through)),
-           count(*)
+           count(*),
+           max(d.txid)
     from deleted_rows d cross join notification_counts_through t
     group by d.channel
     on conflict (channel) do update
-        set total = c.total + excluded.total, deleted = c.deleted + excluded.deleted;
+        set total = c.total + excluded.total, deleted = c.deleted + excluded.deleted,
+            deleted_max_txid = greatest(c.deleted_max_txid, excluded.deleted_max_txid);
     return null;
 end;
 $$;
@@ -181,7 +220,10 @@ begin
     insert into notification_counts (channel)
     select distinct channel from notifications
     on conflict (channel) do nothing;
-    update notification_counts set total = 0, deleted = deleted + 1;
+    -- This transaction's id is newer than any mark's xmin that could have counted rows.
+    update notification_counts
+    set total = 0, deleted = deleted + 1,
+        deleted_max_txid = greatest(deleted_max_txid, pg_current_xact_id());
     return null;
 end;
 $$;

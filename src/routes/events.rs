@@ -216,12 +216,12 @@ impl Stream {
             for row in &page.rows {
                 let n = &row.notification;
                 let id = cursor.after_row(&page.snapshot, n.txid, n.id).to_string();
+                self.send(notification_event(json(&n.to_json(row.read)), id))
+                    .await?;
                 self.state
                     .metrics
                     .sse_delivered
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.send(notification_event(json(&n.to_json(row.read)), id))
-                    .await?;
             }
             sent += page.rows.len();
             if (page.rows.len() as i64) < REPLAY_PAGE {

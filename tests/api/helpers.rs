@@ -321,6 +321,12 @@ impl TestApp {
         client
     }
 
+    /// Rolls the unread counts up now (`herald_roll_up_counts()`), retrying while herald's
+    /// own roll-up, or a deletion, holds the counts lock.
+    pub async fn roll_up_counts(&self) {
+        roll_up_counts(&self.pg().await).await;
+    }
+
     /// `user`'s unread count, from `GET /api/notifications/unread_count`.
     pub async fn unread_count(&self, user: &str) -> i64 {
         let (status, body) = self
@@ -654,6 +660,26 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+}
+
+/// `herald_roll_up_counts()` on `pg` until it gets its turn (bounded by [`WAIT`]).
+pub async fn roll_up_counts(pg: &tokio_postgres::Client) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let done: bool = pg
+            .query_one("select herald_roll_up_counts()", &[])
+            .await
+            .expect("roll up")
+            .get(0);
+        if done {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the roll-up never got its turn"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

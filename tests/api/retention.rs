@@ -33,7 +33,7 @@ async fn herald_prune_deletes_old_notifications_and_their_reads_in_batches_and_c
     insert_aged(&app, "user:1", 4, 10).await;
     insert_aged(&app, "broadcast", 2, 1).await;
     // Let a roll-up count the old rows, so the prune must take them out of the totals too.
-    app.sql("select herald_roll_up_counts()").await;
+    app.roll_up_counts().await;
     // User 1 reads two old rows and one recent one; user 2 marks everything read, then a
     // recent row comes.
     let token = app.token_for("1");
