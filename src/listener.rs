@@ -487,37 +487,23 @@ async fn probe(client: &tokio_postgres::Client) -> Result<Watch, SessionError> {
 /// Keeps `notification_counts` within about [`ROLL_UP_EVERY`] of the table, so unread counts
 /// only count a short tail of rows (see the `unread_counts` migration). Every instance runs
 /// this; one that finds another rolling up skips its turn.
-async fn roll_up_counts(pool: DbPool, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(ROLL_UP_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+async fn roll_up_counts(pool: DbPool, shutdown: watch::Receiver<bool>) {
     let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => return,
+    let job = |conn: &mut diesel::PgConnection| store::reads::roll_up_counts(conn);
+    store::every(pool, ROLL_UP_EVERY, shutdown, job, |result| match result {
+        Ok(_) if failing => {
+            log::info!("unread count roll-up recovered");
+            failing = false;
         }
-        let pool = pool.clone();
-        let result = web::block(move || -> Result<bool, String> {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            store::reads::roll_up_counts(&mut conn).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
-        match result {
-            Ok(_) if failing => {
-                log::info!("unread count roll-up recovered");
-                failing = false;
-            }
-            Ok(_) => {}
-            // Counts stay right without it (the tail is counted); they only get slower.
-            Err(err) if !failing => {
-                log::warn!("unread count roll-up failed error={err}");
-                failing = true;
-            }
-            Err(_) => {}
+        Ok(_) => {}
+        // Counts stay right without it (the tail is counted); they only get slower.
+        Err(err) if !failing => {
+            log::warn!("unread count roll-up failed error={err}");
+            failing = true;
         }
-    }
+        Err(_) => {}
+    })
+    .await;
 }
 
 async fn sleep_opt(delay: Option<Duration>) {

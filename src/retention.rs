@@ -7,13 +7,12 @@
 
 use std::time::Duration;
 
-use actix_web::web;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use tokio::sync::watch;
 
-use crate::store::DbPool;
+use crate::store::{self, DbPool};
 
 /// Rows per batch.
 pub const BATCH: i64 = 1000;
@@ -80,28 +79,13 @@ pub fn prune(conn: &mut PgConnection, age: Duration, batch: i64) -> QueryResult<
 }
 
 /// Prunes every [`EVERY`] until shutdown (`serve` with `HERALD_PRUNE_OLDER_THAN`).
-pub async fn scheduled(pool: DbPool, age: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let pool = pool.clone();
-        let result = web::block(move || -> Result<u64, String> {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            prune(&mut conn, age, BATCH).map_err(|e| e.to_string())
-        })
-        .await;
-        match result {
-            Ok(Ok(deleted)) => {
-                log::info!("pruned deleted={deleted} older_than_secs={}", age.as_secs())
-            }
-            Ok(Err(err)) => log::warn!("prune failed error={err}"),
-            Err(err) => log::warn!("prune failed error={err}"),
-        }
-    }
+pub async fn scheduled(pool: DbPool, age: Duration, shutdown: watch::Receiver<bool>) {
+    let job = move |conn: &mut PgConnection| prune(conn, age, BATCH);
+    store::every(pool, EVERY, shutdown, job, |result| match result {
+        Ok(deleted) => log::info!("pruned deleted={deleted} older_than_secs={}", age.as_secs()),
+        Err(err) => log::warn!("prune failed error={err}"),
+    })
+    .await;
 }
 
 #[cfg(test)]
