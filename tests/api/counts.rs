@@ -5,8 +5,7 @@
 
 use actix_web::http::StatusCode;
 
-use crate::cli::herald;
-use crate::helpers::{Rng, TestApp, TestDb, roll_up_counts, spawn_app};
+use crate::helpers::{Rng, TestApp, migrated_db, roll_up_counts, spawn_app};
 
 /// The unread count by definition (SPEC section 2): inbox rows the mark does not cover and
 /// that were not read one by one. O(inbox): what herald must not do per request.
@@ -212,13 +211,7 @@ async fn a_read_that_outlived_a_mark_all_read_is_not_subtracted_twice() {
 async fn rows_with_a_txid_past_every_snapshot_are_counted_once_however_often_counts_roll_up() {
     // Rows restored from another cluster can carry transaction ids this one has not reached.
     // No herald serves this database: the listener has no business with such rows.
-    let db = TestDb::new();
-    let migrate = herald(&db).arg("migrate").output().unwrap();
-    assert!(migrate.status.success());
-    let (pg, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    actix_web::rt::spawn(connection);
+    let (_db, pg) = migrated_db().await;
     pg.batch_execute(
         "insert into notifications (channel, title) values ('user:7', 'here');
          insert into notifications (channel, title, txid)

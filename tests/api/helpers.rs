@@ -663,6 +663,23 @@ impl Rng {
     }
 }
 
+/// A fresh database migrated by `herald migrate` (as a deploy's release step would) with no
+/// herald serving it yet, and a connection to it.
+pub async fn migrated_db() -> (TestDb, tokio_postgres::Client) {
+    let db = TestDb::new();
+    let migrate = crate::cli::herald(&db).arg("migrate").output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let (pg, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    actix_web::rt::spawn(connection);
+    (db, pg)
+}
+
 /// `herald_roll_up_counts()` on `pg` until it gets its turn (bounded by [`WAIT`]).
 pub async fn roll_up_counts(pg: &tokio_postgres::Client) {
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -4,7 +4,9 @@
 use actix_web::http::StatusCode;
 
 use crate::cli::herald;
-use crate::helpers::{TestApp, TestDb, WAIT, spawn_app, spawn_configured, test_config};
+use crate::helpers::{
+    TestApp, TestDb, WAIT, migrated_db, spawn_app, spawn_configured, test_config,
+};
 
 /// Rows of `channel` created `days` ago (autocommit, as an app's history would be).
 async fn insert_aged(app: &TestApp, channel: &str, count: i32, days: i32) {
@@ -111,16 +113,10 @@ async fn prune_refuses_an_age_without_a_unit() {
 
 #[actix_web::test]
 async fn serve_with_herald_prune_older_than_prunes_on_its_own() {
-    let db = TestDb::new();
+    // Old rows already there when herald starts; the schedule's first run is at start.
+    let (db, pg) = migrated_db().await;
     let mut config = test_config(&db.url);
     config.prune_older_than = Some(std::time::Duration::from_secs(30 * 86_400));
-    // Old rows already there when herald starts; the schedule's first run is at start.
-    let migrate = herald(&db).arg("migrate").output().unwrap();
-    assert!(migrate.status.success());
-    let (pg, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    actix_web::rt::spawn(connection);
     insert_aged_with(&pg, "user:1", 5, 45).await;
     insert_aged_with(&pg, "user:1", 2, 5).await;
     drop(pg);
