@@ -1,33 +1,41 @@
 //! The command line: `serve` (default), `migrate`, `send`, `token`, `prune`.
+//!
+//! Each command takes only the settings it uses (see [`crate::config`]), so its `--help` is
+//! about it. `herald` alone, or `herald --bind ...`, means `herald serve ...`.
 
 use std::error::Error;
 use std::ffi::OsString;
+use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use diesel::prelude::*;
+use secrecy::ExposeSecret;
 
 use crate::auth::Auth;
-use crate::config::Config;
+use crate::config::{Config, DatabaseArgs, SecretArgs};
+use crate::devdb::Database;
 use crate::models::NewNotification;
 use crate::{devdb, store};
 
 /// Real-time notifications for PostgreSQL apps: INSERT a row, every open tab gets it.
 #[derive(Parser)]
-#[command(name = "herald", version)]
+#[command(
+    name = "herald",
+    version,
+    after_help = "Without a command, herald serves."
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    config: Config,
+    command: Command,
 }
 
 /// What to do.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Apply pending migrations and serve HTTP (the default).
-    Serve,
+    Serve(Box<Config>),
     /// Apply pending migrations and exit.
-    Migrate,
+    Migrate(DatabaseArgs),
     /// Insert a notification (for cron jobs that prefer a command to SQL).
     Send(SendArgs),
     /// Mint a token for a user.
@@ -39,6 +47,8 @@ pub enum Command {
 /// `herald prune`.
 #[derive(Args, Debug)]
 pub struct PruneArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Delete what was created longer ago than this: `90d`, `12h`, `30m`, `45s`, `2w`.
     #[arg(long, value_parser = crate::retention::parse_age)]
     pub older_than: std::time::Duration,
@@ -48,9 +58,11 @@ pub struct PruneArgs {
     pub batch_size: i64,
 }
 
-/// `herald send`: the columns of SPEC section 1.
+/// `herald send`: the columns of a notification.
 #[derive(Args, Debug)]
 pub struct SendArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// `user:<id>`, `broadcast`, or any channel.
     #[arg(long)]
     pub channel: String,
@@ -84,31 +96,53 @@ pub struct TokenArgs {
     #[arg(long)]
     pub publish: bool,
     /// Seconds until it expires.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = 3600,
+          value_parser = clap::value_parser!(i64).range(1..=366 * 86_400))]
     pub ttl: i64,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// Where dev mode keeps its secret (used when HERALD_JWT_SECRET is unset).
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = ".herald")]
+    data_dir: PathBuf,
 }
 
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
 
-/// Parses the command line (and the environment, for settings). Exits with usage on error.
-pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> (Command, Config) {
-    let cli = Cli::parse_from(args);
-    (cli.command.unwrap_or(Command::Serve), cli.config)
+/// Parses the command line (and the environment, for settings). Exits with usage (code 2)
+/// on a malformed one.
+pub fn parse(args: impl IntoIterator<Item = impl Into<OsString>>) -> Command {
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|first| {
+        matches!(first, "-h" | "--help" | "-V" | "--version" | "help")
+            || Cli::command()
+                .get_subcommands()
+                .any(|c| c.get_name() == first)
+    });
+    if !named {
+        args.insert(1.min(args.len()), "serve".into());
+    }
+    Cli::parse_from(args).command
 }
 
+/// Why a command failed, as a sentence. A [`crate::config::ConfigError`] means a setting herald
+/// refuses (exit code 2).
+pub type Failure = Box<dyn Error + Send + Sync>;
+
 /// `herald migrate`.
-pub fn migrate(database_url: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
-    let mut conn = PgConnection::establish(database_url)?;
+pub fn migrate(database: &DatabaseArgs) -> Result<(), Failure> {
+    let db = Database::open(database)?;
+    let mut conn = PgConnection::establish(db.url().expose())?;
     let applied = store::migrate(&mut conn)?;
     println!("migrations applied: {applied}");
     Ok(())
 }
 
 /// `herald send`: inserts the notification and prints it as JSON.
-pub fn send(database_url: &str, args: SendArgs) -> Result<(), Box<dyn Error + Send + Sync>> {
-    let mut conn = PgConnection::establish(database_url)?;
+pub fn send(args: SendArgs) -> Result<(), Failure> {
+    let db = Database::open(&args.database)?;
+    let mut conn = PgConnection::establish(db.url().expose())?;
     let new = NewNotification {
         channel: args.channel,
         title: args.title,
@@ -127,26 +161,28 @@ pub fn send(database_url: &str, args: SendArgs) -> Result<(), Box<dyn Error + Se
 }
 
 /// `herald prune`: deletes in batches and prints how many notifications went.
-pub fn prune(database_url: &str, args: PruneArgs) -> Result<(), Box<dyn Error + Send + Sync>> {
-    let mut conn = PgConnection::establish(database_url)?;
+pub fn prune(args: PruneArgs) -> Result<(), Failure> {
+    let db = Database::open(&args.database)?;
+    let mut conn = PgConnection::establish(db.url().expose())?;
     let deleted = crate::retention::prune(&mut conn, args.older_than, args.batch_size)?;
     println!("pruned: {deleted}");
     Ok(())
 }
 
 /// `herald token`: prints a token signed with `HERALD_JWT_SECRET` (or the dev secret).
-pub fn token(config: &Config, args: TokenArgs) -> Result<(), Box<dyn Error + Send + Sync>> {
+pub fn token(args: TokenArgs) -> Result<(), Failure> {
+    args.secret.validate()?;
     if !crate::channels::is_valid_user_id(&args.user) {
         return Err(format!("{:?} cannot be a user id", args.user).into());
     }
-    let secret = match &config.jwt_secret {
-        Some(secret) => secret.clone().into_bytes(),
+    let secret = match &args.secret.jwt_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => {
             eprintln!(
                 "note: HERALD_JWT_SECRET is not set; signing with the dev secret in {}",
-                config.data_dir.display()
+                args.data_dir.display()
             );
-            devdb::dev_secret(&config.data_dir)?
+            devdb::dev_secret(&args.data_dir)?
         }
     };
     let auth = Auth::new(&secret, None);

@@ -1,173 +1,245 @@
 //! Configuration: read once, from flags or the environment (flags win), by clap.
 //!
 //! Nothing else in herald reads the environment. Each field's `///` doc is also its `--help`
-//! text; README.md has the same table.
+//! text; README.md has the same table. Each command takes only the settings it uses, so
+//! `herald token --help` is about tokens. Secrets never reach a log: the JWT secret is a
+//! [`SecretString`] and database URLs print with their password redacted.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// herald's settings, shared by every command.
-#[derive(clap::Args, Clone)]
+use secrecy::{ExposeSecret, SecretString};
+
+/// The shortest `HERALD_JWT_SECRET` accepted: HS256 signs with a 256-bit key (RFC 7518 3.2).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A PostgreSQL URL. Its `Debug` and `Display` hide the password, so it can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps `url`.
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL itself, password included: for connecting, never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<DatabaseUrl, Self::Err> {
+        Ok(DatabaseUrl::new(s))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// Where the data is: every command that reads or writes notifications.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL (`sslmode`, `sslrootcert` honoured). Unset: a private cluster under
+    /// the data dir (dev mode).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// Where dev mode keeps its private PostgreSQL cluster and dev secret.
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = ".herald")]
+    pub data_dir: PathBuf,
+}
+
+/// What signs and verifies tokens.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SecretArgs {
+    /// HS256 secret that signs tokens, at least 32 bytes (Django's SIMPLE_JWT SIGNING_KEY to
+    /// accept its tokens). Unset: dev mode, with a random secret and a token endpoint for the
+    /// demo page.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true,
+          value_parser = parse_secret)]
+    pub jwt_secret: Option<SecretString>,
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s))
+}
+
+impl SecretArgs {
+    /// Refuses a secret that is set but too short to be safe: an empty one would let anyone
+    /// sign tokens. Only an unset secret means dev mode.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.jwt_secret {
+            Some(secret) if secret.expose_secret().len() < MIN_SECRET_BYTES => {
+                Err(ConfigError(format!(
+                    "HERALD_JWT_SECRET is set but is {} bytes long; it must be at least \
+                     {MIN_SECRET_BYTES} bytes (unset it to run in dev mode)",
+                    secret.expose_secret().len()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The settings of `herald serve`.
+#[derive(clap::Args, Clone, Debug)]
 pub struct Config {
-    /// PostgreSQL URL. Unset: herald runs a private cluster under the data dir.
-    #[arg(long, env = "DATABASE_URL", global = true)]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// A separate URL for the LISTEN connection, for when DATABASE_URL goes through a pooler
     /// in transaction mode (LISTEN needs a direct session). Defaults to DATABASE_URL.
-    #[arg(long, env = "HERALD_LISTEN_DATABASE_URL", global = true)]
-    pub listen_database_url: Option<String>,
+    #[arg(long, env = "HERALD_LISTEN_DATABASE_URL", hide_env_values = true)]
+    pub listen_database_url: Option<DatabaseUrl>,
 
     /// Address the HTTP server binds.
-    #[arg(
-        long,
-        env = "HERALD_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "HERALD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
-    /// HS256 secret that signs tokens (Django's SIMPLE_JWT SIGNING_KEY to accept its tokens).
-    /// Unset: dev mode, with a random secret and a token endpoint for the demo page.
-    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
 
     /// The `aud` tokens must carry; unset, tokens that carry an `aud` are refused.
-    #[arg(long, env = "HERALD_JWT_AUDIENCE", global = true)]
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
     /// Seconds between keep-alive comments on idle streams.
     #[arg(long, env = "HERALD_HEARTBEAT_SECS", default_value_t = 15,
-          value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+          value_parser = clap::value_parser!(u64).range(1..=300))]
     pub heartbeat_secs: u64,
 
     /// Database connections for queries (streams and parked long-polls hold none).
     #[arg(long, env = "HERALD_DB_POOL_SIZE", default_value_t = 12,
-          value_parser = clap::value_parser!(u32).range(1..=200), global = true)]
+          value_parser = clap::value_parser!(u32).range(1..=200))]
     pub db_pool_size: u32,
 
     /// Largest request body accepted, in bytes; bigger bodies get 413.
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 256 * 1024,
-          value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024), global = true)]
+          value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
     pub max_body_bytes: u64,
 
     /// Largest request head (request line and headers), in bytes; bigger gets 431.
     #[arg(long, env = "HERALD_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
-          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024), global = true)]
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024))]
     pub max_header_bytes: u64,
 
-    /// Open streams plus parked long-polls one user may hold; past it, 503 with Retry-After.
+    /// Open streams, parked long-polls and unfinished request bodies one user may hold; past
+    /// it, 503 with Retry-After.
     #[arg(long, env = "HERALD_MAX_STREAMS_PER_USER", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..), global = true)]
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams_per_user: u32,
 
-    /// Open streams plus parked long-polls in all; past it, 503 with Retry-After. Keep it
-    /// below the process's open-file limit.
+    /// Open streams, parked long-polls and unfinished request bodies in all; past it, 503
+    /// with Retry-After. Keep it below the process's open-file limit.
     #[arg(long, env = "HERALD_MAX_STREAMS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..), global = true)]
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams: u32,
 
-    /// The longest `wait` a long-poll may ask for, in seconds (SPEC allows up to 60).
+    /// The longest `wait` a long-poll may ask for, in seconds (at most 60).
     #[arg(long, env = "HERALD_MAX_WAIT_SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(0..=60), global = true)]
+          value_parser = clap::value_parser!(u64).range(0..=60))]
     pub max_wait_secs: u64,
 
-    /// Seconds a client has to send its request head before it gets 408 (slow clients).
+    /// Seconds a client has to send its request head, and then its body, before it gets 408.
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT_SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+          value_parser = clap::value_parser!(u64).range(1..=300))]
     pub request_timeout_secs: u64,
 
     /// Seconds an idle keep-alive connection stays open between requests.
     #[arg(long, env = "HERALD_KEEP_ALIVE_SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub keep_alive_secs: u64,
 
     /// Seconds a connection may leave sent data unacknowledged (a client that stopped reading)
     /// before the kernel drops it (TCP_USER_TIMEOUT).
     #[arg(long, env = "HERALD_WRITE_TIMEOUT_SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub write_timeout_secs: u64,
 
     /// Origins (`https://app.example.com`, comma-separated) whose pages may call herald
     /// cross-origin (CORS) and may send cookie-authenticated POSTs. The service's own origin
-    /// is always allowed.
-    #[arg(
-        long,
-        env = "HERALD_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        global = true
-    )]
+    /// is always allowed; `*` and `null` are refused.
+    #[arg(long, env = "HERALD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
     /// When set (e.g. `90d`), `serve` deletes notifications older than this every hour, as
     /// `herald prune --older-than` does. Units: s, m, h, d, w.
-    #[arg(long, env = "HERALD_PRUNE_OLDER_THAN", value_parser = crate::retention::parse_age,
-          global = true)]
+    #[arg(long, env = "HERALD_PRUNE_OLDER_THAN", value_parser = crate::retention::parse_age)]
     pub prune_older_than: Option<Duration>,
-
-    /// Where dev mode keeps its private PostgreSQL cluster and dev secret.
-    #[arg(
-        long,
-        env = "HERALD_DATA_DIR",
-        default_value = ".herald",
-        global = true
-    )]
-    pub data_dir: PathBuf,
 }
 
+/// A setting that herald refuses to start with; the message names it. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 impl Config {
+    /// Checks what clap cannot: settings that would make herald unsafe to run.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.secret.validate()?;
+        for origin in &self.allowed_origins {
+            check_origin(origin)?;
+        }
+        Ok(())
+    }
+
     /// Interval of the keep-alive comment on SSE streams.
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs)
     }
 
     /// The URL the LISTEN connection uses.
-    pub fn listen_url(&self) -> Option<&str> {
+    pub fn listen_url(&self) -> Option<&DatabaseUrl> {
         self.listen_database_url
-            .as_deref()
-            .or(self.database_url.as_deref())
+            .as_ref()
+            .or(self.database.database_url.as_ref())
     }
 
     /// True when tokens are signed with a random secret and the dev token endpoint is open.
     pub fn dev_mode(&self) -> bool {
-        self.jwt_secret.is_none()
+        self.secret.jwt_secret.is_none()
     }
 }
 
-impl fmt::Debug for Config {
-    /// Secrets and database passwords never reach a log.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field(
-                "database_url",
-                &self.database_url.as_deref().map(redact_url),
-            )
-            .field(
-                "listen_database_url",
-                &self.listen_database_url.as_deref().map(redact_url),
-            )
-            .field("bind", &self.bind)
-            .field(
-                "jwt_secret",
-                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("jwt_audience", &self.jwt_audience)
-            .field("heartbeat_secs", &self.heartbeat_secs)
-            .field("db_pool_size", &self.db_pool_size)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_header_bytes", &self.max_header_bytes)
-            .field("max_streams_per_user", &self.max_streams_per_user)
-            .field("max_streams", &self.max_streams)
-            .field("max_wait_secs", &self.max_wait_secs)
-            .field("prune_older_than", &self.prune_older_than)
-            .field("request_timeout_secs", &self.request_timeout_secs)
-            .field("keep_alive_secs", &self.keep_alive_secs)
-            .field("write_timeout_secs", &self.write_timeout_secs)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("data_dir", &self.data_dir)
-            .finish()
+/// An allowed origin must be exactly what browsers send in `Origin`: `scheme://host[:port]`.
+/// `*` would let every site read herald's answers with the user's cookie, and `null` is what
+/// any sandboxed frame sends.
+fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    let refuse = |why: &str| {
+        Err(ConfigError(format!(
+            "HERALD_ALLOWED_ORIGINS: {origin:?} {why}; list origins like https://app.example.com"
+        )))
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    if origin == "*" || origin.eq_ignore_ascii_case("null") {
+        return refuse("would let any page in");
     }
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return refuse("is not an origin");
+    };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return refuse("is not an http or https origin");
+    }
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@', '*', ' '])
+        || authority.starts_with(':')
+    {
+        return refuse("is not an origin (scheme, host and port only)");
+    }
+    Ok(())
 }
 
 /// The URL with any password replaced, fit for a log line.
@@ -175,7 +247,7 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<unparsed url>".to_owned();
     };
-    match rest.split_once('@') {
+    let redacted = match rest.split_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
             let hidden = if userinfo.contains(':') {
@@ -186,7 +258,25 @@ pub fn redact_url(url: &str) -> String {
             format!("{scheme}://{user}{hidden}@{host}")
         }
         None => url.to_owned(),
-    }
+    };
+    // libpq also takes the password as a parameter.
+    redact_params(&redacted)
+}
+
+fn redact_params(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                format!("{key}=<redacted>")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -200,6 +290,53 @@ mod tests {
             "postgres://app:<redacted>@db:5432/x"
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(
+            redact_url("postgres://db/x?user=a&password=s3cret&sslmode=require"),
+            "postgres://db/x?user=a&password=<redacted>&sslmode=require"
+        );
         assert_eq!(redact_url("garbage"), "<unparsed url>");
+        let url = DatabaseUrl::new("postgres://app:s3cret@db/x");
+        assert!(!format!("{url:?} {url}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_secret_that_is_set_must_be_long_enough() {
+        let secret = |s: Option<&str>| SecretArgs {
+            jwt_secret: s.map(SecretString::from),
+        };
+        assert!(secret(None).validate().is_ok(), "unset: dev mode");
+        assert!(secret(Some("")).validate().is_err());
+        assert!(secret(Some("x")).validate().is_err());
+        assert!(secret(Some(&"x".repeat(31))).validate().is_err());
+        assert!(secret(Some(&"x".repeat(32))).validate().is_ok());
+        let message = secret(Some("hunter2")).validate().unwrap_err().to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        let debug = format!("{:?}", secret(Some("hunter2-hunter2-hunter2-hunter2-x")));
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn allowed_origins_must_be_real_origins() {
+        for good in [
+            "https://app.example.com",
+            "http://localhost:8000",
+            "https://app.example.com/",
+        ] {
+            assert!(check_origin(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "*",
+            "null",
+            "NULL",
+            "",
+            "app.example.com",
+            "https://",
+            "https://app.example.com/path",
+            "https://*.example.com",
+            "ftp://x",
+            "https://user@app.example.com",
+        ] {
+            assert!(check_origin(bad).is_err(), "{bad:?}");
+        }
     }
 }

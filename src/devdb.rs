@@ -2,20 +2,29 @@
 //! is given, run with the machine's own PostgreSQL binaries (`initdb`, `pg_ctl`).
 //!
 //! Layout under the data dir: `pg/` (the cluster), `run/` (its Unix socket and log; no TCP
-//! port, so it never collides with another server), `dev-jwt-secret`. PostgreSQL refuses to
-//! run as root, so as root the cluster belongs to, and runs as, the `postgres` user.
+//! port, so it never collides with another server), `dev-jwt-secret`.
+//!
+//! PostgreSQL refuses to run as root, so as root the cluster belongs to, and runs as, the
+//! `postgres` user, which often cannot enter the data dir at all (a home directory is 0700).
+//! Rather than loosen the permissions of the user's directories, the cluster then lives in a
+//! directory of its own that `postgres` owns, `/var/tmp/herald-pg-<hash of the data dir>`,
+//! and `pg` and `run` under the data dir are links to it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::config::Config;
+use crate::config::{DatabaseArgs, DatabaseUrl};
+
+/// Where the clusters of root's data dirs live (see the module docs).
+const ROOT_CLUSTERS: &str = "/var/tmp";
 
 /// The superuser and database of the private cluster.
 const USER: &str = "herald";
@@ -23,23 +32,29 @@ const DATABASE: &str = "herald";
 
 /// The database herald uses: the configured one, or the private cluster's.
 pub struct Database {
-    url: String,
+    url: DatabaseUrl,
     cluster: Option<Cluster>,
 }
 
 impl Database {
     /// `DATABASE_URL` if set; otherwise the private cluster under the data dir, started if
     /// it is not running (and then stopped again when this is dropped).
-    pub fn open(config: &Config) -> io::Result<Database> {
-        if let Some(url) = &config.database_url {
+    pub fn open(args: &DatabaseArgs) -> io::Result<Database> {
+        if let Some(url) = &args.database_url {
             return Ok(Database {
                 url: url.clone(),
                 cluster: None,
             });
         }
-        let cluster = Cluster::start(&config.data_dir)?;
+        let cluster = Cluster::start(&args.data_dir).map_err(|err| {
+            io::Error::other(format!(
+                "could not start the private PostgreSQL cluster under {} (set DATABASE_URL \
+                 to use a server of your own): {err}",
+                args.data_dir.display()
+            ))
+        })?;
         cluster.create_database(DATABASE)?;
-        let url = cluster.url(DATABASE);
+        let url = DatabaseUrl::new(cluster.url(DATABASE));
         log::info!("private cluster in use database_url={url}");
         Ok(Database {
             url,
@@ -48,7 +63,7 @@ impl Database {
     }
 
     /// The URL to connect to.
-    pub fn url(&self) -> &str {
+    pub fn url(&self) -> &DatabaseUrl {
         &self.url
     }
 }
@@ -57,6 +72,8 @@ impl Database {
 pub struct Cluster {
     data: PathBuf,
     socket_dir: PathBuf,
+    /// Where its commands run: a directory its owner can enter.
+    home: PathBuf,
     owner: Option<(u32, u32)>,
     started_here: bool,
 }
@@ -69,16 +86,24 @@ impl Cluster {
         let root = root.canonicalize()?;
         let lock = File::create(root.join("cluster.lock"))?;
         lock.lock()?;
-        let data = root.join("pg");
-        let socket_dir = socket_dir(&root)?;
         let owner = if is_root() {
-            // The postgres user must be able to reach pg/ and run/ below root.
-            let mode = fs::metadata(&root)?.permissions().mode();
-            fs::set_permissions(&root, fs::Permissions::from_mode(mode | 0o711))?;
             Some(postgres_user()?)
         } else {
             None
         };
+        let legacy = fs::symlink_metadata(root.join("pg")).is_ok_and(|m| m.is_dir());
+        let home = match owner {
+            // A cluster made in place by an earlier version stays where it is.
+            Some((uid, gid)) if !legacy => {
+                let home = root_cluster_home(&root, uid, gid)?;
+                link(&root.join("pg"), &home.join("pg"))?;
+                link(&root.join("run"), &home.join("run"))?;
+                home
+            }
+            _ => root.clone(),
+        };
+        let data = home.join("pg");
+        let socket_dir = socket_dir(&home)?;
         fs::create_dir_all(&socket_dir)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&socket_dir, Some(uid), Some(gid))?;
@@ -86,6 +111,7 @@ impl Cluster {
         let mut cluster = Cluster {
             data,
             socket_dir,
+            home,
             owner,
             started_here: false,
         };
@@ -117,7 +143,7 @@ impl Cluster {
     pub fn url(&self, db: &str) -> String {
         format!(
             "postgresql://{USER}@/{db}?host={}",
-            percent_encode(&self.socket_dir.to_string_lossy())
+            utf8_percent_encode(&self.socket_dir.to_string_lossy(), PATH_VALUE)
         )
     }
 
@@ -189,7 +215,9 @@ impl Cluster {
     fn command(&self, program: &str) -> io::Result<Command> {
         let mut command = Command::new(find_binary(program)?);
         if let Some((uid, gid)) = self.owner {
-            command.uid(uid).gid(gid);
+            // Its own directory: initdb and pg_ctl return to the working directory, which
+            // the postgres user may not be allowed to enter.
+            command.uid(uid).gid(gid).current_dir(&self.home);
         }
         // The server must outlive a Ctrl-C aimed at herald's terminal: we stop it ourselves.
         command.process_group(0);
@@ -235,9 +263,10 @@ fn run(command: &mut Command) -> io::Result<()> {
     if output.status.success() {
         Ok(())
     } else {
+        let program = Path::new(command.get_program());
         Err(io::Error::other(format!(
-            "{:?} failed ({}): {}",
-            command.get_program(),
+            "{} failed ({}): {}",
+            program.file_name().unwrap_or_default().to_string_lossy(),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         )))
@@ -314,13 +343,43 @@ fn postgres_user() -> io::Result<(u32, u32)> {
         })
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// What a query value may hold unencoded here: a socket path keeps its slashes.
+const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
+/// The directory, owned by `postgres`, that holds the cluster of root's data dir `root`.
+/// /var/tmp is shared by everyone: a directory there that `postgres` does not own, or a
+/// link, was not made by us and is refused.
+fn root_cluster_home(root: &Path, uid: u32, gid: u32) -> io::Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    root.hash(&mut hasher);
+    let home = Path::new(ROOT_CLUSTERS).join(format!("herald-pg-{:016x}", hasher.finish()));
+    match fs::DirBuilder::new().mode(0o700).create(&home) {
+        Ok(()) => std::os::unix::fs::chown(&home, Some(uid), Some(gid))?,
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err),
+    }
+    let meta = fs::symlink_metadata(&home)?;
+    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        return Err(io::Error::other(format!(
+            "{} exists but was not made by herald for the postgres user (remove it)",
+            home.display()
+        )));
+    }
+    Ok(home)
+}
+
+/// Makes `link` point at `target`, replacing a link that points elsewhere.
+fn link(link: &Path, target: &Path) -> io::Result<()> {
+    if fs::read_link(link).is_ok_and(|current| current == target) {
+        return Ok(());
+    }
+    if fs::symlink_metadata(link).is_ok() {
+        fs::remove_file(link)?;
+    }
+    std::os::unix::fs::symlink(target, link)
 }

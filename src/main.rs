@@ -1,26 +1,54 @@
 //! The `herald` binary: dispatches the command, nothing else.
 
-use herald::cli::{self, Command};
+use std::process::ExitCode;
+
+use herald::cli::{self, Command, Failure};
+use herald::config::ConfigError;
 use herald::devdb::Database;
 use herald::startup::Application;
 
 #[actix_web::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> ExitCode {
     env_logger::init_from_env(env_logger::Env::new().default_filter_or("info"));
-    let (command, mut config) = cli::parse(std::env::args_os()); // flags override env
-    match command {
-        Command::Serve => {
-            let db = Database::open(&config)?; // DATABASE_URL, or the private cluster
-            config.database_url = Some(db.url().to_owned());
-            Application::build(config)
-                .await?
-                .run_until_stopped()
-                .await?;
+    let result: Result<(), Failure> = match cli::parse(std::env::args_os()) {
+        Command::Serve(config) => serve(*config).await,
+        Command::Migrate(database) => cli::migrate(&database),
+        Command::Send(args) => cli::send(args),
+        Command::Token(args) => cli::token(args),
+        Command::Prune(args) => cli::prune(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("herald: {}", sentence(&*err));
+            // A refused setting is a usage error, as clap's own are.
+            let usage = err.downcast_ref::<ConfigError>().is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
         }
-        Command::Migrate => cli::migrate(Database::open(&config)?.url())?,
-        Command::Send(args) => cli::send(Database::open(&config)?.url(), args)?,
-        Command::Token(args) => cli::token(&config, args)?,
-        Command::Prune(args) => cli::prune(Database::open(&config)?.url(), args)?,
     }
+}
+
+async fn serve(mut config: herald::config::Config) -> Result<(), Failure> {
+    config.validate()?;
+    let db = Database::open(&config.database)?; // DATABASE_URL, or the private cluster
+    config.database.database_url = Some(db.url().clone());
+    Application::build(config)
+        .await?
+        .run_until_stopped()
+        .await?;
     Ok(())
+}
+
+/// An error and its causes, one sentence: "a: b: c".
+fn sentence(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text
 }

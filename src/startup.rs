@@ -11,6 +11,7 @@ use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use diesel::pg::PgConnection;
 use diesel::result::QueryResult;
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
@@ -77,11 +78,12 @@ impl Application {
     /// private cluster first).
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let url = config
+            .database
             .database_url
             .clone()
             .ok_or("DATABASE_URL is not set")?;
-        let listen_url = config.listen_url().unwrap_or(&url).to_owned();
-        let pool = store::pool(&url, config.db_pool_size)?;
+        let listen_url = config.listen_url().unwrap_or(&url).clone();
+        let pool = store::pool(url.expose(), config.db_pool_size)?;
         let migrate_pool = pool.clone();
         // The listener delivers what commits after this snapshot: taken before we accept
         // requests, so no stream can start live from an earlier one.
@@ -94,16 +96,16 @@ impl Application {
         log::info!("database ready migrations_applied={applied}");
 
         let dev_mode = config.dev_mode();
-        let secret = match &config.jwt_secret {
-            Some(secret) => secret.clone().into_bytes(),
+        let secret = match &config.secret.jwt_secret {
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
             None => {
                 log::warn!(
                     "DEV MODE: HERALD_JWT_SECRET is not set. Tokens are signed with a random dev \
                      secret (kept in {}) and GET /dev/token mints tokens for anyone. \
                      Never run like this in production.",
-                    config.data_dir.display()
+                    config.database.data_dir.display()
                 );
-                devdb::dev_secret(&config.data_dir)?
+                devdb::dev_secret(&config.database.data_dir)?
             }
         };
         let auth = web::Data::new(Auth::new(&secret, config.jwt_audience.as_deref()));
@@ -116,7 +118,7 @@ impl Application {
         let (shutdown, shutdown_rx) = watch::channel(false);
         // The listener reads through connections of its own: a burst of requests that drains
         // the query pool must not stall (or fail) the fan-out.
-        let listener_pool = store::pool(&url, 2)?;
+        let listener_pool = store::pool(url.expose(), 2)?;
         let listener = Listener::new(
             listen_url,
             listener_pool,
@@ -136,8 +138,10 @@ impl Application {
                 config.max_streams
             );
         }
-        let tcp = TcpListener::bind(&config.bind)?;
-        let port = tcp.local_addr()?.port();
+        let tcp = TcpListener::bind(&config.bind)
+            .map_err(|err| format!("cannot listen on {} (HERALD_BIND): {err}", config.bind))?;
+        let local = tcp.local_addr()?;
+        let port = local.port();
         let origins = web::Data::new(Origins::new(&config.allowed_origins));
         let head_limit = web::Data::new(HeadLimit(config.max_header_bytes as usize));
         let max_body = config.max_body_bytes as usize;
@@ -184,7 +188,13 @@ impl Application {
         .shutdown_timeout(10)
         .listen(tcp)?
         .run();
-        log::info!("listening port={port}");
+        // The URL to open: an address that means "every interface" is reachable locally.
+        let host = match local.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        log::info!("listening url=http://{host}:{port}/");
         Ok(Application {
             server,
             port,
@@ -279,22 +289,52 @@ fn access_log() -> Logger {
         })
 }
 
-/// The query string with the value of every `token` parameter replaced. Keys are compared
-/// decoded, as the extractor reads them: `%74oken=` is a token too.
+/// The query string with every value that may be a credential replaced: a parameter named like
+/// one (`token`, `access_token`, `Token`, `jwt`, `password`, ...; keys compared decoded and in
+/// any case, as an extractor could read them), and any value shaped like a JWT.
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
-            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
-            if decode_key(key) == "token" {
-                "token=<redacted>".to_owned()
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if is_secret_key(&decode_key(key)) || looks_like_jwt(value) {
+                format!("{key}=<redacted>")
             } else {
                 pair.to_owned()
             }
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "token",
+        "jwt",
+        "secret",
+        "password",
+        "passwd",
+        "auth",
+        "key",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
+}
+
+/// Three dot-separated base64url parts, the first of them a JSON object (`eyJ` is `{"`).
+fn looks_like_jwt(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('.').collect();
+    parts.len() == 3
+        && parts[0].starts_with("eyJ")
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'%' | b'='))
+        })
 }
 
 /// `application/x-www-form-urlencoded` decoding of a query key (`+` and `%XX`).
@@ -334,7 +374,31 @@ mod tests {
         // Encoded keys are the same key to the extractor that reads the token.
         assert_eq!(
             redact_query("%74oken=eyJ.secret.x&%74%6F%6B%65%6E=b&to%6"),
-            "token=<redacted>&token=<redacted>&to%6"
+            "%74oken=<redacted>&%74%6F%6B%65%6E=<redacted>&to%6"
+        );
+    }
+
+    #[test]
+    fn credentials_under_any_name_or_case_are_redacted() {
+        for key in [
+            "access_token",
+            "Token",
+            "TOKEN",
+            "id_token",
+            "jwt",
+            "api_key",
+            "password",
+        ] {
+            let query = format!("a=1&{key}=hunter2&b=2");
+            assert_eq!(redact_query(&query), format!("a=1&{key}=<redacted>&b=2"));
+        }
+        // A JWT is redacted whatever the parameter is called.
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        assert_eq!(redact_query(&format!("t={jwt}")), "t=<redacted>");
+        // Cursors and channel lists are not secrets.
+        assert_eq!(
+            redact_query("after=734:736:735&channels=user:1,broadcast&limit=5"),
+            "after=734:736:735&channels=user:1,broadcast&limit=5"
         );
     }
 }

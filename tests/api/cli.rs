@@ -87,35 +87,80 @@ async fn herald_token_mints_a_token_the_service_accepts_with_its_grants() {
     assert_eq!(status, actix_web::http::StatusCode::OK);
 }
 
+/// herald running as a process of the test's own, on `db`, with `env` added.
+struct Process {
+    child: tokio::process::Child,
+    log: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    /// Everything logged so far.
+    logged: String,
+    address: String,
+}
+
+impl Process {
+    async fn start(db: &TestDb, env: &[(&str, &str)]) -> Process {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("HERALD_JWT_SECRET", SECRET)
+            .env("HERALD_BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut process = Process {
+            child,
+            log,
+            logged: String::new(),
+            address: String::new(),
+        };
+        process.address = tokio::time::timeout(WAIT, async {
+            while let Some(line) = process.next_line().await {
+                if let Some((_, url)) = line.split_once("listening url=") {
+                    return url.trim().trim_end_matches('/').to_owned();
+                }
+            }
+            panic!("herald exited before listening:\n{}", process.logged);
+        })
+        .await
+        .expect("herald listens");
+        process
+    }
+
+    async fn next_line(&mut self) -> Option<String> {
+        let line = self.log.next_line().await.unwrap()?;
+        self.logged.push_str(&line);
+        self.logged.push('\n');
+        Some(line)
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+    }
+
+    /// Waits (bounded) for the exit, and reads the rest of the log.
+    async fn exit(&mut self) -> std::process::ExitStatus {
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("herald exits within its bound")
+            .unwrap();
+        while self.next_line().await.is_some() {}
+        status
+    }
+}
+
 #[actix_web::test]
 async fn on_sigterm_herald_ends_streams_answers_long_polls_and_exits_and_never_logs_a_token() {
-    use tokio::io::AsyncBufReadExt;
     let db = TestDb::new();
-    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("HERALD_JWT_SECRET", SECRET)
-        .env("HERALD_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut log = tokio::io::BufReader::new(process.stderr.take().unwrap()).lines();
-    let mut logged = String::new();
-    let port = tokio::time::timeout(WAIT, async {
-        while let Some(line) = log.next_line().await.unwrap() {
-            logged.push_str(&line);
-            logged.push('\n');
-            if let Some((_, port)) = line.split_once("listening port=") {
-                return port.trim().to_owned();
-            }
-        }
-        panic!("herald exited before listening:\n{logged}");
-    })
-    .await
-    .expect("herald listens");
-    let app = TestApp::attach(format!("http://127.0.0.1:{port}"), db).await;
+    let mut process = Process::start(&db, &[]).await;
+    let address = process.address.clone();
+    let app = TestApp::attach(address, db).await;
     let token = app.token_for("1");
     let mut events = app.open_events(&token, "", None).await;
     // Through the query string, which the access log shows: the token must not be in it.
@@ -127,11 +172,13 @@ async fn on_sigterm_herald_ends_streams_answers_long_polls_and_exits_and_never_l
         list["cursor"].as_str().unwrap()
     );
     let poll = app.get(&parked, Some(&token));
+    // Credentials under other names, in any case, are kept out of the log too.
+    for name in ["access_token", "Token", "TOKEN"] {
+        app.get(&format!("/healthz?{name}={token}"), None).await;
+    }
     let terminate = async {
         app.wait_for_metric("herald_long_polls_parked", 1).await;
-        let pid = process.id().unwrap().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(kill.success());
+        process.terminate();
     };
 
     let ((status, body), ()) =
@@ -144,16 +191,11 @@ async fn on_sigterm_herald_ends_streams_answers_long_polls_and_exits_and_never_l
         events.next_any().await.is_none(),
         "the stream ended cleanly"
     );
-    let exit = tokio::time::timeout(WAIT, process.wait())
-        .await
-        .expect("herald exits within its bound")
-        .unwrap();
+    let exit = process.exit().await;
     assert!(exit.success(), "{exit}");
-    while let Some(line) = log.next_line().await.unwrap() {
-        logged.push_str(&line);
-        logged.push('\n');
-    }
+    let logged = &process.logged;
     assert!(logged.contains("token=<redacted>"), "{logged}");
+    assert!(logged.contains("access_token=<redacted>"), "{logged}");
     assert!(
         !logged.contains(&token),
         "a token reached the log:\n{logged}"
@@ -161,5 +203,94 @@ async fn on_sigterm_herald_ends_streams_answers_long_polls_and_exits_and_never_l
     assert!(
         app.client.get(&app.address).send().await.is_err(),
         "nothing listens after exit"
+    );
+}
+
+#[test]
+fn unsafe_settings_refuse_to_start_with_exit_code_2_and_a_sentence() {
+    let long_enough = "a-secret-of-at-least-thirty-two-bytes!";
+    for (settings, says) in [
+        (vec![("HERALD_JWT_SECRET", "")], "at least 32 bytes"),
+        (vec![("HERALD_JWT_SECRET", "s3cret")], "at least 32 bytes"),
+        (
+            vec![
+                ("HERALD_JWT_SECRET", long_enough),
+                ("HERALD_ALLOWED_ORIGINS", "null"),
+            ],
+            "HERALD_ALLOWED_ORIGINS",
+        ),
+        (
+            vec![
+                ("HERALD_JWT_SECRET", long_enough),
+                ("HERALD_ALLOWED_ORIGINS", "*"),
+            ],
+            "HERALD_ALLOWED_ORIGINS",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("serve")
+            // Unreachable: a herald that got past its checks would fail differently.
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .envs(settings.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{settings:?}: {stderr}");
+        assert!(stderr.contains(says), "{settings:?}: {stderr}");
+        assert!(
+            !stderr.contains("s3cret"),
+            "the secret was printed: {stderr}"
+        );
+    }
+    let token = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["token", "--user", "1"])
+        .env("HERALD_JWT_SECRET", "short")
+        .output()
+        .unwrap();
+    assert_eq!(token.status.code(), Some(2), "herald token refuses it too");
+}
+
+#[test]
+fn a_startup_failure_is_one_sentence_not_a_debug_dump() {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("HERALD_DATA_DIR", "/proc/herald-cannot-write-here")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = stderr.lines().last().unwrap_or_default();
+    assert!(
+        said.starts_with("herald: could not start the private PostgreSQL cluster"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Custom {") && !stderr.contains("kind:"),
+        "{stderr}"
+    );
+}
+
+#[actix_web::test]
+async fn a_storm_of_refusals_is_summarised_at_warn_not_logged_as_errors() {
+    let db = TestDb::new();
+    let mut process = Process::start(&db, &[("HERALD_MAX_STREAMS_PER_USER", "1")]).await;
+    let app = TestApp::attach(process.address.clone(), db).await;
+    let token = app.token_for("1");
+    let _held = app.open_events(&token, "", None).await;
+
+    for _ in 0..30 {
+        let (status, _) = app.get("/events", Some(&token)).await;
+        assert_eq!(status, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+    process.terminate();
+    process.exit().await;
+
+    let logged = &process.logged;
+    assert!(!logged.contains(" ERROR "), "{logged}");
+    let summaries = logged.matches("refusing requests with 503").count();
+    assert!(
+        (1..=3).contains(&summaries),
+        "{summaries} lines for 30 refusals:\n{logged}"
     );
 }

@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use diesel::prelude::*;
 use futures_util::StreamExt;
 use herald::auth::Auth;
-use herald::config::Config;
+use herald::config::{Config, DatabaseArgs, DatabaseUrl, SecretArgs};
 use herald::devdb::Cluster;
 use herald::startup::{Application, Stopper};
 use serde_json::Value;
@@ -127,10 +127,15 @@ pub async fn spawn_app() -> TestApp {
 /// The config tests run herald with, on `db`.
 pub fn test_config(db_url: &str) -> Config {
     Config {
-        database_url: Some(db_url.to_owned()),
+        database: DatabaseArgs {
+            database_url: Some(DatabaseUrl::new(db_url)),
+            data_dir: std::env::temp_dir().join("herald-test-data"),
+        },
         listen_database_url: None,
         bind: "127.0.0.1:0".into(),
-        jwt_secret: Some(SECRET.into()),
+        secret: SecretArgs {
+            jwt_secret: Some(SECRET.into()),
+        },
         jwt_audience: None,
         heartbeat_secs: 15,
         db_pool_size: 4,
@@ -144,7 +149,6 @@ pub fn test_config(db_url: &str) -> Config {
         write_timeout_secs: 30,
         allowed_origins: Vec::new(),
         prune_older_than: None,
-        data_dir: std::env::temp_dir().join("herald-test-data"),
     }
 }
 
@@ -230,12 +234,6 @@ impl TestApp {
             .await
     }
 
-    /// Waits (bounded) until a `/metrics` series reaches at least `value`.
-    pub async fn wait_for_metric_at_least(&self, name: &str, value: i64) {
-        self.wait_for_metric_to(name, |v| v >= value, &format!("at least {value}"))
-            .await
-    }
-
     async fn wait_for_metric_to(&self, name: &str, wanted: impl Fn(i64) -> bool, what: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -254,6 +252,12 @@ impl TestApp {
     /// A token for `user` with no extra grants.
     pub fn token_for(&self, user: &str) -> String {
         self.auth.mint(user, &[], false, 600)
+    }
+
+    /// A token for `user` that expires `secs` seconds from now; with its `exp`.
+    pub fn token_expiring(&self, user: &str, secs: i64) -> (String, i64) {
+        let token = self.auth.mint(user, &[], false, secs);
+        (token, chrono::Utc::now().timestamp() + secs)
     }
 
     /// A token for `user` with `grants` and maybe `publish`.

@@ -38,7 +38,7 @@ async function startHerald(fixedPort) {
   const bound = new Promise((resolvePort, reject) => {
     child.stderr.on("data", (chunk) => {
       log += chunk;
-      const match = /listening port=(\d+)/.exec(log);
+      const match = /listening url=http:\/\/[^ ]*:(\d+)\//.exec(log);
       if (match) resolvePort(Number(match[1]));
     });
     child.on("exit", (code) => reject(new Error(`herald exited (${code}):\n${log}`)));
