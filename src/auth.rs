@@ -56,6 +56,15 @@ impl Caller {
         }
     }
 
+    /// How long until the token expires (zero if it has): streams and long-polls end then.
+    pub fn expires_in(&self) -> std::time::Duration {
+        let expires_at =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.expires_at.max(0) as u64);
+        expires_at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    }
+
     /// The caller's inbox channels.
     pub fn inbox(&self) -> Vec<String> {
         channels::inbox(&self.user_id)
@@ -131,6 +140,15 @@ impl Auth {
 
     /// The caller a token speaks for, or 401.
     pub fn verify(&self, token: &str) -> AppResult<Caller> {
+        // RFC 7515 4.1.11: a token may name header extensions its reader must understand
+        // (`crit`); herald understands none, so such a token is refused, not half-read.
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AppError::Unauthorized("token invalid"))?;
+        if header.crit.is_some() {
+            return Err(AppError::Unauthorized(
+                "token has critical header extensions herald does not support",
+            ));
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AppError::Unauthorized("token expired"),
@@ -263,6 +281,31 @@ impl FromRequest for Caller {
     }
 }
 
+/// A caller whose token has the `publish` scope. Checked before any body is read: a handler
+/// takes it before its body, and extractors run in order.
+pub struct Publisher(pub Caller);
+
+impl FromRequest for Publisher {
+    type Error = AppError;
+    type Future = Ready<AppResult<Publisher>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(
+            Caller::from_request(req, payload)
+                .into_inner()
+                .and_then(|caller| {
+                    if caller.can_publish {
+                        Ok(Publisher(caller))
+                    } else {
+                        Err(AppError::Forbidden(
+                            "publishing needs a token with scope \"publish\"".into(),
+                        ))
+                    }
+                }),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +377,15 @@ mod tests {
         let good = serde_json::json!({"sub": "1", "exp": later()});
         assert!(auth.verify(&sign(good, b"other secret")).is_err());
         assert!(auth.verify("garbage").is_err());
+        let mut crit = Header::new(Algorithm::HS256);
+        crit.crit = Some(vec!["exp".into()]);
+        let critical = jsonwebtoken::encode(
+            &crit,
+            &serde_json::json!({"sub": "1", "exp": later()}),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
+        assert!(auth.verify(&critical).is_err(), "RFC 7515: crit is refused");
         // alg "none": header {"alg":"none"}, no signature.
         assert!(
             auth.verify("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.")

@@ -8,6 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Handlers return this and use `?`.
 pub type AppResult<T> = Result<T, AppError>;
@@ -88,9 +90,9 @@ impl From<crate::hub::Refused> for AppError {
         use crate::hub::Refused;
         match refused {
             Refused::Closed => AppError::Unavailable("shutting down"),
-            Refused::UserLimit => {
-                AppError::TooManyStreams("this user has too many open streams and long-polls")
-            }
+            Refused::UserLimit => AppError::TooManyStreams(
+                "this user has too many open streams, long-polls and unfinished requests",
+            ),
             Refused::TotalLimit => AppError::TooManyStreams("herald is at its stream limit"),
         }
     }
@@ -134,6 +136,27 @@ fn constraint_message(constraint: &str) -> &'static str {
     }
 }
 
+/// Logs a 503 at warn, at most once per [`UNAVAILABLE_LOG_EVERY`]: they come in storms (a
+/// reconnect wave after a deploy, a client hammering at a limit), and one line per refusal
+/// would bury everything else. `herald_http_requests_total` counts every one.
+fn note_unavailable(code: &str, message: &str) {
+    static LAST: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match &mut *last {
+        Some((since, suppressed)) if since.elapsed() < UNAVAILABLE_LOG_EVERY => *suppressed += 1,
+        _ => {
+            let more = last.map_or(0, |(_, suppressed)| suppressed);
+            log::warn!(
+                "refusing requests with 503 code={code} reason=\"{message}\" since_last_line={more}"
+            );
+            *last = Some((Instant::now(), 0));
+        }
+    }
+}
+
+/// How often a storm of 503s is summarised in the log.
+const UNAVAILABLE_LOG_EVERY: Duration = Duration::from_secs(10);
+
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -150,10 +173,16 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            note_unavailable(self.code(), &self.to_string());
+        } else if status.is_server_error() {
             log::error!("{self}: {self:?}");
         }
         let mut response = HttpResponse::build(status);
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a stalled body may still come: the connection cannot be reused.
+            response.force_close();
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }

@@ -187,6 +187,18 @@ impl Subscription {
     }
 }
 
+/// A place under the limits held by [`Hub::reserve`]; dropping it frees the place.
+pub struct Reservation {
+    hub: Hub,
+    user_id: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.hub.lock().release(&self.user_id);
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut registry = self.hub.lock();
@@ -240,17 +252,7 @@ impl Hub {
         channels: &[String],
     ) -> Result<Subscription, Refused> {
         let mut registry = self.lock();
-        if registry.closed {
-            return Err(Refused::Closed);
-        }
-        if registry.held_total >= self.limits.total {
-            return Err(Refused::TotalLimit);
-        }
-        if registry.held.get(user_id).copied().unwrap_or(0) >= self.limits.per_user {
-            return Err(Refused::UserLimit);
-        }
-        *registry.held.entry(user_id.to_owned()).or_default() += 1;
-        registry.held_total += 1;
+        registry.reserve(user_id, &self.limits)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicBool::new(false));
         registry.next_id += 1;
@@ -290,6 +292,16 @@ impl Hub {
             rx,
             dropped,
             hub: self.clone(),
+        })
+    }
+
+    /// A place under the limits for `user_id` without a subscription: a request whose body
+    /// is still arriving holds one, so stalled uploads count like open streams.
+    pub fn reserve(&self, user_id: &str) -> Result<Reservation, Refused> {
+        self.lock().reserve(user_id, &self.limits)?;
+        Ok(Reservation {
+            hub: self.clone(),
+            user_id: user_id.to_owned(),
         })
     }
 
@@ -370,6 +382,21 @@ impl Registry {
                 Err(mpsc::error::TrySendError::Closed(_)) => self.remove(id),
             }
         }
+    }
+
+    fn reserve(&mut self, user_id: &str, limits: &Limits) -> Result<(), Refused> {
+        if self.closed {
+            return Err(Refused::Closed);
+        }
+        if self.held_total >= limits.total {
+            return Err(Refused::TotalLimit);
+        }
+        if self.held.get(user_id).copied().unwrap_or(0) >= limits.per_user {
+            return Err(Refused::UserLimit);
+        }
+        *self.held.entry(user_id.to_owned()).or_default() += 1;
+        self.held_total += 1;
+        Ok(())
     }
 
     fn release(&mut self, user_id: &str) {

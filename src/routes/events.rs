@@ -150,12 +150,7 @@ impl Stream {
         )
         .await?;
 
-        let expires_at =
-            std::time::UNIX_EPOCH + Duration::from_secs(self.caller.expires_at.max(0) as u64);
-        let expires_in = expires_at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        let expiry = tokio::time::sleep(expires_in);
+        let expiry = tokio::time::sleep(self.caller.expires_in());
         tokio::pin!(expiry);
         loop {
             tokio::select! {

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per group. Each exports `configure`; `configure` here wires them
 //! all, with JSON errors for malformed queries, paths and bodies, and for unknown routes.
 
+pub mod body;
 pub mod dev;
 pub mod events;
 pub mod notifications;
@@ -37,11 +38,34 @@ pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
 }
 
 fn query_error(err: error::QueryPayloadError, _: &HttpRequest) -> error::Error {
-    AppError::bad_request("invalid_query", format!("invalid query string: {err}")).into()
+    let message = match &err {
+        error::QueryPayloadError::Deserialize(err) => in_words(&err.to_string(), "query parameter"),
+        other => other.to_string(),
+    };
+    AppError::bad_request("invalid_query", message).into()
 }
 
 fn path_error(err: error::PathError, _: &HttpRequest) -> error::Error {
-    AppError::bad_request("invalid_path", format!("invalid path: {err}")).into()
+    let error::PathError::Deserialize(err) = &err else {
+        return AppError::bad_request("invalid_path", err.to_string()).into();
+    };
+    AppError::bad_request("invalid_path", in_words(&err.to_string(), "path segment")).into()
+}
+
+/// serde's wording for a missing or repeated field, in terms of the request.
+fn in_words(serde_message: &str, what: &str) -> String {
+    let field = |prefix: &str| {
+        serde_message
+            .strip_prefix(prefix)
+            .map(|rest| rest.trim_matches('`').to_owned())
+    };
+    if let Some(name) = field("missing field ") {
+        format!("missing {what} `{name}`")
+    } else if let Some(name) = field("duplicate field ") {
+        format!("{what} `{name}` is given more than once")
+    } else {
+        format!("invalid {what}: {serde_message}")
+    }
 }
 
 fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {

@@ -6,13 +6,14 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Publisher};
 use crate::channels;
 use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
 use crate::hub::{HubEvent, LiveRow};
 use crate::models::NewNotification;
+use crate::routes::body::JsonBody;
 use crate::startup::AppState;
 use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
 
@@ -34,11 +35,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize)]
 struct ListQuery {
     after: Option<String>,
-    limit: Option<i64>,
-    #[serde(default)]
-    unread: bool,
+    // Numbers and flags arrive as text and are parsed here, so a bad one is refused in
+    // words that name it.
+    limit: Option<String>,
+    unread: Option<String>,
     channels: Option<String>,
-    wait: Option<u64>,
+    wait: Option<String>,
 }
 
 /// GET /api/notifications: the newest (newest first), or what came after `after` (oldest
@@ -50,21 +52,29 @@ async fn list(
 ) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     let channels = caller.channels(query.channels.as_deref())?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AppError::bad_request(
+    let limit = number_param(query.limit.as_deref(), DEFAULT_LIMIT, 1..=MAX_LIMIT, || {
+        AppError::bad_request(
             "invalid_limit",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let wait = query.wait.unwrap_or(0);
+            format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+        )
+    })?;
     let max_wait = state.config.max_wait_secs;
-    if wait > max_wait {
-        return Err(AppError::bad_request(
+    let wait = number_param(query.wait.as_deref(), 0, 0..=max_wait, || {
+        AppError::bad_request(
             "invalid_wait",
-            format!("wait must be between 0 and {max_wait} seconds"),
-        ));
-    }
+            format!("wait must be a whole number of seconds from 0 to {max_wait}"),
+        )
+    })?;
+    let unread_only = match query.unread.as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "invalid_unread",
+                "unread must be true or false",
+            ));
+        }
+    };
     // A cursor herald cannot read is unknown, like one from another database: reset.
     let (after, unknown) = match query.after.as_deref().map(Cursor::parse) {
         None => (None, false),
@@ -85,7 +95,6 @@ async fn list(
     };
     let read = |after: Option<Cursor>| {
         let (user_id, channels) = (caller.user_id.clone(), channels.clone());
-        let unread_only = query.unread;
         state.db(move |conn| {
             let reader = Reader {
                 user_id: &user_id,
@@ -111,7 +120,10 @@ async fn list(
         live.mark_parked();
         let mut unread = page.unread_count;
         let mut count_exact = true;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+        // A long-poll ends when its token does, as a stream does: nothing is handed out
+        // on an expired token, and the client's next request gets its 401.
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(wait).min(caller.expires_in());
         loop {
             tokio::select! {
                 event = live.recv() => match event {
@@ -161,6 +173,22 @@ async fn list(
         .poll_delivered
         .fetch_add(page.rows.len() as u64, Relaxed);
     Ok(HttpResponse::Ok().json(page_json(&page, unknown)))
+}
+
+/// The number in `text`, `default` when absent; `refuse()` unless it is within `range`.
+fn number_param<T: std::str::FromStr + PartialOrd>(
+    text: Option<&str>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    refuse: impl Fn() -> AppError,
+) -> AppResult<T> {
+    match text {
+        None => Ok(default),
+        Some(text) => match text.parse() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(refuse()),
+        },
+    }
 }
 
 /// A long-poll's answer built from the rows the hub brought: the first `limit` of `rows` (new
@@ -215,10 +243,12 @@ async fn unread_count(caller: Caller, state: web::Data<AppState>) -> AppResult<H
 /// POST /api/notifications/{id}/read: marks one read for the caller; 404 if they cannot see it.
 async fn mark_read(
     caller: Caller,
-    id: web::Path<i64>,
+    id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let id = id.into_inner();
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::bad_request("invalid_id", "a notification id is a whole number"))?;
     let count = state
         .db(move |conn| {
             store::reads::mark_read(conn, &caller.user_id, id, |channel| {
@@ -244,16 +274,10 @@ async fn read_all(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpR
 
 /// POST /api/notifications: inserts a notification (token scope `publish`); 201 with it.
 async fn publish(
-    caller: Caller,
-    body: web::Json<NewNotification>,
+    _: Publisher,
+    JsonBody(new): JsonBody<NewNotification>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    if !caller.can_publish {
-        return Err(AppError::Forbidden(
-            "publishing needs a token with scope \"publish\"".into(),
-        ));
-    }
-    let new = body.into_inner();
     new.validate()
         .map_err(|message| AppError::unprocessable("invalid_notification", message))?;
     let stored = state

@@ -318,3 +318,65 @@ async fn a_cookie_authenticated_post_needs_a_trusted_origin() {
     assert_eq!(response.status(), StatusCode::OK);
     let _ = response.body().await;
 }
+
+/// Sends a POST /api/notifications head promising 1,000 bytes of body, then only `{`.
+async fn stalled_publish(app: &TestApp, token: &str) -> TcpStream {
+    let mut socket = app.raw_socket().await;
+    let head = format!(
+        "POST /api/notifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket
+}
+
+#[actix_web::test]
+async fn a_body_is_never_waited_for_without_the_publish_scope() {
+    let app = spawn_app_with(|config| config.request_timeout_secs = 60).await;
+    let mut socket = stalled_publish(&app, &app.token_for("1")).await;
+
+    // Refused from the head alone: well before the 60 s the body could take.
+    let answer = read_until_closed(&mut socket).await;
+
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains(r#""code":"forbidden""#), "{answer}");
+}
+
+#[actix_web::test]
+async fn a_stalled_body_is_cut_off_with_408_and_holds_a_place_under_the_limits_until_then() {
+    let app = spawn_app_with(|config| {
+        config.request_timeout_secs = 3;
+        config.max_streams_per_user = 2;
+    })
+    .await;
+    let publisher = app.token_with("backend", &[], true);
+    let mut first = stalled_publish(&app, &publisher).await;
+    let mut second = stalled_publish(&app, &publisher).await;
+    // Both are reading their bodies (holding their places) once a third one is refused.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (status, body) = loop {
+        let (status, body) = app
+            .post("/api/notifications", Some(&publisher), Some("{}"))
+            .await;
+        if status != StatusCode::UNPROCESSABLE_ENTITY || tokio::time::Instant::now() > deadline {
+            break (status, body);
+        }
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams");
+
+    for socket in [&mut first, &mut second] {
+        let answer = read_until_closed(socket).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    }
+    // Their places are free again.
+    let (status, body) = app
+        .post(
+            "/api/notifications",
+            Some(&publisher),
+            Some(r#"{"channel": "user:1", "title": "after the stall"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

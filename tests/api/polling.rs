@@ -232,3 +232,30 @@ async fn a_woken_long_poll_counts_unread_and_its_cursor_resumes_exactly_out_of_o
         .await;
     assert_eq!(titles(&rest), Vec::<String>::new());
 }
+
+#[actix_web::test]
+async fn a_long_poll_ends_when_its_token_expires_and_hands_out_nothing_after() {
+    let app = spawn_app().await;
+    let (token, exp) = app.token_expiring("1", 2);
+    let after = app.list_cursor(&token, "").await;
+    let path = format!("/api/notifications?after={after}&wait=60");
+    let poll = app.get(&path, Some(&token));
+    let insert_after_expiry = async {
+        let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp as u64);
+        let wait = expiry
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::sleep(wait + std::time::Duration::from_millis(500)).await;
+        app.insert("user:1", "for a token that has expired").await;
+    };
+
+    let ((status, list), ()) = tokio::time::timeout(
+        crate::helpers::WAIT,
+        futures_util::future::join(poll, insert_after_expiry),
+    )
+    .await
+    .expect("the long-poll ended with its token, long before its 60 s wait");
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(titles(&list), Vec::<String>::new());
+}
