@@ -5,8 +5,9 @@
 //! - Any other channel is read by users whose token grants it, exactly or by a trailing-`*`
 //!   pattern (`order:*`).
 //!
-//! Pure: no SQL, no HTTP. The rules for a valid name mirror the `notifications_channel_valid`
-//! constraint in the migrations.
+//! Pure: no SQL, no HTTP. A valid name is what the `notifications_channel_valid` constraint
+//! accepts, character for character ([`FORBIDDEN`] is written out in both places), so every
+//! row the table takes can be asked for by name.
 
 /// The channel every authenticated user reads.
 pub const BROADCAST: &str = "broadcast";
@@ -15,6 +16,21 @@ pub const BROADCAST: &str = "broadcast";
 pub const MAX_CHANNELS_PER_REQUEST: usize = 50;
 
 const MAX_NAME_CHARS: usize = 200;
+
+/// The characters a channel name may not contain besides `,` (it separates lists) and `*` (it
+/// ends grant patterns): Unicode's White_Space and control characters, as inclusive ranges.
+/// The `channel_rule` migration's constraint spells out the same ranges; a test checks that
+/// this list is exactly `char::is_whitespace() || char::is_control()`.
+pub const FORBIDDEN: &[(char, char)] = &[
+    ('\u{0}', '\u{20}'),
+    ('\u{7f}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
 
 /// The personal channel of `user_id`.
 pub fn personal(user_id: &str) -> String {
@@ -131,6 +147,25 @@ mod tests {
         assert!(parse_list(&"x".repeat(201)).is_err());
         let many: Vec<String> = (0..51).map(|i| format!("c{i}")).collect();
         assert!(parse_list(&many.join(",")).is_err());
+    }
+
+    #[test]
+    fn the_forbidden_ranges_are_exactly_unicode_whitespace_and_controls() {
+        let listed = |c: char| FORBIDDEN.iter().any(|&(lo, hi)| (lo..=hi).contains(&c));
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(
+                listed(c),
+                c.is_whitespace() || c.is_control(),
+                "U+{:04X}",
+                c as u32
+            );
+            assert_eq!(
+                is_valid_name(&format!("a{c}b")),
+                !listed(c) && c != ',' && c != '*',
+                "U+{:04X}",
+                c as u32
+            );
+        }
     }
 
     #[test]

@@ -8,18 +8,18 @@
 //!
 //! # Not slowing writers down
 //! A transaction that NOTIFYs takes a global lock at commit, so writers that all NOTIFY commit
-//! one at a time (SPEC section 1). The trigger only NOTIFYs while some instance is *armed*
-//! (`herald_listeners.armed`). Under sustained load this listener *disarms* and polls instead
-//! (it would be reading anyway), and re-arms after a quiet spell.
+//! one at a time (SPEC section 1). The insert trigger only NOTIFYs while some instance is
+//! *armed*, which it reads from the `herald_armed` sequence (the `stamp_txid` migration).
+//! Under sustained load this listener *disarms* and polls instead (it would be reading
+//! anyway), and re-arms after a quiet spell.
 //!
-//! Re-arming must not miss a row: a writer that saw `armed = false` just before the switch
-//! commits without a NOTIFY, perhaps after our last poll. So after arming, the listener notes
-//! every transaction that could have seen the old value, and keeps polling, with backoff,
-//! until all of them have finished and its reads have covered them. Only then does it rely on
-//! NOTIFY alone. Two kinds can have seen it: those that held a transaction id at the switch
-//! (read committed: the trigger reads `armed` after the insert took an id), and those whose
-//! snapshot predates the switch (repeatable read and serializable read `armed` as of their
-//! first statement, and may not have an id yet), found in `pg_stat_activity`.
+//! Re-arming must not miss a row: a writer that read "disarmed" just before the switch commits
+//! without a NOTIFY, perhaps after our last poll. A sequence is not transactional, so every
+//! writer that reads it after the switch sees "armed", whatever its snapshot; and the trigger
+//! reads it only once its transaction holds an id. So the writers that may have read the old
+//! value are exactly the transactions that held an id at the switch. After arming, the
+//! listener notes them ([`Stragglers`]) and keeps polling, with backoff, until all of them
+//! have finished and its reads have covered them. Only then does it rely on NOTIFY alone.
 //! While idle it still reads every [`SAFETY_READ`], so a wake-up lost to something not
 //! foreseen here delays a row, never loses it.
 //!
@@ -37,6 +37,7 @@ use futures_util::future::poll_fn;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::config::DatabaseUrl;
 use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::hub::{Batch, Hub, LiveRow};
 use crate::store::{self, DbPool, reads::READS_CHANNEL, reads::ReadChange};
@@ -85,7 +86,7 @@ impl ListenerStatus {
 
 /// The listener task; see the module docs.
 pub struct Listener {
-    url: String,
+    url: DatabaseUrl,
     pool: DbPool,
     hub: Hub,
     status: Arc<ListenerStatus>,
@@ -110,46 +111,22 @@ enum SessionError {
     Closed,
 }
 
-/// Transactions that may have seen `armed = false` and so may commit without a NOTIFY.
-struct Watch {
+/// The transactions that may have read "disarmed" just before we armed, and so may commit
+/// without a NOTIFY: those that held a transaction id at the switch.
+struct Stragglers {
     /// Each of these must have finished...
     xids: Option<Vec<Xid>>,
     /// ...or every transaction below this must have.
     below: Xid,
-    /// Sessions (pid, transaction start) whose transaction began before the switch.
-    sessions: Vec<(i32, String)>,
 }
 
-impl Watch {
+impl Stragglers {
     fn settled(&self, now: &Snapshot) -> bool {
-        self.sessions.is_empty()
-            && (now.xmin() >= self.below
-                || self
-                    .xids
-                    .as_ref()
-                    .is_some_and(|xids| xids.iter().all(|x| now.is_visible(*x))))
-    }
-
-    /// Forgets the watched sessions whose transaction has ended. Called *before* a read, so
-    /// that read covers whatever they committed.
-    async fn refresh_sessions(
-        &mut self,
-        client: &tokio_postgres::Client,
-    ) -> Result<(), SessionError> {
-        if self.sessions.is_empty() {
-            return Ok(());
-        }
-        let (pids, starts): (Vec<i32>, Vec<String>) = self.sessions.iter().cloned().unzip();
-        let rows = client
-            .query(
-                "select a.pid, a.xact_start::text from pg_stat_activity a
-                 join unnest($1::int4[], $2::text[]) w(pid, start)
-                   on a.pid = w.pid and a.xact_start::text = w.start",
-                &[&pids, &starts],
-            )
-            .await?;
-        self.sessions = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        Ok(())
+        now.xmin() >= self.below
+            || self
+                .xids
+                .as_ref()
+                .is_some_and(|xids| xids.iter().all(|x| now.is_visible(*x)))
     }
 }
 
@@ -159,7 +136,10 @@ enum Mode {
     /// Disarmed; polling.
     Busy { quiet_since: Option<Instant> },
     /// Armed, still polling until the watched transactions are done.
-    Settling { watch: Watch, delay: Duration },
+    Settling {
+        stragglers: Stragglers,
+        delay: Duration,
+    },
 }
 
 impl Listener {
@@ -169,7 +149,7 @@ impl Listener {
     /// `start` must be taken before the server accepts its first request: a stream that
     /// opens then replays up to a later snapshot and relies on the hub for the rest.
     pub fn new(
-        url: String,
+        url: DatabaseUrl,
         pool: DbPool,
         hub: Hub,
         status: Arc<ListenerStatus>,
@@ -222,7 +202,7 @@ impl Listener {
 
     /// One connection's life. `Ok` only on shutdown.
     async fn session(&mut self, reconnected: bool) -> Result<(), SessionError> {
-        let mut config: tokio_postgres::Config = self.url.parse()?;
+        let mut config: tokio_postgres::Config = self.url.expose().parse()?;
         config
             .application_name("herald-listener")
             .connect_timeout(Duration::from_secs(5))
@@ -259,25 +239,15 @@ impl Listener {
         client
             .batch_execute(&format!("listen {ROWS_CHANNEL}; listen {READS_CHANNEL};"))
             .await?;
-        // Forget instances that died without saying so, then say we are here and armed.
-        client
-            .batch_execute(
-                "delete from herald_listeners
-                  where pid not in (select pid from pg_stat_activity);
-                 insert into herald_listeners (pid, armed) values (pg_backend_pid(), true)
-                 on conflict (pid) do update set armed = true, since = now();",
-            )
-            .await?;
+        // Say we are here and armed (forgetting instances that died without saying so).
+        set_armed(&client, true).await?;
         let mut mode = Mode::Settling {
-            watch: probe(&client).await?,
+            stragglers: probe(&client).await?,
             delay: SETTLE_FIRST,
         };
         let mut last_found: Option<Instant> = None;
 
         // Catch up on whatever committed while we were away, then we are live.
-        if let Mode::Settling { watch, .. } = &mut mode {
-            watch.refresh_sessions(&client).await?;
-        }
         let (found, now) = self.read_and_publish().await?;
         if found > 0 {
             last_found = Some(Instant::now());
@@ -300,10 +270,8 @@ impl Listener {
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => {
-                    // Best effort: a listener that vanishes is also cleaned up by the next start.
-                    let _ = client
-                        .batch_execute("delete from herald_listeners where pid = pg_backend_pid()")
-                        .await;
+                    // Best effort: a listener that vanishes is forgotten by the next switch.
+                    let _ = client.batch_execute("select herald_arm(null)").await;
                     return Ok(());
                 }
                 result = &mut driver => {
@@ -321,9 +289,6 @@ impl Listener {
                 }
                 _ = wake.notified() => {}
                 _ = sleep_opt(delay) => {}
-            }
-            if let Mode::Settling { watch, .. } = &mut mode {
-                watch.refresh_sessions(&client).await?;
             }
             let (found, now) = self.read_and_publish().await?;
             mode = self
@@ -353,12 +318,12 @@ impl Listener {
                 Mode::Busy { quiet_since: None }
             }
             Mode::Idle => Mode::Idle,
-            Mode::Settling { watch, delay } => {
-                if watch.settled(now) {
+            Mode::Settling { stragglers, delay } => {
+                if stragglers.settled(now) {
                     Mode::Idle
                 } else {
                     Mode::Settling {
-                        watch,
+                        stragglers,
                         delay: (delay * 2).min(SETTLE_MAX),
                     }
                 }
@@ -370,7 +335,7 @@ impl Listener {
                     set_armed(client, true).await?;
                     log::info!("listener re-armed: load is over");
                     Mode::Settling {
-                        watch: probe(client).await?,
+                        stragglers: probe(client).await?,
                         delay: SETTLE_FIRST,
                     }
                 } else {
@@ -429,20 +394,16 @@ impl Listener {
     }
 }
 
+/// Arms or disarms this listener; the trigger reads the outcome at once (`herald_arm`).
 async fn set_armed(client: &tokio_postgres::Client, armed: bool) -> Result<(), SessionError> {
-    client
-        .execute(
-            "update herald_listeners set armed = $1, since = now() where pid = pg_backend_pid()",
-            &[&armed],
-        )
-        .await?;
+    client.execute("select herald_arm($1)", &[&armed]).await?;
     Ok(())
 }
 
 /// Right after arming: which transactions may still commit rows without a NOTIFY. Those
 /// running now, i.e. in progress in a fresh snapshot or newer than its xmax, up to a fresh
-/// transaction id (every transaction that read `armed` before the switch has an older one).
-async fn probe(client: &tokio_postgres::Client) -> Result<Watch, SessionError> {
+/// transaction id (every transaction that read the old value had an older one).
+async fn probe(client: &tokio_postgres::Client) -> Result<Stragglers, SessionError> {
     let row = client
         .query_one(
             "select pg_current_snapshot()::text, pg_current_xact_id()::text",
@@ -465,37 +426,33 @@ async fn probe(client: &tokio_postgres::Client) -> Result<Watch, SessionError> {
             .chain(newer)
             .collect()
     });
-    // Transactions whose snapshot may predate the switch, with or without an id.
-    let sessions = client
-        .query(
-            "select pid, xact_start::text from pg_stat_activity
-             where datname = current_database() and pid <> pg_backend_pid()
-               and xact_start is not null and xact_start < clock_timestamp()",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    Ok(Watch {
-        xids,
-        below: probe,
-        sessions,
-    })
+    Ok(Stragglers { xids, below: probe })
 }
 
 /// Keeps `notification_counts` within about [`ROLL_UP_EVERY`] of the table, so unread counts
-/// only count a short tail of rows (see the `unread_counts` migration). Every instance runs
-/// this; one that finds another rolling up skips its turn.
+/// only count a short tail of rows (see the `unread_counts` migration), after giving rows with
+/// a txid from the future a real one (`herald_repair_txids`). Every instance runs this; one
+/// that finds another rolling up skips its turn.
 async fn roll_up_counts(pool: DbPool, shutdown: watch::Receiver<bool>) {
     let mut failing = false;
-    let job = |conn: &mut diesel::PgConnection| store::reads::roll_up_counts(conn);
+    let job = |conn: &mut diesel::PgConnection| {
+        let repaired = store::notifications::repair_txids(conn)?;
+        store::reads::roll_up_counts(conn)?;
+        Ok(repaired)
+    };
     store::every(pool, ROLL_UP_EVERY, shutdown, job, |result| match result {
-        Ok(_) if failing => {
-            log::info!("unread count roll-up recovered");
-            failing = false;
+        Ok(repaired) => {
+            if repaired > 0 {
+                log::warn!(
+                    "rows with a txid from the future got one of their own count={repaired} \
+                     (restored with triggers off? see README, Restores)"
+                );
+            }
+            if failing {
+                log::info!("unread count roll-up recovered");
+                failing = false;
+            }
         }
-        Ok(_) => {}
         // Counts stay right without it (the tail is counted); they only get slower.
         Err(err) if !failing => {
             log::warn!("unread count roll-up failed error={err}");
@@ -527,29 +484,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_watch_settles_once_every_watched_transaction_is_done() {
-        let watch = Watch {
+    fn arming_settles_once_every_straggler_is_done() {
+        let stragglers = Stragglers {
             xids: Some(vec![11, 15]),
             below: 16,
-            sessions: Vec::new(),
         };
-        assert!(!watch.settled(&Snapshot::parse("11:16:11").unwrap()));
-        assert!(!watch.settled(&Snapshot::parse("12:15:").unwrap()));
-        assert!(watch.settled(&Snapshot::parse("12:20:12,16").unwrap()));
-        assert!(watch.settled(&Snapshot::parse("16:16:").unwrap()));
-        let too_many = Watch {
+        assert!(!stragglers.settled(&Snapshot::parse("11:16:11").unwrap()));
+        assert!(!stragglers.settled(&Snapshot::parse("12:15:").unwrap()));
+        assert!(stragglers.settled(&Snapshot::parse("12:20:12,16").unwrap()));
+        assert!(stragglers.settled(&Snapshot::parse("16:16:").unwrap()));
+        let too_many = Stragglers {
             xids: None,
             below: 16,
-            sessions: Vec::new(),
         };
         assert!(!too_many.settled(&Snapshot::parse("12:20:12").unwrap()));
         assert!(too_many.settled(&Snapshot::parse("17:20:").unwrap()));
-        let open_session = Watch {
-            xids: Some(vec![]),
-            below: 16,
-            sessions: vec![(42, "2026-11-21 10:00:00+00".into())],
-        };
-        assert!(!open_session.settled(&Snapshot::parse("17:20:").unwrap()));
     }
 
     #[test]

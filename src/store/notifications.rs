@@ -229,3 +229,16 @@ pub fn since(
         snapshot,
     ))
 }
+
+/// Gives rows whose txid no transaction has reached yet (restored with triggers off) this
+/// statement's transaction id, so they are delivered once; returns how many there were.
+pub fn repair_txids(conn: &mut PgConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Repaired {
+        #[diesel(sql_type = BigInt)]
+        repaired: i64,
+    }
+    let row: Repaired =
+        diesel::sql_query("select herald_repair_txids() as repaired").get_result(conn)?;
+    Ok(row.repaired)
+}

@@ -283,3 +283,44 @@ async fn hostile_strings_in_every_field_are_data_never_sql() {
         "the table is intact and holds exactly the one row"
     );
 }
+
+#[actix_web::test]
+async fn the_table_and_herald_agree_on_every_channel_name() {
+    // Every boundary of the forbidden ranges, and characters next to them.
+    let mut probes: Vec<char> = vec![',', '*', 'a', '\u{200b}', '\u{feff}', '\u{2060}'];
+    for &(lo, hi) in herald::channels::FORBIDDEN {
+        for c in [lo as u32, hi as u32, hi as u32 + 1]
+            .into_iter()
+            .chain((lo as u32).checked_sub(1))
+        {
+            // PostgreSQL text cannot hold NUL at all.
+            probes.extend(char::from_u32(c).filter(|&c| c != '\0'));
+        }
+    }
+    let app = spawn_app().await;
+    let client = app.pg().await;
+    let token = app.token_with("1", &["x*"], false);
+
+    for c in probes {
+        let channel = format!("x{c}y");
+        let stored = client
+            .execute(
+                "insert into notifications (channel, title) values ($1, 'probe')",
+                &[&channel],
+            )
+            .await
+            .is_ok();
+        let (status, list) = app
+            .get(
+                &format!("/api/notifications?channels={}", encode(&channel)),
+                Some(&token),
+            )
+            .await;
+        let readable = status == StatusCode::OK;
+
+        assert_eq!(stored, readable, "U+{:04X}: {status} {list}", c as u32);
+        if readable {
+            assert_eq!(list["notifications"][0]["channel"], channel.as_str());
+        }
+    }
+}
