@@ -61,6 +61,9 @@ const SETTLE_MAX: Duration = Duration::from_secs(1);
 const SAFETY_READ: Duration = Duration::from_secs(30);
 /// How often unread counts are rolled up.
 const ROLL_UP_EVERY: Duration = Duration::from_secs(1);
+/// Turns a roll-up skips (another instance at it, or deleters at work) before it waits for
+/// its turn: under a steady stream of deletions it would otherwise never get one.
+const PATIENT_AFTER_SKIPS: u64 = 10;
 /// Reconnect backoff.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -435,9 +438,16 @@ async fn probe(client: &tokio_postgres::Client) -> Result<Stragglers, SessionErr
 /// that finds another rolling up skips its turn.
 async fn roll_up_counts(pool: DbPool, shutdown: watch::Receiver<bool>) {
     let mut failing = false;
-    let job = |conn: &mut diesel::PgConnection| {
+    // Turns skipped in a row because deleters were at work; shared by the job's runs.
+    let skipped = Arc::new(AtomicU64::new(0));
+    let job = move |conn: &mut diesel::PgConnection| {
         let repaired = store::notifications::repair_txids(conn)?;
-        store::reads::roll_up_counts(conn)?;
+        let patient = skipped.load(Ordering::Relaxed) >= PATIENT_AFTER_SKIPS;
+        if store::reads::roll_up_counts(conn, patient)? {
+            skipped.store(0, Ordering::Relaxed);
+        } else {
+            skipped.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(repaired)
     };
     store::every(pool, ROLL_UP_EVERY, shutdown, job, |result| match result {

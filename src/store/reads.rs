@@ -78,14 +78,17 @@ pub(crate) fn count_unread(conn: &mut PgConnection, user_id: &str) -> QueryResul
 }
 
 /// Adds the rows committed since the last roll-up to the per-channel counts unread counts
-/// start from; false if another session was at it.
-pub fn roll_up_counts(conn: &mut PgConnection) -> QueryResult<bool> {
+/// start from; false if another session was at it, or deleters were (a `patient` roll-up
+/// waits for deleters, up to 2 s).
+pub fn roll_up_counts(conn: &mut PgConnection, patient: bool) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Done {
         #[diesel(sql_type = Bool)]
         done: bool,
     }
-    let row: Done = diesel::sql_query("select herald_roll_up_counts() as done").get_result(conn)?;
+    let row: Done = diesel::sql_query("select herald_roll_up_counts($1) as done")
+        .bind::<Bool, _>(patient)
+        .get_result(conn)?;
     Ok(row.done)
 }
 
@@ -151,9 +154,9 @@ pub fn mark_all_read(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64>
                          inbox_seen, inbox_deleted, broadcast_seen, broadcast_deleted)
                      select $1, pg_current_snapshot(),
                             herald_channel_count($2),
-                            coalesce((select deleted from notification_counts where channel = $2), 0),
+                            coalesce((select deleted from notification_counts_now where channel = $2), 0),
                             herald_channel_count($3),
-                            coalesce((select deleted from notification_counts where channel = $3), 0)
+                            coalesce((select deleted from notification_counts_now where channel = $3), 0)
                      on conflict (user_id) do update
                      set read_through = excluded.read_through, marked_at = now(),
                          inbox_seen = excluded.inbox_seen,

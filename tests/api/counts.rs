@@ -255,3 +255,71 @@ async fn deleting_rows_a_mark_covered_keeps_the_count_exact() {
     assert_eq!(app.unread_count("1").await, 2);
     assert_eq!(app.unread_count("2").await, 1);
 }
+
+#[actix_web::test]
+async fn concurrent_deleters_neither_wait_for_each_other_nor_deadlock_and_counts_stay_exact() {
+    let app = spawn_app().await;
+    let pg = app.pg().await;
+    pg.batch_execute(
+        "insert into notifications (channel, title)
+         select (array['user:1', 'user:2', 'broadcast'])[1 + i % 3], 'n'
+         from generate_series(1, 600) i",
+    )
+    .await
+    .unwrap();
+    roll_up_counts(&pg).await;
+    let mark = app
+        .post(
+            "/api/notifications/read_all",
+            Some(&app.token_for("1")),
+            None,
+        )
+        .await;
+    assert_eq!(mark.0, StatusCode::OK);
+    pg.batch_execute(
+        "insert into notifications (channel, title)
+         select (array['user:1', 'user:2', 'broadcast'])[1 + i % 3], 'new'
+         from generate_series(1, 60) i",
+    )
+    .await
+    .unwrap();
+
+    // Two transactions each delete from two channels, in opposite orders, and both hold
+    // their first deletion while the other makes its own: with row locks on the counts this
+    // deadlocked, with one lock for all deleters the second waited for the first's commit.
+    let first = app.pg().await;
+    let second = app.pg().await;
+    first
+        .batch_execute("begin; delete from notifications where id in (select id from notifications where channel = 'user:1' limit 20)")
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        crate::helpers::WAIT,
+        second.batch_execute("begin; delete from notifications where id in (select id from notifications where channel = 'broadcast' limit 20)"),
+    )
+    .await
+    .expect("the second deleter did not wait for the first")
+    .unwrap();
+    let both = async {
+        futures_util::future::try_join(
+            first.batch_execute("delete from notifications where id in (select id from notifications where channel = 'broadcast' and title = 'new' limit 5); commit"),
+            second.batch_execute("delete from notifications where id in (select id from notifications where channel = 'user:1' and title = 'new' limit 5); commit"),
+        )
+        .await
+    };
+    tokio::time::timeout(crate::helpers::WAIT, both)
+        .await
+        .expect("neither deleter waited on the other")
+        .expect("no deadlock");
+
+    // Roll-ups skipped their turns while the deleters worked; they fold the deltas now.
+    assert_counts_right(&app, &pg, "two deleters").await;
+    roll_up_counts(&pg).await;
+    assert_counts_right(&app, &pg, "the roll-up after them").await;
+    let pending: i64 = pg
+        .query_one("select count(*) from notification_count_deltas", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0, "the roll-up folded every delta");
+}
