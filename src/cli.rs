@@ -8,7 +8,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use diesel::prelude::*;
 use secrecy::ExposeSecret;
 
 use crate::auth::Auth;
@@ -133,7 +132,7 @@ pub type Failure = Box<dyn Error + Send + Sync>;
 /// `herald migrate`.
 pub fn migrate(database: &DatabaseArgs) -> Result<(), Failure> {
     let db = Database::open(database)?;
-    let mut conn = PgConnection::establish(db.url().expose())?;
+    let mut conn = store::connect(db.url().expose())?;
     let applied = store::migrate(&mut conn)?;
     println!("migrations applied: {applied}");
     Ok(())
@@ -142,7 +141,7 @@ pub fn migrate(database: &DatabaseArgs) -> Result<(), Failure> {
 /// `herald send`: inserts the notification and prints it as JSON.
 pub fn send(args: SendArgs) -> Result<(), Failure> {
     let db = Database::open(&args.database)?;
-    let mut conn = PgConnection::establish(db.url().expose())?;
+    let mut conn = store::connect(db.url().expose())?;
     let new = NewNotification {
         channel: args.channel,
         title: args.title,
@@ -163,7 +162,7 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
 /// `herald prune`: deletes in batches and prints how many notifications went.
 pub fn prune(args: PruneArgs) -> Result<(), Failure> {
     let db = Database::open(&args.database)?;
-    let mut conn = PgConnection::establish(db.url().expose())?;
+    let mut conn = store::connect(db.url().expose())?;
     let deleted = crate::retention::prune(&mut conn, args.older_than, args.batch_size)?;
     println!("pruned: {deleted}");
     Ok(())

@@ -9,7 +9,6 @@ pub mod reads;
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
@@ -64,29 +63,43 @@ pub async fn every<T: Send + 'static>(
     }
 }
 
-/// Settings for every pooled connection.
+/// Settings for every connection herald makes through diesel.
 #[derive(Debug)]
 struct SessionSettings;
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        // herald's queries are small, indexed lookups. JIT compiling one costs a few hundred
-        // milliseconds, and PostgreSQL decides to from cost estimates that a skewed statistic
-        // can inflate (measured: 300 ms of JIT for a 1 ms read of new rows).
-        conn.batch_execute("set jit = off")
-            .map_err(diesel::r2d2::Error::QueryError)
+        settle(conn);
+        Ok(())
     }
+}
+
+/// What every connection needs to work behind a pooler in transaction mode (PgBouncer): no
+/// session state. diesel's named prepared statements live in one server session, which the
+/// pooler may swap between two queries; unnamed ones are sent with their parameters in one
+/// message (diesel does so). No `SET` either: the settings herald's reads need (`jit`,
+/// `plan_cache_mode`) are on its functions (the `function_settings` migration).
+fn settle(conn: &mut PgConnection) {
+    conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+}
+
+/// One connection, as the pool's are (migrations and the command-line tools).
+pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
+    let mut conn = PgConnection::establish(url)?;
+    settle(&mut conn);
+    Ok(conn)
 }
 
 /// Applies pending migrations; returns how many ran.
 pub fn migrate(conn: &mut PgConnection) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-    // Concurrent instances starting together must not race on the same migration.
-    diesel::sql_query("select pg_advisory_lock(7454512)").execute(conn)?;
-    let result = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map(|done| done.len());
-    diesel::sql_query("select pg_advisory_unlock(7454512)").execute(conn)?;
-    result
+    // Concurrent instances starting together must not race on the same migration. The lock
+    // is the transaction's, not the session's, so a pooler cannot strand it on a server
+    // connection; the migrations run inside that transaction (diesel nests each one's).
+    conn.transaction(|conn| {
+        diesel::sql_query("select pg_advisory_xact_lock(7454512)").execute(conn)?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map(|done| done.len())
+    })
 }
 
 #[derive(QueryableByName)]
