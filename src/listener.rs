@@ -34,12 +34,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use futures_util::future::poll_fn;
+use postgres_native_tls::TlsStream;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
-use crate::config::DatabaseUrl;
 use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::hub::{Batch, Hub, LiveRow};
+use crate::pgtls::Connector;
 use crate::store::{self, DbPool, reads::READS_CHANNEL, reads::ReadChange};
 
 /// The NOTIFY channel the trigger wakes herald on.
@@ -89,7 +90,7 @@ impl ListenerStatus {
 
 /// The listener task; see the module docs.
 pub struct Listener {
-    url: DatabaseUrl,
+    connector: Connector,
     pool: DbPool,
     hub: Hub,
     status: Arc<ListenerStatus>,
@@ -152,7 +153,7 @@ impl Listener {
     /// `start` must be taken before the server accepts its first request: a stream that
     /// opens then replays up to a later snapshot and relies on the hub for the rest.
     pub fn new(
-        url: DatabaseUrl,
+        connector: Connector,
         pool: DbPool,
         hub: Hub,
         status: Arc<ListenerStatus>,
@@ -160,7 +161,7 @@ impl Listener {
         start: Cursor,
     ) -> Listener {
         Listener {
-            url,
+            connector,
             pool,
             hub,
             status,
@@ -205,16 +206,7 @@ impl Listener {
 
     /// One connection's life. `Ok` only on shutdown.
     async fn session(&mut self, reconnected: bool) -> Result<(), SessionError> {
-        let mut config: tokio_postgres::Config = self.url.expose().parse()?;
-        config
-            .application_name("herald-listener")
-            .connect_timeout(Duration::from_secs(5))
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(15))
-            .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(30));
-        let (client, mut connection) = config.connect(NoTls).await?;
+        let (client, mut connection) = connect(&self.connector).await?;
 
         // Notifications only surface through poll_message; the usual `spawn(connection)`
         // would drop them. Wake-ups coalesce in a Notify: one read covers any number.
@@ -395,6 +387,39 @@ impl Listener {
             }
         }
     }
+}
+
+/// A new LISTEN connection: set up to notice a half-open TCP connection within a minute.
+async fn connect(
+    connector: &Connector,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, TlsStream<tokio_postgres::Socket>>,
+    ),
+    tokio_postgres::Error,
+> {
+    let mut config = connector.config.clone();
+    config
+        .application_name("herald-listener")
+        .connect_timeout(Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(30));
+    config.connect(connector.tls.clone()).await
+}
+
+/// Connects once and closes again: at startup, a URL that cannot work (a wrong CA, a server
+/// that refuses TLS) is a clear error instead of a listener retrying for ever.
+pub async fn check(connector: &Connector) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = connect(connector).await?;
+    let driver = actix_web::rt::spawn(connection);
+    let result = client.simple_query("select 1").await.map(drop);
+    drop(client);
+    let _ = driver.await;
+    result
 }
 
 /// Arms or disarms this listener; the trigger reads the outcome at once (`herald_arm`).

@@ -23,7 +23,7 @@ use crate::hub::{Hub, Limits};
 use crate::listener::{Listener, ListenerStatus};
 use crate::metrics::Metrics;
 use crate::store::DbPool;
-use crate::{devdb, http, retention, routes, store};
+use crate::{devdb, http, listener, pgtls, retention, routes, store};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -83,17 +83,25 @@ impl Application {
             .clone()
             .ok_or("DATABASE_URL is not set")?;
         let listen_url = config.listen_url().unwrap_or(&url).clone();
-        let pool = store::pool(url.expose(), config.db_pool_size)?;
-        let migrate_pool = pool.clone();
+        // Each URL is tried once, directly, before anything retries it: a wrong CA or a
+        // refused role is a clear error now rather than a pool or a listener waiting on it.
+        let connector = pgtls::Connector::new(listen_url.expose())
+            .map_err(|err| format!("the LISTEN connection's URL ({listen_url}): {err}"))?;
         // The listener delivers what commits after this snapshot: taken before we accept
         // requests, so no stream can start live from an earlier one.
+        let migrate_url = url.clone();
         let (applied, start) = web::block(move || {
-            let mut conn = migrate_pool.get()?;
+            let mut conn = store::connect(migrate_url.expose())
+                .map_err(|err| format!("cannot connect to {migrate_url}: {err}"))?;
             let applied = store::migrate(&mut conn)?;
             Ok::<_, StartupError>((applied, store::current_snapshot(&mut conn)?))
         })
         .await??;
         log::info!("database ready migrations_applied={applied}");
+        listener::check(&connector)
+            .await
+            .map_err(|err| format!("cannot LISTEN on {listen_url}: {err}"))?;
+        let pool = store::pool(url.expose(), config.db_pool_size)?;
 
         let dev_mode = config.dev_mode();
         let secret = match &config.secret.jwt_secret {
@@ -120,7 +128,7 @@ impl Application {
         // the query pool must not stall (or fail) the fan-out.
         let listener_pool = store::pool(url.expose(), 2)?;
         let listener = Listener::new(
-            listen_url,
+            connector,
             listener_pool,
             hub.clone(),
             status.clone(),
