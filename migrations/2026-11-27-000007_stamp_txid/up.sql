@@ -11,7 +11,9 @@
 -- so re-arming only has to wait for the transactions that already hold an id
 -- (src/listener.rs).
 create sequence herald_armed minvalue 0 maxvalue 1;
-select setval('herald_armed', 1);
+-- Armed while some listener is (none: nobody would hear a NOTIFY). herald_arm keeps it so.
+select setval('herald_armed', (select count(*) filter (where armed) > 0
+                               from herald_listeners)::int);
 -- Writers read it (it is not a secret); only its owner, herald, sets it.
 grant select on sequence herald_armed to public;
 
