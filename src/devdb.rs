@@ -68,10 +68,26 @@ impl Database {
     }
 }
 
+/// How a cluster is set up beyond dev mode's: a server on its socket only, trusting local
+/// users. The tests set one up as managed services are (TLS only, over TCP).
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// Also listen on 127.0.0.1 at this port (the socket's name follows it too).
+    pub port: Option<u16>,
+    /// More server settings (`name`, `value`).
+    pub settings: Vec<(String, String)>,
+    /// Replaces `pg_hba.conf` when the cluster is made.
+    pub hba: Option<String>,
+    /// Files put into the data directory when the cluster is made (a server certificate and
+    /// key), readable by the server only.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
 /// A private cluster under a directory.
 pub struct Cluster {
     data: PathBuf,
     socket_dir: PathBuf,
+    port: Option<u16>,
     /// Where its commands run: a directory its owner can enter.
     home: PathBuf,
     owner: Option<(u32, u32)>,
@@ -82,6 +98,11 @@ impl Cluster {
     /// Initializes (first time) and starts the cluster under `root`, or joins it if it is
     /// already running. Safe to call from several processes at once.
     pub fn start(root: &Path) -> io::Result<Cluster> {
+        Cluster::start_with(root, &Setup::default())
+    }
+
+    /// [`Cluster::start`], set up as `setup` says (which applies when the cluster is made).
+    pub fn start_with(root: &Path, setup: &Setup) -> io::Result<Cluster> {
         fs::create_dir_all(root)?;
         let root = root.canonicalize()?;
         let lock = File::create(root.join("cluster.lock"))?;
@@ -111,14 +132,26 @@ impl Cluster {
         let mut cluster = Cluster {
             data,
             socket_dir,
+            port: setup.port,
             home,
             owner,
             started_here: false,
         };
         if !cluster.data.join("PG_VERSION").exists() {
-            cluster.initdb()?;
+            cluster.initdb(setup)?;
         }
         if !cluster.is_running()? {
+            let mut options = format!(
+                "-k '{}' -c max_connections=200",
+                cluster.socket_dir.display()
+            );
+            match setup.port {
+                Some(port) => options += &format!(" -c listen_addresses=127.0.0.1 -p {port}"),
+                None => options += " -c listen_addresses=''",
+            }
+            for (name, value) in &setup.settings {
+                options += &format!(" -c {name}={value}");
+            }
             cluster.pg_ctl(&[
                 "start",
                 "-w",
@@ -127,10 +160,7 @@ impl Cluster {
                 "-l",
                 &cluster.socket_dir.join("postgres.log").to_string_lossy(),
                 "-o",
-                &format!(
-                    "-c listen_addresses='' -k '{}' -c max_connections=200",
-                    cluster.socket_dir.display()
-                ),
+                &options,
             ])?;
             cluster.started_here = true;
             log::info!("private cluster started data={}", cluster.data.display());
@@ -139,12 +169,24 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// A libpq/tokio-postgres URL for database `db` over the cluster's socket.
+    /// A libpq/tokio-postgres URL for database `db` over the cluster's socket, as its
+    /// superuser.
     pub fn url(&self, db: &str) -> String {
+        let port = self.port.map(|p| format!("&port={p}")).unwrap_or_default();
         format!(
-            "postgresql://{USER}@/{db}?host={}",
+            "postgresql://{USER}@/{db}?host={}{port}",
             utf8_percent_encode(&self.socket_dir.to_string_lossy(), PATH_VALUE)
         )
+    }
+
+    /// The directory of the cluster's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// Where the cluster's own files may go (owned by the user it runs as).
+    pub fn home(&self) -> &Path {
+        &self.home
     }
 
     /// Creates database `name` unless it exists.
@@ -192,7 +234,7 @@ impl Cluster {
         Ok(status.success())
     }
 
-    fn initdb(&self) -> io::Result<()> {
+    fn initdb(&self, setup: &Setup) -> io::Result<()> {
         fs::create_dir_all(&self.data)?;
         fs::set_permissions(&self.data, fs::Permissions::from_mode(0o700))?;
         if let Some((uid, gid)) = self.owner {
@@ -205,7 +247,20 @@ impl Cluster {
             "-E",
             "UTF8",
             "--no-sync",
-        ]))
+        ]))?;
+        let mut files = setup.files.clone();
+        if let Some(hba) = &setup.hba {
+            files.push(("pg_hba.conf".into(), hba.clone().into_bytes()));
+        }
+        for (name, contents) in files {
+            let path = self.data.join(name);
+            fs::write(&path, contents)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            }
+        }
+        Ok(())
     }
 
     fn pg_ctl(&self, args: &[&str]) -> io::Result<()> {

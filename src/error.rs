@@ -11,6 +11,22 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// An error and its causes as one sentence, "a: b: c" (a cause already in the text is not
+/// repeated): for logs and startup failures, where a bare "error performing TLS handshake"
+/// would hide the reason that follows it.
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Handlers return this and use `?`.
 pub type AppResult<T> = Result<T, AppError>;
 

@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("herald: {}", sentence(&*err));
+            eprintln!("herald: {}", herald::error::describe(&*err));
             // A refused setting is a usage error, as clap's own are.
             let usage = err.downcast_ref::<ConfigError>().is_some();
             ExitCode::from(if usage { 2 } else { 1 })
@@ -37,18 +37,4 @@ async fn serve(mut config: herald::config::Config) -> Result<(), Failure> {
         .run_until_stopped()
         .await?;
     Ok(())
-}
-
-/// An error and its causes, one sentence: "a: b: c".
-fn sentence(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let said = cause.to_string();
-        if !text.contains(&said) {
-            text = format!("{text}: {said}");
-        }
-        source = cause.source();
-    }
-    text
 }

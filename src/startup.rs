@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::cursor::Cursor;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, describe};
 use crate::http::{Connections, HeadLimit, Origins};
 use crate::hub::{Hub, Limits};
 use crate::listener::{Listener, ListenerStatus};
@@ -100,7 +100,7 @@ impl Application {
         log::info!("database ready migrations_applied={applied}");
         listener::check(&connector)
             .await
-            .map_err(|err| format!("cannot LISTEN on {listen_url}: {err}"))?;
+            .map_err(|err| format!("cannot LISTEN on {listen_url}: {}", describe(&err)))?;
         let pool = store::pool(url.expose(), config.db_pool_size)?;
 
         let dev_mode = config.dev_mode();

@@ -5,9 +5,14 @@ use std::process::Command;
 use crate::helpers::{SECRET, TestApp, TestDb, WAIT, spawn_app_on};
 
 pub fn herald(db: &TestDb) -> Command {
+    herald_on(&db.url)
+}
+
+/// The `herald` binary with `DATABASE_URL` set to `url`.
+pub fn herald_on(url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     command
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", url)
         .env("HERALD_JWT_SECRET", SECRET)
         .env("RUST_LOG", "warn");
     command

@@ -59,6 +59,8 @@ pub struct TestDb {
     /// Connect here.
     pub url: String,
     name: String,
+    /// The maintenance database of its server, to drop it from.
+    server: String,
 }
 
 impl TestDb {
@@ -77,6 +79,17 @@ impl TestDb {
         TestDb {
             url: with_database(server(), &name),
             name,
+            server: server().to_owned(),
+        }
+    }
+
+    /// Database `name`, made by the test on another server (`server` is its maintenance
+    /// database); dropped like any other.
+    pub fn on_server(url: &str, server: &str, name: &str) -> TestDb {
+        TestDb {
+            url: url.to_owned(),
+            name: name.to_owned(),
+            server: server.to_owned(),
         }
     }
 }
@@ -87,6 +100,7 @@ impl TestDb {
         TestDb {
             url: url.to_owned(),
             name: String::new(),
+            server: String::new(),
         }
     }
 }
@@ -96,7 +110,7 @@ impl Drop for TestDb {
         if self.name.is_empty() {
             return;
         }
-        if let Ok(mut conn) = PgConnection::establish(server()) {
+        if let Ok(mut conn) = PgConnection::establish(&self.server) {
             let _ = diesel::sql_query(format!(
                 "drop database if exists {} with (force)",
                 self.name

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod counts;
+mod deploy;
 mod events;
 mod faults;
 mod fuzz;
@@ -10,6 +11,7 @@ mod helpers;
 mod input;
 mod limits;
 mod listener;
+mod managed;
 mod polling;
 mod reads;
 mod retention;
