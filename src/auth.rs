@@ -5,6 +5,13 @@
 //! number), a required `exp`, optional `channels` grants and `scope` (`publish`). Django REST
 //! framework simplejwt access tokens have exactly this shape; its refresh tokens
 //! (`token_type: "refresh"`) are refused. Tokens are never logged.
+//!
+//! # Stream tokens
+//! A page should not put the app's own token (which the app's whole API accepts) into URLs,
+//! where proxies and browser history keep it. `POST /api/stream-token` trades it for a
+//! *stream token*: same user and grants, at most [`STREAM_TOKEN_TTL`], audience
+//! [`STREAM_AUDIENCE`], which no other service accepts. herald accepts it for everything a
+//! page does (streams, lists, read state) but not to publish or to mint more tokens.
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
@@ -19,11 +26,19 @@ use crate::http::Origins;
 /// The name of the cookie a token may come in.
 pub const COOKIE: &str = "herald_token";
 
+/// The `aud` of stream tokens: herald's alone.
+pub const STREAM_AUDIENCE: &str = "herald:stream";
+
+/// The longest a stream token lives (it is refreshed by herald.js long before).
+pub const STREAM_TOKEN_TTL: i64 = 300;
+
 /// Verifies and (for dev mode and the CLI) mints tokens with one HS256 secret.
 pub struct Auth {
     decoding: DecodingKey,
     encoding: EncodingKey,
     validation: Validation,
+    /// `HERALD_JWT_AUDIENCE`: the one `aud` an app token may carry.
+    audience: Option<String>,
 }
 
 /// Who is asking, and what their token allows.
@@ -37,6 +52,8 @@ pub struct Caller {
     pub can_publish: bool,
     /// When the token expires (seconds since the epoch); streams close then.
     pub expires_at: i64,
+    /// It is a stream token: it may not publish or mint tokens.
+    pub stream_token: bool,
 }
 
 impl Caller {
@@ -106,7 +123,26 @@ struct Claims {
     scope: Option<String>,
     #[serde(default)]
     token_type: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
     exp: i64,
+}
+
+/// `aud`: one name or a list (RFC 7519 4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn names(&self) -> &[String] {
+        match self {
+            Audience::One(name) => std::slice::from_ref(name),
+            Audience::Many(names) => names,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -118,6 +154,8 @@ struct MintedClaims<'a> {
     channels: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 impl Auth {
@@ -128,13 +166,13 @@ impl Auth {
         validation.leeway = 0;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
-        if let Some(audience) = audience {
-            validation.set_audience(&[audience]);
-        }
+        // Checked in `verify`: a token may name herald's stream audience too.
+        validation.validate_aud = false;
         Auth {
             decoding: DecodingKey::from_secret(secret),
             encoding: EncodingKey::from_secret(secret),
             validation,
+            audience: audience.map(str::to_owned),
         }
     }
 
@@ -164,6 +202,21 @@ impl Auth {
         if claims.token_type.as_deref().is_some_and(|t| t != "access") {
             return Err(AppError::Unauthorized("only access tokens are accepted"));
         }
+        // No `aud`: an app's token. Otherwise it must be ours: the configured audience, or
+        // a stream token.
+        let stream_token = match &claims.aud {
+            None => false,
+            Some(aud) if aud.names().iter().any(|a| a == STREAM_AUDIENCE) => true,
+            Some(aud)
+                if aud
+                    .names()
+                    .iter()
+                    .any(|a| Some(a) == self.audience.as_ref()) =>
+            {
+                false
+            }
+            Some(_) => return Err(AppError::Unauthorized("token is for another audience")),
+        };
         let user_id = match claims.sub.or(claims.user_id) {
             Some(Value::String(s)) => s,
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
@@ -183,9 +236,29 @@ impl Auth {
         Ok(Caller {
             user_id,
             grants: claims.channels,
-            can_publish,
+            can_publish: can_publish && !stream_token,
             expires_at: claims.exp,
+            stream_token,
         })
+    }
+
+    /// A stream token for `caller`: same user and grants, no publishing, until
+    /// [`STREAM_TOKEN_TTL`] from now or the caller's own token's expiry, whichever is first.
+    /// Returns it and its lifetime in seconds.
+    pub fn mint_stream_token(&self, caller: &Caller) -> (String, i64) {
+        let now = chrono::Utc::now().timestamp();
+        let exp = (now + STREAM_TOKEN_TTL).min(caller.expires_at);
+        let claims = MintedClaims {
+            sub: &caller.user_id,
+            exp,
+            iat: now,
+            channels: &caller.grants,
+            scope: None,
+            aud: Some(STREAM_AUDIENCE),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of serializable claims cannot fail");
+        (token, exp - now)
     }
 
     /// A token for `user_id` with extra channel grants, valid for `ttl_secs`.
@@ -197,6 +270,7 @@ impl Auth {
             iat: now,
             channels: grants,
             scope: publish.then_some("publish"),
+            aud: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of serializable claims cannot fail")
@@ -296,6 +370,10 @@ impl FromRequest for Publisher {
                 .and_then(|caller| {
                     if caller.can_publish {
                         Ok(Publisher(caller))
+                    } else if caller.stream_token {
+                        Err(AppError::Forbidden(
+                            "a stream token cannot publish; use the app's token".into(),
+                        ))
                     } else {
                         Err(AppError::Forbidden(
                             "publishing needs a token with scope \"publish\"".into(),
@@ -391,6 +469,31 @@ mod tests {
             auth.verify("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_stream_token_keeps_the_user_and_grants_but_not_publishing_nor_a_long_life() {
+        let auth = Auth::new(b"secret", None);
+        let app = auth
+            .verify(&auth.mint("42", &["order:*".into()], true, 3600))
+            .unwrap();
+        let (token, expires_in) = auth.mint_stream_token(&app);
+        let stream = auth.verify(&token).unwrap();
+        assert!(stream.stream_token && !stream.can_publish);
+        assert_eq!(
+            (stream.user_id.as_str(), &stream.grants),
+            ("42", &app.grants)
+        );
+        assert!((1..=STREAM_TOKEN_TTL).contains(&expires_in));
+        // Never longer than the token it was traded for.
+        let short = auth.verify(&auth.mint("42", &[], false, 20)).unwrap();
+        assert!(auth.mint_stream_token(&short).1 <= 20);
+        // Another service's audience is refused; herald's configured one is an app token.
+        let other = serde_json::json!({"sub": "1", "exp": later(), "aud": ["billing"]});
+        assert!(auth.verify(&sign(other, b"secret")).is_err());
+        let ours = Auth::new(b"secret", Some("herald"));
+        let aud = serde_json::json!({"sub": "1", "exp": later(), "aud": "herald"});
+        assert!(!ours.verify(&sign(aud, b"secret")).unwrap().stream_token);
     }
 
     #[test]

@@ -23,6 +23,9 @@
  * - Without EventSource, or when streams keep failing (a buffering proxy), it long-polls
  *   GET /api/notifications?wait=25 instead.
  * - With getToken, a token about to expire is refreshed before reconnecting.
+ * - URLs never carry the app's token: herald.js trades it (POST /api/stream-token) for a
+ *   short-lived stream token that only herald accepts, uses that for everything, and trades
+ *   again before it expires. A stream token given as `token` (or by getToken) is used as is.
  */
 (function (global) {
   "use strict";
@@ -37,6 +40,7 @@
   /** While polling because streams failed, try a stream again after this long. */
   var RETRY_STREAM_AFTER_MS = 60000;
   var TOKEN_REFRESH_MARGIN_SECS = 30;
+  var STREAM_AUDIENCE = "herald:stream";
   var SEEN_LIMIT = 2000;
 
   function base(url) {
@@ -52,6 +56,18 @@
     } catch (e) {
       return {};
     }
+  }
+
+  /** True if `token` is a herald stream token (already fit for URLs). */
+  function isStreamToken(token) {
+    var aud = claims(token).aud;
+    return aud === STREAM_AUDIENCE || (Array.isArray(aud) && aud.indexOf(STREAM_AUDIENCE) >= 0);
+  }
+
+  /** True unless `token` expires within the refresh margin. */
+  function fresh(token) {
+    var exp = token ? claims(token).exp : 0;
+    return !!token && (!exp || exp - TOKEN_REFRESH_MARGIN_SECS > Date.now() / 1000);
   }
 
   function query(params) {
@@ -203,7 +219,8 @@
       .then(function (outcome) {
         if (self.closed) return;
         if (outcome === "expired") {
-          self.token = null; // fetch a fresh one
+          self.streamToken = null; // trade for a fresh one
+          if (!fresh(self.token)) self.token = null;
           self.expiredStreak = (self.expiredStreak || 0) + 1;
           // At once the first time; a server that keeps refusing (a rotated secret, a
           // getToken that returns stale tokens) gets the usual backoff instead of a spin.
@@ -258,6 +275,7 @@
         if (gotEvent) return;
         gotEvent = true;
         self.failures = 0;
+        self.expiredStreak = 0; // a stream that worked ends at its token's expiry: no backoff
         self.streamFailures = 0;
         self._setStatus("live");
       };
@@ -418,11 +436,22 @@
 
   // ---- tokens, timing -------------------------------------------------------------------
 
+  /** The stream token to use now: the current one, or a fresh one traded for the app's. */
   Connection.prototype._tokenNow = function () {
     var self = this;
-    var exp = this.token ? claims(this.token).exp : 0;
-    var fresh = this.token && (!exp || exp - TOKEN_REFRESH_MARGIN_SECS > Date.now() / 1000);
-    if (fresh || !this.getToken) {
+    if (fresh(this.streamToken)) return Promise.resolve(this.streamToken);
+    return this._appToken().then(function (token) {
+      if (isStreamToken(token)) return (self.streamToken = token);
+      return request("POST", self.url + "/api/stream-token", token).then(function (body) {
+        return (self.streamToken = body.token);
+      });
+    });
+  };
+
+  /** The app's token: as given, or from getToken when it is about to expire. */
+  Connection.prototype._appToken = function () {
+    var self = this;
+    if (fresh(this.token) || !this.getToken) {
       return this.token ? Promise.resolve(this.token) : Promise.reject(new Error("no token"));
     }
     return Promise.resolve(this.getToken()).then(function (token) {

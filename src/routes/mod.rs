@@ -6,6 +6,7 @@ pub mod dev;
 pub mod events;
 pub mod notifications;
 pub mod ops;
+pub mod tokens;
 pub mod web;
 
 use actix_web::{HttpRequest, error, web as aweb};
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut aweb::ServiceConfig, dev_mode: bool, max_body: usize)
         .configure(events::configure)
         .configure(notifications::configure)
         .configure(ops::configure)
+        .configure(tokens::configure)
         .configure(web::configure);
     if dev_mode {
         cfg.configure(dev::configure);

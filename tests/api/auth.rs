@@ -251,3 +251,90 @@ async fn forged_tokens_are_refused() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} on /events");
     }
 }
+
+/// The claims of a token, unverified.
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[actix_web::test]
+async fn a_stream_token_does_what_a_page_does_and_nothing_more() {
+    let app = spawn_app().await;
+    let app_token = app.token_with("5", &["order:*"], true);
+
+    let (status, minted) = app.post("/api/stream-token", Some(&app_token), None).await;
+
+    assert_eq!(status, StatusCode::OK, "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let expires_in = minted["expires_in"].as_i64().unwrap();
+    assert!((1..=300).contains(&expires_in), "{minted}");
+    let claims = claims_of(&token);
+    assert_eq!(claims["aud"], "herald:stream");
+    assert_eq!(claims["sub"], "5");
+    assert_eq!(claims["channels"], json!(["order:*"]));
+    assert!(claims["exp"].as_i64().unwrap() <= chrono::Utc::now().timestamp() + 300);
+
+    // What a page needs: a stream in the URL, its list, read state.
+    let id = app.insert("order:17", "for the stream token").await;
+    let mut events = app.open_events(&token, "channels=order:17", None).await;
+    let (status, list) = app
+        .get("/api/notifications?channels=order:17", Some(&token))
+        .await;
+    assert_eq!(
+        (status, list["notifications"][0]["id"].as_i64()),
+        (StatusCode::OK, Some(id))
+    );
+    let (status, _) = app
+        .post(&format!("/api/notifications/{id}/read"), Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.insert("order:17", "live").await;
+    assert_eq!(events.titles(1).await, vec!["live"]);
+
+    // Not what only the app's own token may do.
+    let (status, _) = app
+        .post(
+            "/api/notifications",
+            Some(&token),
+            Some(r#"{"channel": "user:5", "title": "x"}"#),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a stream token cannot publish"
+    );
+    let (status, _) = app.post("/api/stream-token", Some(&token), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nor renew itself");
+}
+
+#[actix_web::test]
+async fn a_stream_token_by_cookie_needs_a_trusted_origin() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/stream-token", app.address);
+    let cookie = format!("herald_token={}", app.token_for("1"));
+    let client = awc::Client::default();
+
+    let foreign = client
+        .post(&url)
+        .insert_header(("cookie", cookie.as_str()))
+        .insert_header(("origin", "https://evil.example.com"))
+        .send()
+        .await
+        .unwrap();
+    let own = client
+        .post(&url)
+        .insert_header(("cookie", cookie.as_str()))
+        .insert_header(("origin", app.address.as_str()))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    assert_eq!(own.status(), StatusCode::OK);
+}

@@ -237,6 +237,28 @@ test("with EventSource removed the page still receives notifications by long-pol
   await context.close();
 });
 
+test("URLs carry only a stream token, never the page's own token", async () => {
+  const context = await browser.newContext();
+  const urls = [];
+  context.on("request", (request) => urls.push(request.url()));
+  const page = await openDemo(context, 19);
+  const appToken = await page.evaluate(() => window.heraldDemo.token);
+
+  insert("user:19", "seen through a stream token");
+  await page.locator(".toast", { hasText: "seen through a stream token" }).waitFor({ timeout: WAIT });
+
+  const claims = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+  const inUrls = urls.map((u) => new URL(u).searchParams.get("token")).filter(Boolean);
+  assert.ok(inUrls.length > 0, "the stream's URL has a token");
+  for (const token of inUrls) {
+    assert.notEqual(token, appToken);
+    assert.equal(claims(token).aud, "herald:stream");
+    assert.ok(claims(token).exp - Date.now() / 1000 <= 300, "a stream token lives 5 minutes at most");
+  }
+  assert.ok(!urls.some((u) => u.includes(appToken)), "the app's token is in no URL");
+  await context.close();
+});
+
 test("a notification title is rendered as text, never as HTML", async () => {
   const context = await browser.newContext();
   const page = await openDemo(context, 15);
