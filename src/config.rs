@@ -169,6 +169,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub write_timeout_secs: u64,
 
+    /// Seconds over which a shutdown (SIGTERM) ends the open streams and parked long-polls,
+    /// one at a time, so their clients do not all reconnect in the same second.
+    #[arg(long, env = "HERALD_SHUTDOWN_SPREAD_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub shutdown_spread_secs: u64,
+
     /// Origins (`https://app.example.com`, comma-separated) whose pages may call herald
     /// cross-origin (CORS) and may send cookie-authenticated POSTs. The service's own origin
     /// is always allowed; `*` and `null` are refused.

@@ -339,16 +339,28 @@ impl Hub {
         registry.send(targets, &HubEvent::Resync, &self.stats);
     }
 
-    /// Drops every subscriber and refuses new ones: streams end, parked long-polls answer.
-    pub fn close(&self) {
-        let mut registry = self.lock();
-        registry.closed = true;
-        for subscriber in registry.subscribers.values() {
-            subscriber.dropped.store(true, Ordering::Release);
+    /// Refuses new subscribers at once, then drops the ones there are (streams end, parked
+    /// long-polls answer) one at a time, evenly over `spread`, oldest first: their clients
+    /// reconnect (to another instance, behind a proxy) over as long, not all in the same
+    /// second. Returns when the last is dropped.
+    pub async fn close_over(&self, spread: std::time::Duration) {
+        let ids: Vec<u64> = {
+            let mut registry = self.lock();
+            registry.closed = true;
+            let mut ids: Vec<u64> = registry.subscribers.keys().copied().collect();
+            ids.sort_unstable();
+            ids
+        };
+        let start = tokio::time::Instant::now();
+        let count = ids.len().max(1) as u32;
+        for (i, id) in (0..).zip(ids) {
+            tokio::time::sleep_until(start + spread * i / count).await;
+            let mut registry = self.lock();
+            if let Some(subscriber) = registry.subscribers.get(&id) {
+                subscriber.dropped.store(true, Ordering::Release);
+            }
+            registry.remove(id);
         }
-        registry.subscribers.clear();
-        registry.by_channel.clear();
-        registry.by_user.clear();
     }
 
     /// How many subscribers are registered now.
@@ -490,7 +502,7 @@ mod tests {
         let mut second = hub.subscribe(Kind::Stream, "2", &["a".into()]).unwrap();
         drop(first);
         assert_eq!(hub.subscribers(), 1);
-        hub.close();
+        hub.close_over(std::time::Duration::ZERO).await;
         assert!(second.recv().await.is_none());
         assert_eq!(
             hub.subscribe(Kind::Stream, "3", &["a".into()]).err(),

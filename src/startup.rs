@@ -68,6 +68,8 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     /// Scheduled pruning, when configured: the pool to prune with and the age.
     prune: Option<(DbPool, Duration)>,
+    /// Over how long a shutdown ends the open streams.
+    shutdown_spread: Duration,
 }
 
 /// Why herald could not start.
@@ -160,6 +162,7 @@ impl Application {
             Duration::from_secs(config.keep_alive_secs),
         );
         let prune = config.prune_older_than.map(|age| (pool.clone(), age));
+        let shutdown_spread = Duration::from_secs(config.shutdown_spread_secs);
         let state = web::Data::new(AppState {
             pool,
             hub: hub.clone(),
@@ -193,7 +196,8 @@ impl Application {
         .backlog(4096)
         // We handle signals ourselves: streams must be ended before actix waits for them.
         .disable_signals()
-        .shutdown_timeout(10)
+        // Room for the spread-out closes, and for the last requests to finish after them.
+        .shutdown_timeout(shutdown_spread.as_secs() + 5)
         .listen(tcp)?
         .run();
         // The URL to open: an address that means "every interface" is reachable locally.
@@ -210,6 +214,7 @@ impl Application {
             listener,
             shutdown,
             prune,
+            shutdown_spread,
         })
     }
 
@@ -223,7 +228,7 @@ impl Application {
         Stopper {
             server: self.server.handle(),
             hub: self.hub.clone(),
-            shutdown: self.shutdown.clone(),
+            spread: self.shutdown_spread,
         }
     }
 
@@ -253,15 +258,16 @@ impl Application {
 pub struct Stopper {
     server: ServerHandle,
     hub: Hub,
-    shutdown: watch::Sender<bool>,
+    spread: Duration,
 }
 
 impl Stopper {
-    /// Ends every stream and parked long-poll, stops the listener, and stops the server.
+    /// Stops taking connections, ends every stream and parked long-poll, spread over
+    /// `HERALD_SHUTDOWN_SPREAD_SECS` so their clients do not all reconnect at once, and stops
+    /// the server. Streams still open get notifications until they end: the listener stops
+    /// after the server (`run_until_stopped`).
     pub async fn stop(&self) {
-        self.hub.close();
-        let _ = self.shutdown.send(true);
-        self.server.stop(true).await;
+        futures_util::future::join(self.hub.close_over(self.spread), self.server.stop(true)).await;
     }
 }
 

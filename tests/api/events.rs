@@ -394,3 +394,38 @@ async fn a_cursor_too_far_behind_replays_at_most_a_thousand_then_resets() {
     app.insert("user:5", "live after reset").await;
     assert_eq!(events.titles(1).await, vec!["live after reset"]);
 }
+
+#[actix_web::test]
+async fn a_shutdown_ends_streams_one_by_one_over_the_spread_and_delivers_until_then() {
+    let app = crate::helpers::spawn_app_with(|config| config.shutdown_spread_secs = 3).await;
+    let mut streams = Vec::new();
+    for user in 0..12 {
+        let token = app.token_for(&user.to_string());
+        streams.push(app.open_events(&token, "", None).await);
+    }
+    let stopper = app.stopper.clone().unwrap();
+    let started = tokio::time::Instant::now();
+
+    actix_web::rt::spawn(async move { stopper.stop().await });
+    app.insert("broadcast", "during the shutdown").await;
+    let ends = futures_util::future::join_all(streams.iter_mut().map(|stream| async {
+        let mut titles = Vec::new();
+        while let Some(event) = stream.next_any().await {
+            if event.event == "notification" {
+                titles.push(event.json()["title"].as_str().unwrap().to_owned());
+            }
+        }
+        (started.elapsed(), titles)
+    }))
+    .await;
+
+    let first = ends.iter().map(|(at, _)| *at).min().unwrap();
+    let last = ends.iter().map(|(at, _)| *at).max().unwrap();
+    // 12 closes, 3 s / 12 apart: the last comes 2.75 s after the first.
+    assert!(
+        last - first >= std::time::Duration::from_millis(1500),
+        "the streams ended together: {ends:?}"
+    );
+    let (_, latest) = ends.iter().max_by_key(|(at, _)| *at).unwrap();
+    assert_eq!(latest, &vec!["during the shutdown".to_owned()], "{ends:?}");
+}

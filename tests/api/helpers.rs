@@ -161,6 +161,7 @@ pub fn test_config(db_url: &str) -> Config {
         request_timeout_secs: 10,
         keep_alive_secs: 30,
         write_timeout_secs: 30,
+        shutdown_spread_secs: 1,
         allowed_origins: Vec::new(),
         prune_older_than: None,
     }
