@@ -181,6 +181,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Development: serve the demo page and herald.js from this directory (`web`), read on
+    /// every request, instead of the copies compiled into herald.
+    #[arg(long, env = "HERALD_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
     /// When set (e.g. `90d`), `serve` deletes notifications older than this every hour, as
     /// `herald prune --older-than` does. Units: s, m, h, d, w.
     #[arg(long, env = "HERALD_PRUNE_OLDER_THAN", value_parser = crate::retention::parse_age)]

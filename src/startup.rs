@@ -155,6 +155,7 @@ impl Application {
         let origins = web::Data::new(Origins::new(&config.allowed_origins));
         let head_limit = web::Data::new(HeadLimit(config.max_header_bytes as usize));
         let max_body = config.max_body_bytes as usize;
+        let web_dir = config.web_dir.clone();
         let connections = Connections::default();
         let write_timeout = Duration::from_secs(config.write_timeout_secs);
         let (request_timeout, keep_alive) = (
@@ -183,7 +184,7 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(origins.clone())
                 .app_data(head_limit.clone())
-                .configure(|cfg| routes::configure(cfg, dev_mode, max_body))
+                .configure(|cfg| routes::configure(cfg, dev_mode, max_body, web_dir.clone()))
                 .default_service(web::to(routes::not_found))
         })
         .on_connect(move |io, extensions| connections.on_connect(io, extensions, write_timeout))

@@ -15,7 +15,12 @@ use crate::error::AppError;
 
 /// Every route of the service; `dev_mode` adds the dev-only token endpoint. JSON bodies over
 /// `max_body` bytes are refused with 413.
-pub fn configure(cfg: &mut aweb::ServiceConfig, dev_mode: bool, max_body: usize) {
+pub fn configure(
+    cfg: &mut aweb::ServiceConfig,
+    dev_mode: bool,
+    max_body: usize,
+    web_dir: Option<std::path::PathBuf>,
+) {
     cfg.app_data(aweb::QueryConfig::default().error_handler(query_error))
         .app_data(aweb::PathConfig::default().error_handler(path_error))
         .app_data(
@@ -28,7 +33,7 @@ pub fn configure(cfg: &mut aweb::ServiceConfig, dev_mode: bool, max_body: usize)
         .configure(notifications::configure)
         .configure(ops::configure)
         .configure(tokens::configure)
-        .configure(web::configure);
+        .configure(|cfg| web::configure(cfg, web_dir));
     if dev_mode {
         cfg.configure(dev::configure);
     }

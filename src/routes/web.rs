@@ -1,46 +1,79 @@
 //! The demo page and the browser client, compiled into the binary so `herald serve` works
-//! from any directory.
+//! from any directory. With `HERALD_WEB_DIR` set (development), the same files are read from
+//! that directory on every request instead, so a change to `web/` shows on reload.
+
+use std::path::PathBuf;
 
 use actix_web::{HttpResponse, http::header, web};
 
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-const HERALD_JS: &str = include_str!("../../web/herald.js");
-const HERALD_MJS: &str = include_str!("../../web/herald.mjs");
-const HERALD_CSS: &str = include_str!("../../web/herald.css");
-
-/// Routes of this module.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/herald.js", web::get().to(herald_js))
-        .route("/herald.mjs", web::get().to(herald_mjs))
-        .route("/herald.css", web::get().to(herald_css))
-        .route("/favicon.ico", web::get().to(HttpResponse::NoContent));
+/// A file of `web/` that herald serves.
+struct Asset {
+    /// Where it is served.
+    path: &'static str,
+    /// Its name under `web/`.
+    file: &'static str,
+    content_type: &'static str,
+    /// The file as compiled in.
+    body: &'static str,
 }
 
-/// GET /: the demo page.
-async fn index() -> HttpResponse {
-    asset("text/html; charset=utf-8", INDEX_HTML)
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/",
+        file: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../web/index.html"),
+    },
+    Asset {
+        path: "/herald.js",
+        file: "herald.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/herald.js"),
+    },
+    Asset {
+        path: "/herald.mjs",
+        file: "herald.mjs",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/herald.mjs"),
+    },
+    Asset {
+        path: "/herald.css",
+        file: "herald.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../web/herald.css"),
+    },
+];
+
+/// Routes of this module: every asset, from `web_dir` if given.
+pub fn configure(cfg: &mut web::ServiceConfig, web_dir: Option<PathBuf>) {
+    for asset in ASSETS {
+        let dir = web_dir.clone();
+        cfg.route(
+            asset.path,
+            web::get().to(move || {
+                let dir = dir.clone();
+                async move { serve(asset, dir) }
+            }),
+        );
+    }
+    cfg.route("/favicon.ico", web::get().to(HttpResponse::NoContent));
 }
 
-/// GET /herald.js: the client library, as a classic script.
-async fn herald_js() -> HttpResponse {
-    asset("text/javascript; charset=utf-8", HERALD_JS)
-}
-
-/// GET /herald.mjs: the client library as an ES module.
-async fn herald_mjs() -> HttpResponse {
-    asset("text/javascript; charset=utf-8", HERALD_MJS)
-}
-
-/// GET /herald.css: the demo page's styles.
-async fn herald_css() -> HttpResponse {
-    asset("text/css; charset=utf-8", HERALD_CSS)
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+fn serve(asset: &Asset, dir: Option<PathBuf>) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
     // no-cache: revalidate, so a new herald version is picked up on the next load.
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(body)
+    response
+        .content_type(asset.content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    match dir {
+        // Development only, and a few KB: reading it on the worker is fine.
+        Some(dir) => match std::fs::read(dir.join(asset.file)) {
+            Ok(body) => response.body(body),
+            Err(err) => {
+                log::warn!("web asset unreadable file={} error={err}", asset.file);
+                HttpResponse::NotFound().finish()
+            }
+        },
+        None => response.body(asset.body),
+    }
 }

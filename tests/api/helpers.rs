@@ -162,6 +162,7 @@ pub fn test_config(db_url: &str) -> Config {
         keep_alive_secs: 30,
         write_timeout_secs: 30,
         shutdown_spread_secs: 1,
+        web_dir: None,
         allowed_origins: Vec::new(),
         prune_older_than: None,
     }

@@ -30,6 +30,8 @@ async function startHerald(fixedPort) {
       PATH: process.env.PATH,
       HERALD_DATA_DIR: dataDir,
       HERALD_BIND: `127.0.0.1:${fixedPort ?? 0}`,
+      // Set while working on web/: its files as they are now, not as compiled in.
+      ...(process.env.HERALD_WEB_DIR ? { HERALD_WEB_DIR: process.env.HERALD_WEB_DIR } : {}),
       RUST_LOG: "info,actix_web=warn",
     },
     stdio: ["ignore", "ignore", "pipe"],
