@@ -16,7 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Methods a cross-origin page may use.
 const ALLOW_METHODS: &str = "GET, POST";

@@ -31,4 +31,5 @@ pub mod routes;
 #[rustfmt::skip]
 pub mod schema;
 pub mod startup;
+pub mod state;
 pub mod store;

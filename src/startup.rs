@@ -9,55 +9,20 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, HttpServer, web};
-use diesel::pg::PgConnection;
-use diesel::result::QueryResult;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::cursor::Cursor;
-use crate::error::{AppError, AppResult, describe};
+use crate::error::describe;
 use crate::http::{Connections, HeadLimit, Origins};
 use crate::hub::{Hub, Limits};
 use crate::listener::{Listener, ListenerStatus};
 use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::store::DbPool;
 use crate::{devdb, http, listener, pgtls, retention, routes, store};
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// Query connections.
-    pub pool: store::DbPool,
-    /// Fan-out to open streams and parked long-polls.
-    pub hub: Hub,
-    /// Settings.
-    pub config: Arc<Config>,
-    /// The LISTEN connection's health.
-    pub listener: Arc<ListenerStatus>,
-    /// Open HTTP connections.
-    pub connections: Connections,
-    /// Deliveries and requests, for `/metrics`.
-    pub metrics: Arc<Metrics>,
-}
-
-impl AppState {
-    /// Runs `query` with a pooled connection on the blocking pool, so diesel never blocks an
-    /// actix worker. Never wait for a notification in here: that would pin a connection.
-    pub async fn db<T, F>(&self, query: F) -> AppResult<T>
-    where
-        F: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            query(&mut conn).map_err(AppError::from)
-        })
-        .await?
-    }
-}
 
 /// A built, not yet running, herald.
 pub struct Application {

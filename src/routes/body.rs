@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A JSON body of type `T`, read as the module docs say.
 pub struct JsonBody<T>(pub T);

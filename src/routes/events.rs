@@ -21,7 +21,7 @@ use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
 use crate::hub::{Batch, HubEvent, Subscription};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, notifications::PageRequest, notifications::Reader};
 
 /// How soon EventSource reconnects after a drop.

@@ -14,7 +14,7 @@ use crate::hub::Kind;
 use crate::hub::{HubEvent, LiveRow};
 use crate::models::NewNotification;
 use crate::routes::body::JsonBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
 
 const DEFAULT_LIMIT: i64 = 50;

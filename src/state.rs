@@ -1,0 +1,50 @@
+//! What every handler and middleware shares: [`AppState`]. Nothing here knows how the service
+//! is assembled (that is `startup`, which nothing imports).
+
+use std::sync::Arc;
+
+use actix_web::web;
+use diesel::pg::PgConnection;
+use diesel::result::QueryResult;
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::http::Connections;
+use crate::hub::Hub;
+use crate::listener::ListenerStatus;
+use crate::metrics::Metrics;
+use crate::store;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Query connections.
+    pub pool: store::DbPool,
+    /// Fan-out to open streams and parked long-polls.
+    pub hub: Hub,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// The LISTEN connection's health.
+    pub listener: Arc<ListenerStatus>,
+    /// Open HTTP connections.
+    pub connections: Connections,
+    /// Deliveries and requests, for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Runs `query` with a pooled connection on the blocking pool, so diesel never blocks an
+    /// actix worker. Never wait for a notification in here: that would pin a connection.
+    pub async fn db<T, F>(&self, query: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            query(&mut conn).map_err(AppError::from)
+        })
+        .await?
+    }
+}
