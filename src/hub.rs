@@ -23,7 +23,7 @@ use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use crate::cursor::{Cursor, Xid};
-use crate::store::reads::ReadChange;
+use crate::models::ReadChange;
 
 /// Events a subscriber can fall behind by before it is dropped.
 const QUEUE: usize = 256;

@@ -40,8 +40,9 @@ use tokio_postgres::AsyncMessage;
 
 use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::hub::{Batch, Hub, LiveRow};
+use crate::models::ReadChange;
 use crate::pgtls::Connector;
-use crate::store::{self, DbPool, reads::READS_CHANNEL, reads::ReadChange};
+use crate::store::{self, DbPool, reads::READS_CHANNEL};
 
 /// The NOTIFY channel the trigger wakes herald on.
 pub const ROWS_CHANNEL: &str = "herald";

@@ -138,3 +138,17 @@ impl FromSql<Xid8, Pg> for Xid {
         Ok(u64::from_be_bytes(bytes))
     }
 }
+
+/// A change to one user's read state, as announced on `herald_reads`
+/// ([`crate::store::reads::READS_CHANNEL`]) and carried by the hub to the user's streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadChange {
+    /// Whose read state changed.
+    pub user_id: String,
+    /// These notifications were marked read...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<i64>,
+    /// ...or everything was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}

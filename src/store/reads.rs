@@ -10,27 +10,14 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Bool, Text};
-use serde::{Deserialize, Serialize};
 
 use crate::channels;
 use crate::cursor::Snapshot;
+use crate::models::ReadChange;
 use crate::schema::notifications;
 
 /// The NOTIFY channel read-state changes are announced on.
 pub const READS_CHANNEL: &str = "herald_reads";
-
-/// A change to one user's read state, as announced on [`READS_CHANNEL`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReadChange {
-    /// Whose read state changed.
-    pub user_id: String,
-    /// These notifications were marked read...
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ids: Vec<i64>,
-    /// ...or everything was.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub all: bool,
-}
 
 #[derive(QueryableByName)]
 struct Count {
