@@ -4,8 +4,6 @@
 //! The CSRF rule (a cookie-authenticated POST must come from an allowed origin) lives in
 //! [`crate::auth`], where the token's source is known; it asks [`Origins`] here.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -16,7 +14,9 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::state::AppState;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Methods a cross-origin page may use.
 const ALLOW_METHODS: &str = "GET, POST";
@@ -196,43 +196,32 @@ pub async fn limit_head(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-/// Open HTTP connections, for `/metrics`: counted from accept to close, whatever they carry.
-#[derive(Debug, Clone, Default)]
-pub struct Connections(Arc<AtomicI64>);
-
-impl Connections {
-    /// How many are open now.
-    pub fn open(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Called for each accepted connection: tunes its socket and counts it until it closes.
-    /// `write_timeout` is TCP_USER_TIMEOUT: a client that stops reading stops acknowledging,
-    /// and the kernel then drops the connection, which actix alone never would while a stream
-    /// is stuck writing to it.
-    pub fn on_connect(
-        &self,
-        io: &dyn std::any::Any,
-        extensions: &mut actix_web::dev::Extensions,
-        write_timeout: Duration,
-    ) {
-        if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let socket = socket2::SockRef::from(tcp);
-            if let Err(err) = socket.set_tcp_user_timeout(Some(write_timeout)) {
-                log::debug!("TCP_USER_TIMEOUT not set: {err}");
-            }
+/// Tunes each accepted connection's socket and counts it (`herald_http_connections_open`)
+/// until it closes. `write_timeout` is TCP_USER_TIMEOUT: a client that stops reading stops
+/// acknowledging, and the kernel then drops the connection, which actix alone never would
+/// while a stream is stuck writing to it.
+pub fn on_connect(
+    io: &dyn std::any::Any,
+    extensions: &mut actix_web::dev::Extensions,
+    write_timeout: Duration,
+    metrics: &Metrics,
+) {
+    if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let socket = socket2::SockRef::from(tcp);
+        if let Err(err) = socket.set_tcp_user_timeout(Some(write_timeout)) {
+            log::debug!("TCP_USER_TIMEOUT not set: {err}");
         }
-        self.0.fetch_add(1, Ordering::Relaxed);
-        extensions.insert(OpenConnection(self.0.clone()));
     }
+    metrics.http_connections_open.inc();
+    extensions.insert(OpenConnection(metrics.http_connections_open.clone()));
 }
 
 /// Lives in a connection's extensions; dropped when actix drops the connection.
-struct OpenConnection(Arc<AtomicI64>);
+struct OpenConnection(Gauge);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
@@ -259,7 +248,7 @@ pub async fn count_requests(
                 err.as_response_error().status_code(),
             ),
         };
-        metrics.count_request(&route, status.as_u16());
+        metrics.count_request(route, status.as_u16());
     }
     result
 }

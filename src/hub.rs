@@ -16,14 +16,16 @@
 //! every critical section below is plain, non-blocking code.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use crate::cursor::{Cursor, Xid};
+use crate::metrics::Metrics;
 use crate::models::ReadChange;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Events a subscriber can fall behind by before it is dropped.
 const QUEUE: usize = 256;
@@ -70,7 +72,7 @@ pub enum HubEvent {
 #[derive(Clone, Default)]
 pub struct Hub {
     inner: Arc<Mutex<Registry>>,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
     limits: Limits,
 }
 
@@ -101,19 +103,6 @@ pub enum Refused {
     UserLimit,
     /// [`Limits::total`] are registered.
     TotalLimit,
-}
-
-/// Counters for `/metrics` and logs.
-#[derive(Default)]
-pub struct Stats {
-    /// Open SSE streams.
-    pub streams: AtomicI64,
-    /// Parked long-polls.
-    pub long_polls: AtomicI64,
-    /// Subscribers dropped because their queue was full.
-    pub slow_dropped: AtomicU64,
-    /// Rows published.
-    pub rows_published: AtomicU64,
 }
 
 #[derive(Default)]
@@ -165,10 +154,7 @@ impl Subscription {
     pub fn mark_parked(&mut self) {
         if !self.counted {
             self.counted = true;
-            self.hub
-                .stats
-                .gauge(self.kind)
-                .fetch_add(1, Ordering::Relaxed);
+            self.hub.metrics.gauge_of(self.kind).inc();
         }
     }
 
@@ -206,19 +192,16 @@ impl Drop for Subscription {
         registry.release(&self.user_id);
         drop(registry);
         if self.counted {
-            self.hub
-                .stats
-                .gauge(self.kind)
-                .fetch_sub(1, Ordering::Relaxed);
+            self.hub.metrics.gauge_of(self.kind).dec();
         }
     }
 }
 
-impl Stats {
-    fn gauge(&self, kind: Kind) -> &AtomicI64 {
+impl Metrics {
+    fn gauge_of(&self, kind: Kind) -> &Gauge {
         match kind {
-            Kind::Stream => &self.streams,
-            Kind::LongPoll => &self.long_polls,
+            Kind::Stream => &self.streams_open,
+            Kind::LongPoll => &self.long_polls_parked,
         }
     }
 }
@@ -229,10 +212,11 @@ impl Hub {
         Hub::default()
     }
 
-    /// A new, empty hub with `limits`.
-    pub fn with_limits(limits: Limits) -> Hub {
+    /// A new, empty hub with `limits`, counting into `metrics`.
+    pub fn with_limits(limits: Limits, metrics: Arc<Metrics>) -> Hub {
         Hub {
             limits,
+            metrics,
             ..Hub::default()
         }
     }
@@ -282,7 +266,7 @@ impl Hub {
         // A stream is open from here; a long-poll counts once it parks (`mark_parked`).
         let counted = kind == Kind::Stream;
         if counted {
-            self.stats.gauge(kind).fetch_add(1, Ordering::Relaxed);
+            self.metrics.gauge_of(kind).inc();
         }
         Ok(Subscription {
             id,
@@ -316,9 +300,9 @@ impl Hub {
                 targets.extend(ids.iter().copied());
             }
         }
-        registry.send(targets, &HubEvent::Rows(batch), &self.stats);
+        registry.send(targets, &HubEvent::Rows(batch), &self.metrics);
         drop(registry);
-        self.stats.rows_published.fetch_add(rows, Ordering::Relaxed);
+        self.metrics.notifications_received.inc_by(rows);
     }
 
     /// Tells every subscriber of `change.user_id` about it.
@@ -329,14 +313,14 @@ impl Hub {
             .get(&change.user_id)
             .cloned()
             .unwrap_or_default();
-        registry.send(targets, &HubEvent::Read(Arc::new(change)), &self.stats);
+        registry.send(targets, &HubEvent::Read(Arc::new(change)), &self.metrics);
     }
 
     /// Tells every subscriber to recount (read-state events may have been missed).
     pub fn resync_all(&self) {
         let mut registry = self.lock();
         let targets: HashSet<u64> = registry.subscribers.keys().copied().collect();
-        registry.send(targets, &HubEvent::Resync, &self.stats);
+        registry.send(targets, &HubEvent::Resync, &self.metrics);
     }
 
     /// Refuses new subscribers at once, then drops the ones there are (streams end, parked
@@ -368,14 +352,14 @@ impl Hub {
         self.lock().subscribers.len()
     }
 
-    /// The hub's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// The metrics the hub keeps.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }
 
 impl Registry {
-    fn send(&mut self, targets: HashSet<u64>, event: &HubEvent, stats: &Stats) {
+    fn send(&mut self, targets: HashSet<u64>, event: &HubEvent, metrics: &Metrics) {
         for id in targets {
             let Some(subscriber) = self.subscribers.get(&id) else {
                 continue;
@@ -387,7 +371,7 @@ impl Registry {
                         "stream dropped reason=slow_client user_id={}",
                         subscriber.user_id
                     );
-                    stats.slow_dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics.slow_clients_dropped.inc();
                     subscriber.dropped.store(true, Ordering::Release);
                     self.remove(id);
                 }
@@ -488,7 +472,7 @@ mod tests {
             });
         }
         assert_eq!(hub.subscribers(), 0);
-        assert_eq!(hub.stats().slow_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(hub.metrics().slow_clients_dropped.get(), 1);
         assert!(
             slow.recv().await.is_none(),
             "a dropped subscriber ends at once, without draining what it fell behind on"
@@ -512,10 +496,13 @@ mod tests {
 
     #[tokio::test]
     async fn limits_count_per_user_and_in_all_and_free_up_on_drop() {
-        let hub = Hub::with_limits(Limits {
-            per_user: 2,
-            total: 3,
-        });
+        let hub = Hub::with_limits(
+            Limits {
+                per_user: 2,
+                total: 3,
+            },
+            Default::default(),
+        );
         let inbox = ["user:1".to_string()];
         let a = hub.subscribe(Kind::Stream, "1", &inbox).unwrap();
         let _b = hub.subscribe(Kind::LongPoll, "1", &inbox).unwrap();
@@ -534,10 +521,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_subscriber_holds_its_place_until_its_stream_lets_go() {
-        let hub = Hub::with_limits(Limits {
-            per_user: 1,
-            total: 10,
-        });
+        let hub = Hub::with_limits(
+            Limits {
+                per_user: 1,
+                total: 10,
+            },
+            Default::default(),
+        );
         let slow = hub
             .subscribe(Kind::Stream, "1", &["broadcast".into()])
             .unwrap();

@@ -29,7 +29,7 @@
 //! Read-state NOTIFYs sent meanwhile are lost, so streams are told to recount.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -40,6 +40,7 @@ use tokio_postgres::AsyncMessage;
 
 use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::hub::{Batch, Hub, LiveRow};
+use crate::metrics::Metrics;
 use crate::models::ReadChange;
 use crate::pgtls::Connector;
 use crate::store::{self, DbPool, reads::READS_CHANNEL};
@@ -70,31 +71,12 @@ const PATIENT_AFTER_SKIPS: u64 = 10;
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
-/// What `/readyz` and `/metrics` need to know about the listener.
-#[derive(Default)]
-pub struct ListenerStatus {
-    live: AtomicBool,
-    /// Times the connection was re-established after a failure.
-    pub reconnects: AtomicU64,
-    /// Wake-ups received from PostgreSQL.
-    pub wakeups: AtomicU64,
-    /// Reads of new rows (one query each), whether woken by NOTIFY or polling.
-    pub reads: AtomicU64,
-}
-
-impl ListenerStatus {
-    /// True while connected, listening and caught up.
-    pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::Relaxed)
-    }
-}
-
 /// The listener task; see the module docs.
 pub struct Listener {
     connector: Connector,
     pool: DbPool,
     hub: Hub,
-    status: Arc<ListenerStatus>,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
     /// What has been published: everything up to here.
     position: Cursor,
@@ -157,7 +139,7 @@ impl Listener {
         connector: Connector,
         pool: DbPool,
         hub: Hub,
-        status: Arc<ListenerStatus>,
+        metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
         start: Cursor,
     ) -> Listener {
@@ -165,7 +147,7 @@ impl Listener {
             connector,
             pool,
             hub,
-            status,
+            metrics,
             shutdown,
             position: start,
         }
@@ -182,7 +164,7 @@ impl Listener {
         let mut failures: u32 = 0;
         loop {
             let result = self.session(failures > 0).await;
-            self.status.live.store(false, Ordering::Relaxed);
+            self.metrics.listener_up.set(0);
             match result {
                 Ok(()) => {
                     log::info!("listener stopped");
@@ -190,7 +172,7 @@ impl Listener {
                 }
                 Err(err) => {
                     failures += 1;
-                    self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.listener_reconnects.inc();
                     let delay = backoff(failures);
                     log::warn!(
                         "listener reconnecting attempt={failures} delay_ms={} error={err}",
@@ -214,7 +196,7 @@ impl Listener {
         let wake = Arc::new(Notify::new());
         let (reads_tx, mut reads_rx) = mpsc::unbounded_channel::<String>();
         let driver_wake = wake.clone();
-        let status = self.status.clone();
+        let metrics = self.metrics.clone();
         let mut driver = actix_web::rt::spawn(async move {
             loop {
                 match poll_fn(|cx| connection.poll_message(cx)).await {
@@ -222,7 +204,7 @@ impl Listener {
                         let _ = reads_tx.send(n.payload().to_owned());
                     }
                     Some(Ok(AsyncMessage::Notification(_))) => {
-                        status.wakeups.fetch_add(1, Ordering::Relaxed);
+                        metrics.listener_wakeups.inc();
                         driver_wake.notify_one();
                     }
                     Some(Ok(_)) => {}
@@ -248,7 +230,7 @@ impl Listener {
         if found > 0 {
             last_found = Some(Instant::now());
         }
-        self.status.live.store(true, Ordering::Relaxed);
+        self.metrics.listener_up.set(1);
         log::info!("listener live reconnected={reconnected} caught_up={found}");
         if reconnected {
             self.hub.resync_all();
@@ -356,7 +338,7 @@ impl Listener {
                 Ok::<_, SessionError>(store::notifications::since(&mut conn, &from, BATCH)?)
             })
             .await??;
-            self.status.reads.fetch_add(1, Ordering::Relaxed);
+            self.metrics.listener_reads.inc();
             let full = rows.len() as i64 == BATCH;
             found += rows.len();
             let live: Vec<LiveRow> = rows

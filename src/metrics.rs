@@ -1,115 +1,220 @@
-//! Counters and the delivery-latency histogram behind `/metrics` that the hub and listener
-//! do not keep themselves.
-
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Every counter and gauge herald keeps, in one prometheus-client registry per app (so tests
+//! can run several apps in one process), encoded for `GET /metrics`.
+//!
+//! The hub, the listener, the HTTP layer and the routes each bump theirs here; nothing else
+//! keeps a count. A leaf: it knows no other module of herald.
 
 use chrono::{DateTime, Utc};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the delivery-latency buckets, in seconds.
-const BUCKETS: [f64; 13] = [
+const LATENCY_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A Prometheus histogram with fixed buckets, lock-free.
-#[derive(Default)]
-pub struct Histogram {
-    /// Observations at or under each bound (not cumulative; summed when rendered).
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+/// How a notification reached its client.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Transport {
+    /// An SSE stream, live or replayed.
+    Sse,
+    /// A poll or long-poll answer.
+    Poll,
 }
 
-impl Histogram {
-    /// Records one observation of `micros` microseconds.
-    pub fn observe_micros(&self, micros: u64) {
-        // Count first: a scrape reads the buckets before the count, so `+Inf` (the count)
-        // is never below a finite bucket.
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        let seconds = micros as f64 / 1e6;
-        if let Some(i) = BUCKETS.iter().position(|&bound| seconds <= bound) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
-        );
+impl EncodeLabelValue for Transport {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let name = match self {
+            Transport::Sse => "sse",
+            Transport::Poll => "poll",
+        };
+        EncodeLabelValue::encode(&name, encoder)
     }
 }
 
-/// Per-process metrics (one per herald; every worker shares it).
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabel {
+    transport: Transport,
+}
+
+/// A request's route pattern (`/api/notifications/{id}/read`, or `unmatched`: never a raw
+/// path, so the series stay few) and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+/// herald's metrics; see the README's list for what each means.
 pub struct Metrics {
-    /// Notification events queued to SSE streams (live and replayed).
-    pub sse_delivered: AtomicU64,
-    /// Notifications returned by polls and long-polls.
-    pub poll_delivered: AtomicU64,
-    /// From a live notification's `created_at` to herald handing it to the connection.
-    pub delivery: Histogram,
-    /// Requests answered, by route pattern and status. Routes are the app's patterns (or
-    /// `unmatched`), never raw paths, so the series stay few.
-    http: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Open SSE streams.
+    pub streams_open: Gauge,
+    /// Long-polls waiting for a notification.
+    pub long_polls_parked: Gauge,
+    /// Open HTTP connections, streams included.
+    pub http_connections_open: Gauge,
+    /// 1 while the LISTEN connection is live and caught up.
+    pub listener_up: Gauge,
+    /// LISTEN connection failures recovered from.
+    pub listener_reconnects: Counter,
+    /// NOTIFY wake-ups received from PostgreSQL.
+    pub listener_wakeups: Counter,
+    /// Queries for new rows, woken by NOTIFY or polling.
+    pub listener_reads: Counter,
+    /// Notifications read from PostgreSQL and fanned out.
+    pub notifications_received: Counter,
+    /// Streams closed because the client fell behind.
+    pub slow_clients_dropped: Counter,
+    events_delivered: Family<TransportLabel, Counter>,
+    delivery_latency: Histogram,
+    http_requests: Family<RequestLabels, Counter>,
+    resident_memory: Gauge,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
+    /// A registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let mut gauge = |name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let resident_memory = gauge(
+            "process_resident_memory_bytes",
+            "Resident memory of the herald process (Linux; 0 elsewhere)",
+        );
+        let http_connections_open = gauge(
+            "herald_http_connections_open",
+            "Open HTTP connections, streams included",
+        );
+        let streams_open = gauge("herald_streams_open", "Open SSE streams");
+        let long_polls_parked = gauge(
+            "herald_long_polls_parked",
+            "Long-polls waiting for a notification",
+        );
+        let listener_up = gauge(
+            "herald_listener_up",
+            "1 while the LISTEN connection is live and caught up",
+        );
+        // prometheus-client adds the `_total` of counters.
+        let mut counter = |name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let listener_reconnects = counter(
+            "herald_listener_reconnects",
+            "LISTEN connection failures recovered from",
+        );
+        let listener_wakeups = counter(
+            "herald_listener_wakeups",
+            "NOTIFY wake-ups received from PostgreSQL",
+        );
+        let listener_reads = counter(
+            "herald_listener_reads",
+            "Queries for new rows, woken by NOTIFY or polling",
+        );
+        let notifications_received = counter(
+            "herald_notifications_received",
+            "Notifications read from PostgreSQL and fanned out",
+        );
+        let slow_clients_dropped = counter(
+            "herald_slow_clients_dropped",
+            "Streams closed because the client fell behind",
+        );
+        let events_delivered = Family::default();
+        registry.register(
+            "herald_events_delivered",
+            "Notifications handed to clients, by transport",
+            events_delivered.clone(),
+        );
+        let delivery_latency = Histogram::new(LATENCY_BUCKETS);
+        registry.register(
+            "herald_delivery_latency_seconds",
+            "From a live notification's created_at to herald writing it to a stream or \
+             long-poll",
+            delivery_latency.clone(),
+        );
+        let http_requests = Family::default();
+        registry.register(
+            "herald_http_requests",
+            "HTTP requests answered, by route and status",
+            http_requests.clone(),
+        );
+        Metrics {
+            streams_open,
+            long_polls_parked,
+            http_connections_open,
+            listener_up,
+            listener_reconnects,
+            listener_wakeups,
+            listener_reads,
+            notifications_received,
+            slow_clients_dropped,
+            events_delivered,
+            delivery_latency,
+            http_requests,
+            resident_memory,
+            registry,
+        }
+    }
+
+    /// Counts `n` notifications handed to clients by `transport`.
+    pub fn delivered(&self, transport: Transport, n: u64) {
+        self.events_delivered
+            .get_or_create(&TransportLabel { transport })
+            .inc_by(n);
+    }
+
     /// Records a live delivery of a row created at `created_at`.
     pub fn observe_delivery(&self, created_at: DateTime<Utc>) {
-        let micros = (Utc::now() - created_at).num_microseconds().unwrap_or(0);
+        let seconds = (Utc::now() - created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
         // A clock that steps back makes a negative age: count it as immediate.
-        self.delivery.observe_micros(micros.max(0) as u64);
+        self.delivery_latency.observe(seconds.max(0.0));
     }
 
     /// Counts one answered request.
-    pub fn count_request(&self, route: &str, status: u16) {
-        let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        *http.entry((route.to_owned(), status)).or_default() += 1;
+    pub fn count_request(&self, route: String, status: u16) {
+        self.http_requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
     }
 
-    /// Appends this module's series in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP herald_events_delivered_total Notifications handed to clients, by transport.\n\
-             # TYPE herald_events_delivered_total counter\n\
-             herald_events_delivered_total{{transport=\"sse\"}} {}\n\
-             herald_events_delivered_total{{transport=\"poll\"}} {}",
-            self.sse_delivered.load(Ordering::Relaxed),
-            self.poll_delivered.load(Ordering::Relaxed),
-        );
-        self.delivery.render(
-            out,
-            "herald_delivery_latency_seconds",
-            "From a live notification's created_at to herald writing it to a stream or \
-             long-poll.",
-        );
-        let _ = writeln!(
-            out,
-            "# HELP herald_http_requests_total HTTP requests answered, by route and status.\n\
-             # TYPE herald_http_requests_total counter"
-        );
-        let http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        for ((route, status), n) in http.iter() {
-            let _ = writeln!(
-                out,
-                "herald_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                route.replace('\\', "\\\\").replace('"', "\\\"")
-            );
-        }
+    /// Every metric in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        self.resident_memory
+            .set(resident_memory_bytes().unwrap_or(0));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
     }
+}
+
+/// VmRSS of this process, from /proc.
+fn resident_memory_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: i64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 #[cfg(test)]
@@ -117,33 +222,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_histogram_renders_cumulative_buckets_sum_and_count() {
-        let h = Histogram::default();
-        h.observe_micros(800); // 0.0008 s: first bucket
-        h.observe_micros(30_000); // 0.03 s: the 0.05 bucket
-        h.observe_micros(60_000_000); // past every bound: +Inf only
-        let mut out = String::new();
-        h.render(&mut out, "x", "help");
-        assert!(out.contains("x_bucket{le=\"0.001\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.025\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.05\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"10\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_count 3\n"), "{out}");
-        assert!(out.contains("x_sum 60.0308\n"), "{out}");
-    }
-
-    #[test]
-    fn requests_are_counted_by_route_and_status() {
-        let m = Metrics::default();
-        m.count_request("/api/notifications", 200);
-        m.count_request("/api/notifications", 200);
-        m.count_request("unmatched", 404);
-        let mut out = String::new();
-        m.render(&mut out);
-        assert!(out.contains(
-            "herald_http_requests_total{route=\"/api/notifications\",status=\"200\"} 2\n"
-        ));
-        assert!(out.contains("herald_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
+    fn counters_gauges_and_the_histogram_encode_as_prometheus_reads_them() {
+        let m = Metrics::new();
+        m.streams_open.inc();
+        m.delivered(Transport::Sse, 2);
+        m.count_request("/api/notifications".into(), 200);
+        m.count_request("/api/notifications".into(), 200);
+        m.delivery_latency.observe(0.0008);
+        m.delivery_latency.observe(60.0);
+        let text = m.encode();
+        for line in [
+            "herald_streams_open 1\n",
+            "herald_events_delivered_total{transport=\"sse\"} 2\n",
+            "herald_http_requests_total{route=\"/api/notifications\",status=\"200\"} 2\n",
+            "herald_delivery_latency_seconds_bucket{le=\"0.001\"} 1\n",
+            "herald_delivery_latency_seconds_bucket{le=\"+Inf\"} 2\n",
+            "herald_delivery_latency_seconds_count 2\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 }

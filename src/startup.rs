@@ -16,9 +16,9 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::cursor::Cursor;
 use crate::error::describe;
-use crate::http::{Connections, HeadLimit, Origins};
+use crate::http::{HeadLimit, Origins};
 use crate::hub::{Hub, Limits};
-use crate::listener::{Listener, ListenerStatus};
+use crate::listener::Listener;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::DbPool;
@@ -85,11 +85,14 @@ impl Application {
         };
         let auth = web::Data::new(Auth::new(&secret, config.jwt_audience.as_deref()));
 
-        let hub = Hub::with_limits(Limits {
-            per_user: config.max_streams_per_user as usize,
-            total: config.max_streams as usize,
-        });
-        let status = Arc::new(ListenerStatus::default());
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::with_limits(
+            Limits {
+                per_user: config.max_streams_per_user as usize,
+                total: config.max_streams as usize,
+            },
+            metrics.clone(),
+        );
         let (shutdown, shutdown_rx) = watch::channel(false);
         // The listener reads through connections of its own: a burst of requests that drains
         // the query pool must not stall (or fail) the fan-out.
@@ -98,7 +101,7 @@ impl Application {
             connector,
             listener_pool,
             hub.clone(),
-            status.clone(),
+            metrics.clone(),
             shutdown_rx,
             Cursor::at(start),
         );
@@ -121,7 +124,6 @@ impl Application {
         let head_limit = web::Data::new(HeadLimit(config.max_header_bytes as usize));
         let max_body = config.max_body_bytes as usize;
         let web_dir = config.web_dir.clone();
-        let connections = Connections::default();
         let write_timeout = Duration::from_secs(config.write_timeout_secs);
         let (request_timeout, keep_alive) = (
             Duration::from_secs(config.request_timeout_secs),
@@ -133,9 +135,7 @@ impl Application {
             pool,
             hub: hub.clone(),
             config: Arc::new(config),
-            listener: status,
-            connections: connections.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics: metrics.clone(),
         });
         let server = HttpServer::new(move || {
             // The last wrap is outermost: the access log sees every answer, CORS refusals
@@ -152,7 +152,7 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, dev_mode, max_body, web_dir.clone()))
                 .default_service(web::to(routes::not_found))
         })
-        .on_connect(move |io, extensions| connections.on_connect(io, extensions, write_timeout))
+        .on_connect(move |io, extensions| http::on_connect(io, extensions, write_timeout, &metrics))
         // A client that closes its side is gone: without this, actix keeps streaming to it until
         // a write fails (the next heartbeat, or the one after), and its slot stays taken.
         .h1_allow_half_closed(false)

@@ -9,9 +9,7 @@ use diesel::result::QueryResult;
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
-use crate::http::Connections;
 use crate::hub::Hub;
-use crate::listener::ListenerStatus;
 use crate::metrics::Metrics;
 use crate::store;
 
@@ -24,11 +22,7 @@ pub struct AppState {
     pub hub: Hub,
     /// Settings.
     pub config: Arc<Config>,
-    /// The LISTEN connection's health.
-    pub listener: Arc<ListenerStatus>,
-    /// Open HTTP connections.
-    pub connections: Connections,
-    /// Deliveries and requests, for `/metrics`.
+    /// Every counter and gauge, the listener's health included.
     pub metrics: Arc<Metrics>,
 }
 

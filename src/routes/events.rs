@@ -21,6 +21,7 @@ use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
 use crate::hub::{Batch, HubEvent, Subscription};
+use crate::metrics::Transport;
 use crate::state::AppState;
 use crate::store::{self, notifications::PageRequest, notifications::Reader};
 
@@ -213,10 +214,7 @@ impl Stream {
                 let id = cursor.after_row(&page.snapshot, n.txid, n.id).to_string();
                 self.send(notification_event(json(&n.to_json(row.read)), id))
                     .await?;
-                self.state
-                    .metrics
-                    .sse_delivered
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state.metrics.delivered(Transport::Sse, 1);
             }
             sent += page.rows.len();
             if (page.rows.len() as i64) < REPLAY_PAGE {
@@ -257,9 +255,7 @@ impl Stream {
             };
             self.send(notification_event(row.json.clone(), id)).await?;
             let metrics = &self.state.metrics;
-            metrics
-                .sse_delivered
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics.delivered(Transport::Sse, 1);
             metrics.observe_delivery(row.created_at);
         }
         if count_changed {
@@ -312,10 +308,7 @@ impl Stream {
                     "stream dropped reason=send_timeout user_id={}",
                     self.caller.user_id
                 );
-                let stats = self.state.hub.stats();
-                stats
-                    .slow_dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state.metrics.slow_clients_dropped.inc();
                 Err(End::Gone)
             }
         }

@@ -1,6 +1,5 @@
 //! `/api/notifications`: polling and long-polling, read state, publishing (SPEC section 4).
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -12,6 +11,7 @@ use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
 use crate::hub::{HubEvent, LiveRow};
+use crate::metrics::Transport;
 use crate::models::NewNotification;
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
@@ -148,10 +148,8 @@ async fn list(
                             for row in fresh.iter().take(limit as usize) {
                                 state.metrics.observe_delivery(row.created_at);
                             }
-                            state
-                                .metrics
-                                .poll_delivered
-                                .fetch_add(fresh.len().min(limit as usize) as u64, Relaxed);
+                            let handed = fresh.len().min(limit as usize) as u64;
+                            state.metrics.delivered(Transport::Poll, handed);
                             return Ok(answer);
                         }
                         page = read(after.clone()).await?;
@@ -170,8 +168,7 @@ async fn list(
     }
     state
         .metrics
-        .poll_delivered
-        .fetch_add(page.rows.len() as u64, Relaxed);
+        .delivered(Transport::Poll, page.rows.len() as u64);
     Ok(HttpResponse::Ok().json(page_json(&page, unknown)))
 }
 

@@ -1,8 +1,5 @@
 //! Health, readiness and metrics for load balancers, Fly's checks and Prometheus.
 
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
-
 use actix_web::{HttpResponse, web};
 
 use crate::state::AppState;
@@ -28,7 +25,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         })
         .await
         .is_ok();
-    let listener = state.listener.is_live();
+    let listener = state.metrics.listener_up.get() == 1;
     let body = serde_json::json!({
         "status": if database && listener { "ready" } else { "not_ready" },
         "database": database,
@@ -41,95 +38,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// GET /metrics: Prometheus text format.
+/// GET /metrics: the OpenMetrics text format, which Prometheus reads.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let hub = state.hub.stats();
-    let listener = &state.listener;
-    let series: [(&str, &str, &str, i64); 10] = [
-        (
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the herald process (Linux; 0 elsewhere).",
-            resident_memory_bytes().unwrap_or(0),
-        ),
-        (
-            "herald_http_connections_open",
-            "gauge",
-            "Open HTTP connections, streams included.",
-            state.connections.open(),
-        ),
-        (
-            "herald_streams_open",
-            "gauge",
-            "Open SSE streams.",
-            hub.streams.load(Ordering::Relaxed),
-        ),
-        (
-            "herald_long_polls_parked",
-            "gauge",
-            "Long-polls waiting for a notification.",
-            hub.long_polls.load(Ordering::Relaxed),
-        ),
-        (
-            "herald_listener_up",
-            "gauge",
-            "1 while the LISTEN connection is live and caught up.",
-            listener.is_live() as i64,
-        ),
-        (
-            "herald_listener_reconnects_total",
-            "counter",
-            "LISTEN connection failures recovered from.",
-            listener.reconnects.load(Ordering::Relaxed) as i64,
-        ),
-        (
-            "herald_listener_wakeups_total",
-            "counter",
-            "NOTIFY wake-ups received from PostgreSQL.",
-            listener.wakeups.load(Ordering::Relaxed) as i64,
-        ),
-        (
-            "herald_listener_reads_total",
-            "counter",
-            "Queries for new rows, woken by NOTIFY or polling.",
-            listener.reads.load(Ordering::Relaxed) as i64,
-        ),
-        (
-            "herald_notifications_received_total",
-            "counter",
-            "Notifications read from PostgreSQL and fanned out.",
-            hub.rows_published.load(Ordering::Relaxed) as i64,
-        ),
-        (
-            "herald_slow_clients_dropped_total",
-            "counter",
-            "Streams closed because the client fell behind.",
-            hub.slow_dropped.load(Ordering::Relaxed) as i64,
-        ),
-    ];
-    let mut text = String::new();
-    for (name, kind, help, value) in series {
-        let _ = writeln!(
-            text,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-    state.metrics.render(&mut text);
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text)
-}
-
-/// VmRSS of this process, from /proc.
-fn resident_memory_bytes() -> Option<i64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: i64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode())
 }

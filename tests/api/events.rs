@@ -311,8 +311,9 @@ async fn metrics_count_open_streams_and_deliveries() {
             .await,
         1
     );
+    // (Bucket bounds are floats: Prometheus reads `le="10.0"` as 10.)
     assert_eq!(
-        app.metric("herald_delivery_latency_seconds_bucket{le=\"10\"}")
+        app.metric("herald_delivery_latency_seconds_bucket{le=\"10.0\"}")
             .await,
         1
     );
