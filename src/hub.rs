@@ -182,6 +182,7 @@ pub struct Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.hub.lock().release(&self.user_id);
+        self.hub.metrics.request_bodies_pending.dec();
     }
 }
 
@@ -283,6 +284,7 @@ impl Hub {
     /// is still arriving holds one, so stalled uploads count like open streams.
     pub fn reserve(&self, user_id: &str) -> Result<Reservation, Refused> {
         self.lock().reserve(user_id, &self.limits)?;
+        self.metrics.request_bodies_pending.inc();
         Ok(Reservation {
             hub: self.clone(),
             user_id: user_id.to_owned(),

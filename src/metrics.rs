@@ -55,6 +55,8 @@ pub struct Metrics {
     pub streams_open: Gauge,
     /// Long-polls waiting for a notification.
     pub long_polls_parked: Gauge,
+    /// Requests whose body is still arriving (each holds a place under the stream limits).
+    pub request_bodies_pending: Gauge,
     /// Open HTTP connections, streams included.
     pub http_connections_open: Gauge,
     /// 1 while the LISTEN connection is live and caught up.
@@ -103,6 +105,10 @@ impl Metrics {
         let long_polls_parked = gauge(
             "herald_long_polls_parked",
             "Long-polls waiting for a notification",
+        );
+        let request_bodies_pending = gauge(
+            "herald_request_bodies_pending",
+            "Requests whose body is still arriving",
         );
         let listener_up = gauge(
             "herald_listener_up",
@@ -156,6 +162,7 @@ impl Metrics {
         Metrics {
             streams_open,
             long_polls_parked,
+            request_bodies_pending,
             http_connections_open,
             listener_up,
             listener_reconnects,
