@@ -21,7 +21,7 @@ use std::future::{Ready, ready};
 
 use crate::channels;
 use crate::error::{AppError, AppResult};
-use crate::http::Origins;
+use crate::origins::Origins;
 
 /// The name of the cookie a token may come in.
 pub const COOKIE: &str = "herald_token";

@@ -25,6 +25,7 @@ pub mod hub;
 pub mod listener;
 pub mod metrics;
 pub mod models;
+pub mod origins;
 pub mod pgtls;
 pub mod retention;
 pub mod routes;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Logger, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
@@ -16,10 +16,11 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::cursor::Cursor;
 use crate::error::describe;
-use crate::http::{HeadLimit, Origins};
+use crate::http::HeadLimit;
 use crate::hub::{Hub, Limits};
 use crate::listener::Listener;
 use crate::metrics::Metrics;
+use crate::origins::Origins;
 use crate::state::AppState;
 use crate::store::DbPool;
 use crate::{devdb, http, listener, pgtls, retention, routes, store};
@@ -142,9 +143,10 @@ impl Application {
             // included, and CORS headers go on the head-limit's 431 too.
             App::new()
                 .wrap(from_fn(http::limit_head))
-                .wrap(from_fn(http::cors))
+                .wrap(http::cors(origins.get_ref().clone()))
+                .wrap(from_fn(http::json_cors_errors))
                 .wrap(from_fn(http::count_requests))
-                .wrap(access_log())
+                .wrap(http::access_log())
                 .app_data(state.clone())
                 .app_data(auth.clone())
                 .app_data(origins.clone())
@@ -251,134 +253,4 @@ fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// One line per request: method, path (tokens redacted), route, status, duration (for a
-/// stream, until it ends). Never a token.
-fn access_log() -> Logger {
-    Logger::new("%{request}xi route=%{route}xo status=%s %Dms")
-        .custom_request_replace("request", |req| {
-            let query = redact_query(req.query_string());
-            let sep = if query.is_empty() { "" } else { "?" };
-            format!("{} {}{sep}{query}", req.method(), req.path())
-        })
-        .custom_response_replace("route", |res| {
-            res.request()
-                .match_pattern()
-                .unwrap_or_else(|| "-".to_owned())
-        })
-}
-
-/// The query string with every value that may be a credential replaced: a parameter named like
-/// one (`token`, `access_token`, `Token`, `jwt`, `password`, ...; keys compared decoded and in
-/// any case, as an extractor could read them), and any value shaped like a JWT.
-pub fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if is_secret_key(&decode_key(key)) || looks_like_jwt(value) {
-                format!("{key}=<redacted>")
-            } else {
-                pair.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "token",
-        "jwt",
-        "secret",
-        "password",
-        "passwd",
-        "auth",
-        "key",
-        "session",
-        "signature",
-    ]
-    .iter()
-    .any(|word| key.contains(word))
-}
-
-/// Three dot-separated base64url parts, the first of them a JSON object (`eyJ` is `{"`).
-fn looks_like_jwt(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('.').collect();
-    parts.len() == 3
-        && parts[0].starts_with("eyJ")
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'%' | b'='))
-        })
-}
-
-/// `application/x-www-form-urlencoded` decoding of a query key (`+` and `%XX`).
-fn decode_key(key: &str) -> String {
-    let bytes = key.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len()
-                && bytes[i + 1].is_ascii_hexdigit()
-                && bytes[i + 2].is_ascii_hexdigit() =>
-            {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ASCII hex digits");
-                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
-                i += 2;
-            }
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_redacted_from_logged_queries() {
-        assert_eq!(
-            redact_query("channels=a&token=eyJ.secret.x&after=1"),
-            "channels=a&token=<redacted>&after=1"
-        );
-        assert_eq!(redact_query(""), "");
-        // Encoded keys are the same key to the extractor that reads the token.
-        assert_eq!(
-            redact_query("%74oken=eyJ.secret.x&%74%6F%6B%65%6E=b&to%6"),
-            "%74oken=<redacted>&%74%6F%6B%65%6E=<redacted>&to%6"
-        );
-    }
-
-    #[test]
-    fn credentials_under_any_name_or_case_are_redacted() {
-        for key in [
-            "access_token",
-            "Token",
-            "TOKEN",
-            "id_token",
-            "jwt",
-            "api_key",
-            "password",
-        ] {
-            let query = format!("a=1&{key}=hunter2&b=2");
-            assert_eq!(redact_query(&query), format!("a=1&{key}=<redacted>&b=2"));
-        }
-        // A JWT is redacted whatever the parameter is called.
-        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
-        assert_eq!(redact_query(&format!("t={jwt}")), "t=<redacted>");
-        // Cursors and channel lists are not secrets.
-        assert_eq!(
-            redact_query("after=734:736:735&channels=user:1,broadcast&limit=5"),
-            "after=734:736:735&channels=user:1,broadcast&limit=5"
-        );
-    }
 }
