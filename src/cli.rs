@@ -49,10 +49,10 @@ pub struct PruneArgs {
     #[command(flatten)]
     database: DatabaseArgs,
     /// Delete what was created longer ago than this: `90d`, `12h`, `30m`, `45s`, `2w`.
-    #[arg(long, value_parser = crate::retention::parse_age)]
+    #[arg(long, value_parser = crate::config::parse_age)]
     pub older_than: std::time::Duration,
     /// Rows per batch (each batch is its own short transaction).
-    #[arg(long, default_value_t = crate::retention::BATCH,
+    #[arg(long, default_value_t = crate::store::retention::BATCH,
           value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub batch_size: i64,
 }
@@ -163,7 +163,7 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
 pub fn prune(args: PruneArgs) -> Result<(), Failure> {
     let db = Database::open(&args.database)?;
     let mut conn = store::connect(db.url().expose())?;
-    let deleted = crate::retention::prune(&mut conn, args.older_than, args.batch_size)?;
+    let deleted = store::retention::prune(&mut conn, args.older_than, args.batch_size)?;
     println!("pruned: {deleted}");
     Ok(())
 }

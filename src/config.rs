@@ -188,7 +188,7 @@ pub struct Config {
 
     /// When set (e.g. `90d`), `serve` deletes notifications older than this every hour, as
     /// `herald prune --older-than` does. Units: s, m, h, d, w.
-    #[arg(long, env = "HERALD_PRUNE_OLDER_THAN", value_parser = crate::retention::parse_age)]
+    #[arg(long, env = "HERALD_PRUNE_OLDER_THAN", value_parser = parse_age)]
     pub prune_older_than: Option<Duration>,
 }
 
@@ -251,6 +251,31 @@ fn check_origin(origin: &str) -> Result<(), ConfigError> {
         return refuse("is not an origin (scheme, host and port only)");
     }
     Ok(())
+}
+
+/// Parses an age like `90d`, `12h`, `30m`, `45s` or `2w`.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?}: give a unit: s, m, h, d or w (90d)"))?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number then a unit (90d)"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}: s, m, h, d or w")),
+    };
+    // At most about 1,000 years: PostgreSQL's timestamps end there, and it is long enough.
+    n.checked_mul(unit_secs)
+        .filter(|&secs| secs > 0 && secs <= 1000 * 366 * 86_400)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: out of range"))
 }
 
 /// The URL with any password replaced, fit for a log line.
@@ -348,6 +373,31 @@ mod tests {
             "https://user@app.example.com",
         ] {
             assert!(check_origin(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ages_read_with_their_unit() {
+        assert_eq!(parse_age("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_age("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
+    }
+
+    #[test]
+    fn ages_without_a_unit_or_out_of_range_are_refused() {
+        for bad in [
+            "90",
+            "d",
+            "",
+            "-1d",
+            "1y",
+            "0d",
+            "99999999999999999999d",
+            "1.5d",
+        ] {
+            assert!(parse_age(bad).is_err(), "{bad:?} was accepted");
         }
     }
 }

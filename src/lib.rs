@@ -3,15 +3,22 @@
 //! A row inserted into `notifications` wakes herald through a trigger and `LISTEN/NOTIFY`;
 //! herald streams it to browsers over Server-Sent Events and to older clients over polling.
 //!
-//! Dependencies point one way: `routes → store, hub, auth → models, schema`. `store` never
-//! sees actix, `hub` never sees diesel, `channels` and `cursor` see neither.
+//! # How data flows
+//! One way: [`listener`] → [`hub`] → [`routes`] (streams and long-polls), and
+//! [`routes`] → [`store`]. Nothing points back up: `store` knows SQL and diesel only (no
+//! actix, no hub), `hub` knows neither diesel nor actix, `channels` and `cursor` are pure,
+//! `metrics` is a leaf, and nothing imports `startup`.
 //!
-//! - [`startup`] builds the service; [`config`] and [`cli`] read settings and commands.
+//! # Where things are
+//! - A row is read in [`listener`] (its own connection), fanned out in [`hub`], sent by
+//!   [`routes::events`] (SSE) and [`routes::notifications`] (polling).
+//! - A request is authorised in [`auth`] (tokens, grants, CSRF) with [`channels`]' rules, and
+//!   [`http`] puts CORS, limits and the access log in front of every route.
+//! - Background upkeep (count roll-up, txid repair, pruning) runs in [`upkeep`].
+//! - [`startup`] assembles the service; [`state`] is what handlers share; [`config`] and
+//!   [`cli`] read settings and commands; [`devdb`] runs the private cluster of dev mode and
+//!   tests; [`pgtls`] gives the LISTEN connection libpq's TLS settings.
 //! - [`cursor`]: what a client has had, exact under out-of-order commits.
-//! - [`listener`] → [`hub`] → [`routes`]: commits become batches become events.
-//! - [`store`]: every SQL query. [`auth`] and [`channels`]: who may read what.
-//! - [`http`]: CORS, request-head limits, connection tuning.
-//! - [`devdb`]: the private PostgreSQL cluster of dev mode and tests.
 
 pub mod auth;
 pub mod channels;
@@ -27,10 +34,10 @@ pub mod metrics;
 pub mod models;
 pub mod origins;
 pub mod pgtls;
-pub mod retention;
 pub mod routes;
 #[rustfmt::skip]
 pub mod schema;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod upkeep;

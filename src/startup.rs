@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::origins::Origins;
 use crate::state::AppState;
 use crate::store::DbPool;
-use crate::{devdb, http, listener, pgtls, retention, routes, store};
+use crate::{devdb, http, listener, pgtls, routes, store, upkeep};
 
 /// A built, not yet running, herald.
 pub struct Application {
@@ -32,8 +32,8 @@ pub struct Application {
     hub: Hub,
     listener: Listener,
     shutdown: watch::Sender<bool>,
-    /// Scheduled pruning, when configured: the pool to prune with and the age.
-    prune: Option<(DbPool, Duration)>,
+    /// What the upkeep jobs need.
+    upkeep: Upkeep,
     /// Over how long a shutdown ends the open streams.
     shutdown_spread: Duration,
 }
@@ -95,12 +95,8 @@ impl Application {
             metrics.clone(),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
-        // The listener reads through connections of its own: a burst of requests that drains
-        // the query pool must not stall (or fail) the fan-out.
-        let listener_pool = store::pool(url.expose(), 2)?;
         let listener = Listener::new(
             connector,
-            listener_pool,
             hub.clone(),
             metrics.clone(),
             shutdown_rx,
@@ -130,7 +126,12 @@ impl Application {
             Duration::from_secs(config.request_timeout_secs),
             Duration::from_secs(config.keep_alive_secs),
         );
-        let prune = config.prune_older_than.map(|age| (pool.clone(), age));
+        // Upkeep runs on connections of its own: a burst of requests that drains the query
+        // pool must not stall the roll-up, and a long prune must not hold request connections.
+        let upkeep = Upkeep {
+            pool: store::pool(url.expose(), 2)?,
+            prune_older_than: config.prune_older_than,
+        };
         let shutdown_spread = Duration::from_secs(config.shutdown_spread_secs);
         let state = web::Data::new(AppState {
             pool,
@@ -181,7 +182,7 @@ impl Application {
             hub,
             listener,
             shutdown,
-            prune,
+            upkeep,
             shutdown_spread,
         })
     }
@@ -204,9 +205,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper();
         let listener = actix_web::rt::spawn(self.listener.run());
-        if let Some((pool, age)) = self.prune {
-            actix_web::rt::spawn(retention::scheduled(pool, age, self.shutdown.subscribe()));
-        }
+        let upkeep = actix_web::rt::spawn(upkeep::run(
+            self.upkeep.pool,
+            self.upkeep.prune_older_than,
+            self.shutdown.subscribe(),
+        ));
         let signals = actix_web::rt::spawn(async move {
             wait_for_signal().await;
             log::info!("signal received, shutting down");
@@ -216,9 +219,15 @@ impl Application {
         log::info!("http server stopped");
         signals.abort();
         let _ = self.shutdown.send(true);
-        let _ = listener.await;
+        let _ = tokio::join!(listener, upkeep);
         result
     }
+}
+
+/// The upkeep jobs' pool and settings (see [`crate::upkeep`]).
+struct Upkeep {
+    pool: DbPool,
+    prune_older_than: Option<Duration>,
 }
 
 /// Stops a running [`Application`].

@@ -1,11 +1,12 @@
 //! Synchronous diesel queries, and the pool and migrations they run on.
 //!
-//! Nothing here knows about HTTP or the hub: routes call in through `AppState::db`, which runs
-//! the closure on the blocking pool with a pooled connection. Every query a user's request can
-//! reach takes that user as a parameter.
+//! Nothing here knows about HTTP, the hub or tokio: routes call in through `AppState::db`, which
+//! runs the closure on the blocking pool with a pooled connection, and upkeep does the same on
+//! its timers. Every query a user's request can reach takes that user as a parameter.
 
 pub mod notifications;
 pub mod reads;
+pub mod retention;
 
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::Text;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use tokio::sync::watch;
 
 use crate::cursor::Snapshot;
 
@@ -32,35 +32,6 @@ pub fn pool(url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
         .min_idle(Some(size.min(2)))
         .connection_timeout(Duration::from_secs(5))
         .build(ConnectionManager::new(url))
-}
-
-/// Runs `job` on a pooled connection every `period` (the first time at once, on the blocking
-/// pool) until `shutdown` changes, and hands each outcome to `report`. Background upkeep:
-/// the unread-count roll-up and scheduled pruning.
-pub async fn every<T: Send + 'static>(
-    pool: DbPool,
-    period: Duration,
-    mut shutdown: watch::Receiver<bool>,
-    job: impl Fn(&mut PgConnection) -> QueryResult<T> + Clone + Send + 'static,
-    mut report: impl FnMut(Result<T, String>),
-) {
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let (pool, job) = (pool.clone(), job.clone());
-        let result = actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            job(&mut conn).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
-        report(result);
-    }
 }
 
 /// Settings for every connection herald makes through diesel.

@@ -1,4 +1,5 @@
-//! Queries on `notifications`: insert, a reader's pages, and the listener's "what is new".
+//! Queries on `notifications`: insert, a reader's pages, and repairing hand-set txids. (The
+//! listener reads "what is new" on its own connection: `listener::reader`.)
 //!
 //! Reads that hand out a cursor are one statement that also returns its snapshot
 //! (`pg_current_snapshot()`), so the rows returned and the cursor describe the same instant.
@@ -197,37 +198,6 @@ fn read_page(
         })
         .collect();
     Ok((rows, snapshot, unread_count))
-}
-
-/// Every channel's rows after `cursor`, at most `limit`, for the listener's fan-out; with the
-/// snapshot they were read at.
-pub fn since(
-    conn: &mut PgConnection,
-    cursor: &Cursor,
-    limit: i64,
-) -> QueryResult<(Vec<Notification>, Snapshot)> {
-    // One statement, one snapshot, as for pages: the listener reads this up to a thousand
-    // times a second under load, and a transaction would double its round trips.
-    let rows: Vec<PageRow> = diesel::sql_query(
-        "select s.snapshot, 0::bigint as unread_count, n.id, n.channel, n.title, n.body,
-                n.kind, n.level, n.data, n.created_at, n.txid, null::boolean as read
-         from (select pg_current_snapshot()::text as snapshot offset 0) s
-         left join lateral herald_since($1::pg_snapshot, $2::pg_snapshot, $3, $4)
-             with ordinality n on true
-         order by n.ordinality",
-    )
-    .bind::<Text, _>(cursor.base.to_string())
-    .bind::<Text, _>(cursor.upto().to_string())
-    .bind::<BigInt, _>(cursor.last_id())
-    .bind::<BigInt, _>(limit)
-    .load(conn)?;
-    let (rows, snapshot, _) = split_page(rows)?;
-    Ok((
-        rows.into_iter()
-            .map(|(notification, _)| notification)
-            .collect(),
-        snapshot,
-    ))
 }
 
 /// Gives rows whose txid no transaction has reached yet (restored with triggers off) this

@@ -32,7 +32,7 @@ struct Cli {
     /// one source address.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=200))]
     sources: u8,
-    /// Users are bench<first-user>, bench<first-user + 1>, ...: give generators that run side
+    /// Users are `bench<first-user>`, `bench<first-user + 1>`, ...: give generators that run side
     /// by side (one process's open-file limit) disjoint users.
     #[arg(long, default_value_t = 0)]
     first_user: u32,

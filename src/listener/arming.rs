@@ -1,0 +1,198 @@
+//! The NOTIFY switch: whether writers wake this listener, or it polls because it would be
+//! reading anyway (see "Not slowing writers down" in the listener's docs).
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use crate::cursor::{Snapshot, Xid};
+
+use super::SessionError;
+
+/// Two reads that find rows this close together mean sustained load: stop NOTIFY, poll.
+const BUSY_AFTER: Duration = Duration::from_millis(20);
+/// Poll interval while disarmed.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+/// Disarmed and nothing new for this long: re-arm.
+const QUIET_FOR: Duration = Duration::from_millis(100);
+/// Poll backoff while waiting for transactions that may have missed the re-arm.
+const SETTLE_FIRST: Duration = Duration::from_millis(5);
+const SETTLE_MAX: Duration = Duration::from_secs(1);
+/// Armed and idle: read anyway this often. Longer than any test waits, so a broken NOTIFY
+/// path still fails the tests.
+const SAFETY_READ: Duration = Duration::from_secs(30);
+
+/// The transactions that may have read "disarmed" just before we armed, and so may commit
+/// without a NOTIFY: those that held a transaction id at the switch.
+struct Stragglers {
+    /// Each of these must have finished...
+    xids: Option<Vec<Xid>>,
+    /// ...or every transaction below this must have.
+    below: Xid,
+}
+
+impl Stragglers {
+    fn settled(&self, now: &Snapshot) -> bool {
+        now.xmin() >= self.below
+            || self
+                .xids
+                .as_ref()
+                .is_some_and(|xids| xids.iter().all(|x| now.is_visible(*x)))
+    }
+}
+
+enum Mode {
+    /// Armed; NOTIFY wakes us.
+    Idle,
+    /// Disarmed; polling.
+    Busy { quiet_since: Option<Instant> },
+    /// Armed, still polling until the stragglers are done.
+    Settling {
+        stragglers: Stragglers,
+        delay: Duration,
+    },
+}
+
+/// The switch of one LISTEN session.
+pub(super) struct Switch {
+    mode: Mode,
+    last_found: Option<Instant>,
+}
+
+impl Switch {
+    /// Arms this listener (forgetting instances that died without saying so). Until the
+    /// transactions that may have missed the switch are done, it keeps polling.
+    pub async fn arm(client: &Client) -> Result<Switch, SessionError> {
+        set_armed(client, true).await?;
+        Ok(Switch {
+            mode: Mode::Settling {
+                stragglers: probe(client).await?,
+                delay: SETTLE_FIRST,
+            },
+            last_found: None,
+        })
+    }
+
+    /// How long to wait for a wake-up before reading anyway.
+    pub fn patience(&self) -> Duration {
+        match &self.mode {
+            Mode::Idle => SAFETY_READ,
+            Mode::Busy { .. } => BUSY_POLL,
+            Mode::Settling { delay, .. } => *delay,
+        }
+    }
+
+    /// After a read that found `found` rows at snapshot `now`: polling or NOTIFY from here.
+    pub async fn after_read(
+        &mut self,
+        found: usize,
+        now: &Snapshot,
+        client: &Client,
+    ) -> Result<(), SessionError> {
+        let at = Instant::now();
+        let sustained = found > 0 && self.last_found.is_some_and(|t| at - t < BUSY_AFTER);
+        if found > 0 {
+            self.last_found = Some(at);
+        }
+        let mode = std::mem::replace(&mut self.mode, Mode::Idle);
+        self.mode = match mode {
+            Mode::Idle | Mode::Settling { .. } if sustained => {
+                set_armed(client, false).await?;
+                log::info!("listener disarmed: polling under load");
+                Mode::Busy { quiet_since: None }
+            }
+            Mode::Idle => Mode::Idle,
+            Mode::Settling { stragglers, delay } => {
+                if stragglers.settled(now) {
+                    Mode::Idle
+                } else {
+                    Mode::Settling {
+                        stragglers,
+                        delay: (delay * 2).min(SETTLE_MAX),
+                    }
+                }
+            }
+            Mode::Busy { .. } if found > 0 => Mode::Busy { quiet_since: None },
+            Mode::Busy { quiet_since } => {
+                let since = quiet_since.unwrap_or(at);
+                if at - since >= QUIET_FOR {
+                    set_armed(client, true).await?;
+                    log::info!("listener re-armed: load is over");
+                    Mode::Settling {
+                        stragglers: probe(client).await?,
+                        delay: SETTLE_FIRST,
+                    }
+                } else {
+                    Mode::Busy {
+                        quiet_since: Some(since),
+                    }
+                }
+            }
+        };
+        Ok(())
+    }
+}
+
+/// This session's listener leaves (herald stopping). Best effort: a listener that vanishes is
+/// forgotten by the next switch of any instance.
+pub(super) async fn leave(client: &Client) {
+    let _ = client.batch_execute("select herald_arm(null)").await;
+}
+
+/// Arms or disarms this listener; the trigger reads the outcome at once (`herald_arm`).
+async fn set_armed(client: &Client, armed: bool) -> Result<(), SessionError> {
+    client.execute("select herald_arm($1)", &[&armed]).await?;
+    Ok(())
+}
+
+/// Right after arming: which transactions may still commit rows without a NOTIFY. Those
+/// running now, i.e. in progress in a fresh snapshot or newer than its xmax, up to a fresh
+/// transaction id (every transaction that read the old value had an older one).
+async fn probe(client: &Client) -> Result<Stragglers, SessionError> {
+    let row = client
+        .query_one(
+            "select pg_current_snapshot()::text, pg_current_xact_id()::text",
+            &[],
+        )
+        .await?;
+    let snapshot = Snapshot::parse(row.get(0))
+        .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
+    let probe: Xid = row
+        .get::<_, &str>(1)
+        .parse()
+        .map_err(|_| SessionError::Protocol("pg_current_xact_id".into()))?;
+    let newer = snapshot.xmax()..probe;
+    // Normally a handful; if a burst of transactions started in between, wait for all.
+    let xids = (newer.end - newer.start <= 10_000).then(|| {
+        snapshot
+            .in_progress()
+            .iter()
+            .copied()
+            .chain(newer)
+            .collect()
+    });
+    Ok(Stragglers { xids, below: probe })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arming_settles_once_every_straggler_is_done() {
+        let stragglers = Stragglers {
+            xids: Some(vec![11, 15]),
+            below: 16,
+        };
+        assert!(!stragglers.settled(&Snapshot::parse("11:16:11").unwrap()));
+        assert!(!stragglers.settled(&Snapshot::parse("12:15:").unwrap()));
+        assert!(stragglers.settled(&Snapshot::parse("12:20:12,16").unwrap()));
+        assert!(stragglers.settled(&Snapshot::parse("16:16:").unwrap()));
+        let too_many = Stragglers {
+            xids: None,
+            below: 16,
+        };
+        assert!(!too_many.settled(&Snapshot::parse("12:20:12").unwrap()));
+        assert!(too_many.settled(&Snapshot::parse("17:20:").unwrap()));
+    }
+}

@@ -1,0 +1,232 @@
+//! The LISTEN connection: turns commits into hub batches.
+//!
+//! # Dispatch model
+//! One dedicated tokio-postgres connection (never a pooled one) LISTENs on `herald` (rows) and
+//! `herald_reads` (read state). Wake-ups carry no payload: on each, the listener reads every
+//! row committed since its position (a [`Cursor`]) in one query on that same connection, and
+//! publishes them to the hub as one batch. Rows of any size arrive whole, and nothing depends
+//! on NOTIFY payloads. The listener is the hub's only publisher of rows.
+//!
+//! - `session`: connecting, and sorting what the connection brings;
+//! - `arming`: whether writers NOTIFY, or the listener polls;
+//! - `reader`: reading new rows, each serialized once for every stream.
+//!
+//! # Not slowing writers down
+//! A transaction that NOTIFYs takes a global lock at commit, so writers that all NOTIFY commit
+//! one at a time (SPEC section 1). The insert trigger only NOTIFYs while some instance is
+//! *armed*, which it reads from the `herald_armed` sequence (the `stamp_txid` migration).
+//! Under sustained load this listener *disarms* and polls instead (it would be reading
+//! anyway), and re-arms after a quiet spell.
+//!
+//! Re-arming must not miss a row: a writer that read "disarmed" just before the switch commits
+//! without a NOTIFY, perhaps after our last poll. A sequence is not transactional, so every
+//! writer that reads it after the switch sees "armed", whatever its snapshot; and the trigger
+//! reads it only once its transaction holds an id. So the writers that may have read the old
+//! value are exactly the transactions that held an id at the switch. After arming, the
+//! listener notes them (the "stragglers") and keeps polling, with backoff, until all of them
+//! have finished and its reads have covered them. Only then does it rely on NOTIFY alone.
+//! While idle it still reads every 30 s, so a wake-up lost to something not
+//! foreseen here delays a row, never loses it.
+//!
+//! # Failures
+//! If the connection drops, `/readyz` says not ready, the listener reconnects with backoff,
+//! LISTENs again, and reads from its position: what was committed meanwhile is delivered.
+//! Read-state NOTIFYs sent meanwhile are lost, so streams are told to recount.
+
+mod arming;
+mod reader;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use crate::cursor::{Cursor, Snapshot};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::models::ReadChange;
+use crate::pgtls::Connector;
+
+use arming::Switch;
+use reader::Reader;
+use session::Messages;
+
+pub use session::check;
+
+/// The NOTIFY channel the trigger wakes herald on.
+pub const ROWS_CHANNEL: &str = "herald";
+
+/// Reconnect backoff.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// The listener task; see the module docs.
+pub struct Listener {
+    connector: Connector,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    reader: Reader,
+}
+
+/// Why a session ended (it is then started again).
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+    #[error("connection closed")]
+    Closed,
+}
+
+impl Listener {
+    /// A listener on `connector`'s URL that publishes everything committed after `start`
+    /// to `hub`.
+    ///
+    /// `start` must be taken before the server accepts its first request: a stream that
+    /// opens then replays up to a later snapshot and relies on the hub for the rest.
+    pub fn new(
+        connector: Connector,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+        start: Cursor,
+    ) -> Listener {
+        Listener {
+            connector,
+            hub,
+            metrics,
+            shutdown,
+            reader: Reader::new(start),
+        }
+    }
+
+    /// Runs until shutdown, reconnecting with backoff whenever the connection fails.
+    pub async fn run(mut self) {
+        let mut failures: u32 = 0;
+        loop {
+            let result = self.session(failures > 0).await;
+            self.metrics.listener_up.set(0);
+            match result {
+                Ok(()) => {
+                    log::info!("listener stopped");
+                    return;
+                }
+                Err(err) => {
+                    failures += 1;
+                    self.metrics.listener_reconnects.inc();
+                    let delay = backoff(failures);
+                    log::warn!(
+                        "listener reconnecting attempt={failures} delay_ms={} error={err}",
+                        delay.as_millis()
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connection's life. `Ok` only on shutdown.
+    async fn session(&mut self, reconnected: bool) -> Result<(), SessionError> {
+        let (client, connection) = session::connect(&self.connector).await?;
+        let Messages {
+            wake,
+            mut reads,
+            reads_lost,
+            mut driver,
+        } = session::pump(connection, self.metrics.clone());
+        session::listen(&client).await?;
+        self.reader.prepare(&client).await?;
+        let mut switch = Switch::arm(&client).await?;
+
+        // Catch up on whatever committed while we were away, then we are live.
+        let (found, now) = self.read_and_publish(&client).await?;
+        self.metrics.listener_up.set(1);
+        log::info!("listener live reconnected={reconnected} caught_up={found}");
+        if reconnected {
+            // Read-state notifications sent meanwhile are lost.
+            self.hub.resync_all();
+        }
+        switch.after_read(found, &now, &client).await?;
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    arming::leave(&client).await;
+                    return Ok(());
+                }
+                result = &mut driver => {
+                    return Err(match result {
+                        Ok(Err(err)) => err.into(),
+                        _ => SessionError::Closed,
+                    });
+                }
+                Some(payload) = reads.recv() => {
+                    match serde_json::from_str::<ReadChange>(&payload) {
+                        Ok(change) => self.hub.publish_read(change),
+                        Err(err) => log::warn!("ignored read-state notification error={err}"),
+                    }
+                    continue;
+                }
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(switch.patience()) => {}
+            }
+            if reads_lost.swap(false, Ordering::AcqRel) {
+                log::warn!("read-state notifications overflowed: streams recount");
+                self.hub.resync_all();
+            }
+            let (found, now) = self.read_and_publish(&client).await?;
+            switch.after_read(found, &now, &client).await?;
+        }
+    }
+
+    /// Reads everything after the position and publishes it; returns how many rows there were
+    /// and the snapshot of the last read.
+    async fn read_and_publish(
+        &mut self,
+        client: &Client,
+    ) -> Result<(usize, Snapshot), SessionError> {
+        let mut found = 0;
+        loop {
+            let read = self.reader.read(client).await?;
+            self.metrics.listener_reads.inc();
+            found += read.rows.len();
+            let (snapshot, full) = (read.snapshot.clone(), read.full);
+            if !read.rows.is_empty() {
+                self.hub.publish_rows(read.into_batch());
+            }
+            if !full {
+                return Ok((found, snapshot));
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter, so many instances do not reconnect in step.
+fn backoff(failures: u32) -> Duration {
+    let base = RECONNECT_FIRST.saturating_mul(1 << failures.min(10).saturating_sub(1));
+    let base = base.min(RECONNECT_MAX);
+    let mut byte = [0u8; 1];
+    let jitter = getrandom::fill(&mut byte).map_or(0, |()| byte[0]) as u32;
+    base + base * jitter / 512
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) >= RECONNECT_FIRST && backoff(1) < RECONNECT_FIRST * 2);
+        assert!(backoff(3) >= RECONNECT_FIRST * 4);
+        assert!(backoff(30) <= RECONNECT_MAX * 2);
+    }
+}

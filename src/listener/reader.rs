@@ -1,0 +1,137 @@
+//! Reading what committed after the listener's position, on the listener's own connection
+//! (no pool, no blocking thread: this runs up to a thousand times a second while disarmed),
+//! and turning each row into the [`LiveRow`] every stream shares: routed, positioned, and
+//! serialized to JSON once.
+
+use tokio_postgres::{Client, Row, Statement};
+
+use crate::cursor::{Cursor, Snapshot};
+use crate::hub::{Batch, LiveRow};
+use crate::models::Notification;
+
+use super::SessionError;
+
+/// Most rows read per query; a busier wake-up reads several batches.
+pub(super) const BATCH: i64 = 500;
+
+/// Every channel's rows after the cursor, at most `$4`, in cursor order (`herald_since`), and
+/// the statement's snapshot on every row (alone on one row when there are none): the rows and
+/// the snapshot describe one instant, without a transaction around them.
+const SINCE: &str = "
+    select s.snapshot, n.id, n.channel, n.title, n.body, n.kind, n.level, n.data,
+           n.created_at, n.txid::text as txid
+    from (select pg_current_snapshot()::text as snapshot offset 0) s
+    left join lateral herald_since($1::text::pg_snapshot, $2::text::pg_snapshot, $3, $4)
+        with ordinality n on true
+    order by n.ordinality";
+
+/// The listener's reading position and its prepared query.
+pub(super) struct Reader {
+    /// What has been published: everything up to here.
+    position: Cursor,
+    since: Option<Statement>,
+}
+
+/// One read: its rows (oldest first), the snapshot it saw, and whether there may be more.
+pub(super) struct Read {
+    pub rows: Vec<LiveRow>,
+    pub snapshot: Snapshot,
+    pub full: bool,
+}
+
+impl Reader {
+    /// A reader whose next read returns what committed after `start`.
+    pub fn new(start: Cursor) -> Reader {
+        Reader {
+            position: start,
+            since: None,
+        }
+    }
+
+    /// Prepares the query on a new session's client (statements live in their session).
+    pub async fn prepare(&mut self, client: &Client) -> Result<(), SessionError> {
+        self.since = Some(client.prepare(SINCE).await?);
+        Ok(())
+    }
+
+    /// Reads the next batch after the position, and moves the position past it.
+    pub async fn read(&mut self, client: &Client) -> Result<Read, SessionError> {
+        let since = self
+            .since
+            .as_ref()
+            .expect("prepared when the session began");
+        let position = &self.position;
+        let rows = client
+            .query(
+                since,
+                &[
+                    &position.base.to_string(),
+                    &position.upto().to_string(),
+                    &position.last_id(),
+                    &BATCH,
+                ],
+            )
+            .await?;
+        let head = rows
+            .first()
+            .ok_or(SessionError::Protocol("no snapshot".into()))?;
+        let snapshot = Snapshot::parse(head.get::<_, &str>("snapshot"))
+            .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
+        let mut live = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(n) = notification(row)? {
+                let cursor = position.after_row(&snapshot, n.txid, n.id);
+                live.push(LiveRow {
+                    id: n.id,
+                    txid: n.txid,
+                    event_id: cursor.to_string(),
+                    cursor,
+                    json: serde_json::to_string(&n.to_json(false))
+                        .expect("notification serializes")
+                        .into(),
+                    created_at: n.created_at,
+                    channel: n.channel,
+                });
+            }
+        }
+        let full = live.len() as i64 == BATCH;
+        self.position = match live.last() {
+            Some(last) if full => last.cursor.clone(),
+            _ => Cursor::at(snapshot.clone()),
+        };
+        Ok(Read {
+            rows: live,
+            snapshot,
+            full,
+        })
+    }
+}
+
+impl Read {
+    /// The rows as the hub's batch.
+    pub fn into_batch(self) -> Batch {
+        Batch { rows: self.rows }
+    }
+}
+
+/// The row's notification, unless it is an empty read's lone snapshot row.
+fn notification(row: &Row) -> Result<Option<Notification>, SessionError> {
+    let Some(id) = row.get::<_, Option<i64>>("id") else {
+        return Ok(None);
+    };
+    let txid = row
+        .get::<_, &str>("txid")
+        .parse()
+        .map_err(|_| SessionError::Protocol("txid".into()))?;
+    Ok(Some(Notification {
+        id,
+        channel: row.get("channel"),
+        title: row.get("title"),
+        body: row.get("body"),
+        kind: row.get("kind"),
+        level: row.get("level"),
+        data: row.get("data"),
+        created_at: row.get("created_at"),
+        txid,
+    }))
+}
