@@ -292,6 +292,71 @@ test("a screenshot of the demo page is saved under target/browser", async () => 
   await context.close();
 });
 
+test("when the leading tab closes, another tab takes over the stream from the last cursor", async () => {
+  const context = await browser.newContext();
+  const leader = await openDemo(context, 21);
+  const follower = await openDemo(context, 21);
+  assert.equal(await leader.evaluate(() => window.heraldDemo.herald.leader), true);
+  const before = insert("user:21", "relayed by the first tab");
+  await follower.waitForFunction((id) => window.heraldDemo.received.includes(id), before, { timeout: WAIT });
+
+  await leader.close();
+  const during = insert("user:21", "committed while no tab held the stream");
+  await follower.waitForFunction(() => window.heraldDemo.herald.leader === true, null, { timeout: WAIT });
+  await follower.waitForFunction(() => document.getElementById("status").dataset.status === "live", null, { timeout: WAIT });
+  const afterwards = insert("user:21", "streamed by the second tab");
+
+  await follower.waitForFunction((id) => window.heraldDemo.received.includes(id), afterwards, { timeout: WAIT });
+  assert.deepEqual(await follower.evaluate(() => window.heraldDemo.received), [before, during, afterwards]);
+  await context.close();
+});
+
+test("forcePolling long-polls although EventSource exists", async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context, 22);
+  const streams = [];
+  context.on("request", (request) => {
+    const url = new URL(request.url());
+    if (url.pathname === "/events") streams.push(url.searchParams.get("channels"));
+  });
+
+  await page.evaluate(() => {
+    window.polled = { statuses: [], received: [] };
+    window.polling = Herald.connect({
+      url: "", token: window.heraldDemo.token, channels: ["user:22"], forcePolling: true,
+      onStatus: (status) => window.polled.statuses.push(status),
+      onNotification: (n) => window.polled.received.push(n.id),
+    });
+  });
+  // Its first page sets the position; what commits after it must come by long-poll.
+  await page.waitForFunction(() => window.polling.lastCursor() !== null, null, { timeout: WAIT });
+  const id = insert("user:22", "long-polled");
+
+  await page.waitForFunction((id) => window.polled.received.includes(id), id, { timeout: WAIT });
+  assert.ok(await page.evaluate(() => window.polled.statuses.includes("polling")));
+  assert.ok(!streams.includes("user:22"), "no stream was opened for the polling connection");
+  await page.evaluate(() => window.polling.close());
+  await context.close();
+});
+
+test("herald.mjs exports the same client to ES modules", async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context, 23);
+
+  const exported = await page.evaluate(async () => {
+    const module = await import("/herald.mjs");
+    return {
+      same: module.default === globalThis.Herald,
+      connect: module.connect === module.default.connect,
+      list: module.list === module.default.list,
+      version: module.default.version,
+    };
+  });
+
+  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1" });
+  await context.close();
+});
+
 // Last: it restarts herald.
 test("after herald restarts the page resumes without losing or repeating a notification", async () => {
   const context = await browser.newContext();
