@@ -114,10 +114,14 @@
       .join(",");
   }
 
-  /** GET /api/notifications: { notifications, unread_count, cursor }. */
+  /** GET /api/notifications: { notifications, unread_count, cursor }. Rejects without a token. */
   function list(options) {
-    var token = options.token;
-    var start = token ? Promise.resolve(token) : Promise.resolve(options.getToken());
+    // A promise either way: a caller that only attaches .catch must see every failure there.
+    var start = Promise.resolve(options).then(function (options) {
+      if (options.token) return options.token;
+      if (!options.getToken) throw new Error("no token");
+      return options.getToken();
+    });
     return start.then(function (token) {
       var params = query({
         limit: options.limit,

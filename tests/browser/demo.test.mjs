@@ -339,6 +339,24 @@ test("forcePolling long-polls although EventSource exists", async () => {
   await context.close();
 });
 
+test("Herald.list without a token rejects rather than throwing", async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context, 20);
+
+  const outcome = await page.evaluate(() => {
+    let listed;
+    try {
+      listed = Herald.list({ url: "" });
+    } catch (error) {
+      return `threw: ${error.message}`;
+    }
+    return listed.then(() => "resolved", (error) => `rejected: ${error.message}`);
+  });
+
+  assert.equal(outcome, "rejected: no token");
+  await context.close();
+});
+
 test("herald.mjs exports the same client to ES modules", async () => {
   const context = await browser.newContext();
   const page = await openDemo(context, 23);
