@@ -1,27 +1,66 @@
 /*! herald.js: the browser client of herald (real-time notifications over SSE).
  *
- * No dependencies, no build step. A plain <script src="/herald.js"> defines window.Herald;
- * as an ES module, import "/herald.mjs" (it re-exports the same object).
+ * No dependencies, no build step. A plain <script src="/herald.js"> defines window.Herald; as
+ * an ES module, import "/herald.mjs" (it re-exports the same object).
  *
- *   const list = await Herald.list({ url, token, limit: 20 });       // optional
+ *   const page = await Herald.list({ url, token, limit: 20 });        // optional
  *   const herald = Herald.connect({
- *     url, token,                        // or getToken: async () => "<fresh token>"
+ *     url, token,                         // or getToken: async () => "<fresh token>"
  *     channels: ["user:42", "broadcast"], // default: the token's inbox
- *     cursor: list.cursor,               // resume exactly after the list
+ *     cursor: page.cursor,                // resume exactly after the list
  *     onNotification(n) {}, onUnreadCount(count) {}, onRead({ ids } | { all: true }) {},
- *     onReset(cursor) {}, onStatus(status) {},   // "connecting" | "live" | "polling" | "offline"
+ *     onReset(cursor) {}, onStatus(status) {}, onError(error) {},
  *   });
  *   herald.markRead(id); herald.markAllRead(); herald.close();
+ *
+ * Herald.connect(options) starts at once and returns the handle. Options, all optional:
+ *   url           herald's base URL, such as "https://herald.example.com"; "" (the default) is
+ *                 this page's own origin.
+ *   token         the app's token (a JWT herald accepts), or a herald stream token.
+ *   getToken      () => token, or a promise of one. Asked when there is no token, or when the
+ *                 token expires within 30 s. Without it an expired token is never replaced.
+ *   channels      the channels to follow, as an array or a comma-separated string. Default:
+ *                 the token's inbox (user:<id> and broadcast).
+ *   cursor        resume right after this position: pass the `cursor` of a Herald.list page
+ *                 and nothing falls between the list and the stream. Default: from now on.
+ *   forcePolling  true: long-poll even where EventSource exists.
+ * Callbacks, all optional:
+ *   onNotification(n)     each new notification, once per id: { id, channel, kind, title, body,
+ *                         level, data, created_at, read }. Insert its text as text, not HTML.
+ *   onUnreadCount(count)  the inbox's unread count: first when known, then on every change.
+ *   onRead(change)        { ids: [...] } or { all: true }: notifications marked read, by this
+ *                         tab or any other client of the user (streams only, not long-polls).
+ *   onReset(cursor)       herald cannot replay from the cursor (unknown, or too old): reload
+ *                         the list. The connection goes on from `cursor` by itself.
+ *   onStatus(status)      "connecting", "live" (a stream delivers), "polling" (long-polls
+ *                         deliver) or "offline" (two attempts failed in a row; retrying).
+ *   onError(error)        an Error (with `status` when herald answered) from work done in the
+ *                         background: a request, a token trade, getToken. For logging: the
+ *                         connection retries by itself, except when its very first token cannot
+ *                         be had; then it stays "offline". (markRead and markAllRead reject
+ *                         their promise instead.)
+ * The handle:
+ *   markRead(id)     → Promise of { id, read: true, unread_count }
+ *   markAllRead()    → Promise of { marked }
+ *   lastCursor()     → the last cursor seen (or null): pass it as `cursor` to resume elsewhere.
+ *   close()          stops, and hands the stream over to another tab.
+ *   leader, status   read-only: whether this tab holds the stream; the last status.
+ * Herald.list(options) → Promise of { notifications, unread_count, cursor }, one page of
+ *   GET /api/notifications: newest first, or oldest first `after` a cursor. Options: url,
+ *   token or getToken, channels, limit (1–200, default 50), unread (true: unread only), after.
+ *   Without a token it rejects.
+ * Herald.version is "1".
  *
  * How it behaves:
  * - One stream per user and channel set, however many tabs: the tab holding a Web Lock is the
  *   leader, opens the stream, and relays every event to the other tabs over BroadcastChannel.
- *   When it closes, another tab takes the lock and resumes from the last cursor it relayed.
+ *   A tab that joins fetches what it missed from its own cursor. When the leader closes,
+ *   another tab takes the lock and resumes from the last cursor it relayed.
  * - After any drop it reconnects from the last cursor (no gap, no duplicate), with jittered
  *   exponential backoff so a restart under thousands of tabs is not a stampede; a tab that
  *   becomes visible, or a browser that comes back online, reconnects at once.
  * - Without EventSource, or when streams keep failing (a buffering proxy), it long-polls
- *   GET /api/notifications?wait=25 instead.
+ *   GET /api/notifications?wait=25 instead, and tries a stream again every minute.
  * - With getToken, a token about to expire is refreshed before reconnecting.
  * - URLs never carry the app's token: herald.js trades it (POST /api/stream-token) for a
  *   short-lived stream token that only herald accepts, uses that for everything, and trades
