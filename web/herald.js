@@ -65,524 +65,710 @@
  * - URLs never carry the app's token: herald.js trades it (POST /api/stream-token) for a
  *   short-lived stream token that only herald accepts, uses that for everything, and trades
  *   again before it expires. A stream token given as `token` (or by getToken) is used as is.
+ *
+ * Inside: Tokens (app token → stream token), Transport (the leader's stream or long-poll loop;
+ * knows nothing of tabs), Tabs (Web Lock + BroadcastChannel; knows nothing of herald), and
+ * Connection (the handle: joins them, keeps the cursor and the status, delivers). Where new
+ * things go: a named SSE event is one entry in STREAM_EVENTS (and a case in `#deliver` if the
+ * page should hear it); a watchdog on heartbeats belongs where a stream hears its events; a
+ * method that followers ask the leader to run is a new message in `#hear`.
  */
-(function (global) {
+(() => {
   "use strict";
 
-  var POLL_WAIT_SECS = 25;
-  var BACKOFF_FIRST_MS = 1000;
-  var BACKOFF_MAX_MS = 15000;
+  const POLL_WAIT_SECS = 25;
+  const BACKOFF_FIRST_MS = 1000;
+  const BACKOFF_MAX_MS = 15000;
   /** A stream that opens but sends nothing (not even its unread count) is being buffered. */
-  var FIRST_EVENT_TIMEOUT_MS = 8000;
+  const FIRST_EVENT_TIMEOUT_MS = 8000;
   /** Streams that failed in a row before falling back to long-polling. */
-  var STREAM_FAILURES_BEFORE_POLLING = 3;
+  const STREAM_FAILURES_BEFORE_POLLING = 3;
   /** While polling because streams failed, try a stream again after this long. */
-  var RETRY_STREAM_AFTER_MS = 60000;
-  var TOKEN_REFRESH_MARGIN_SECS = 30;
-  var STREAM_AUDIENCE = "herald:stream";
-  var SEEN_LIMIT = 2000;
+  const RETRY_STREAM_AFTER_MS = 60000;
+  /** A token is replaced this long before it expires, so no request carries an expired one. */
+  const TOKEN_REFRESH_MARGIN_SECS = 30;
+  const STREAM_AUDIENCE = "herald:stream";
+  /** Notification ids remembered to drop repeats (a replay or catch-up overlapping a relay). */
+  const SEEN_LIMIT = 2000;
+  /** herald's largest page: a joining tab catches up in as few requests as it can. */
+  const CATCH_UP_PAGE = 200;
 
-  function base(url) {
+  // ---- requests ---------------------------------------------------------------------------------
+
+  function trimSlashes(url) {
     return (url || "").replace(/\/+$/, "");
   }
 
-  /** The token's claims, unverified (the server verifies); {} if unreadable. */
-  function claims(token) {
-    try {
-      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      while (part.length % 4) part += "=";
-      return JSON.parse(atob(part));
-    } catch (e) {
-      return {};
-    }
-  }
-
-  /** True if `token` is a herald stream token (already fit for URLs). */
-  function isStreamToken(token) {
-    var aud = claims(token).aud;
-    return aud === STREAM_AUDIENCE || (Array.isArray(aud) && aud.indexOf(STREAM_AUDIENCE) >= 0);
-  }
-
-  /** True unless `token` expires within the refresh margin. */
-  function fresh(token) {
-    var exp = token ? claims(token).exp : 0;
-    return !!token && (!exp || exp - TOKEN_REFRESH_MARGIN_SECS > Date.now() / 1000);
-  }
-
+  /** The query string of `params`, leaving out those without a value. */
   function query(params) {
-    var pairs = [];
-    for (var key in params) {
-      if (params[key] !== undefined && params[key] !== null && params[key] !== "") {
-        pairs.push(encodeURIComponent(key) + "=" + encodeURIComponent(params[key]));
-      }
-    }
-    return pairs.join("&");
+    return Object.entries(params)
+      .filter(([, value]) => value !== undefined && value !== null && value !== "")
+      .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
+      .join("&");
   }
 
-  function request(method, url, token, signal) {
-    return fetch(url, {
-      method: method,
-      headers: { Authorization: "Bearer " + token, Accept: "application/json" },
-      signal: signal,
-      credentials: "omit",
-      cache: "no-store",
-    }).then(function (response) {
-      return response.json().then(
-        function (body) {
-          if (!response.ok) {
-            var error = new Error((body.error && body.error.message) || "HTTP " + response.status);
-            error.status = response.status;
-            throw error;
-          }
-          return body;
-        },
-        function () {
-          var error = new Error("HTTP " + response.status);
-          error.status = response.status;
-          throw error;
-        }
-      );
-    });
-  }
-
+  /** "a,b" from ["a", " b"] or "a, b"; "" for none, which herald reads as the inbox. */
   function channelList(channels) {
     if (!channels) return "";
     return (Array.isArray(channels) ? channels : String(channels).split(","))
-      .map(function (c) { return c.trim(); })
+      .map((channel) => channel.trim())
       .filter(Boolean)
       .join(",");
   }
 
-  /** GET /api/notifications: { notifications, unread_count, cursor }. Rejects without a token. */
-  function list(options) {
-    // A promise either way: a caller that only attaches .catch must see every failure there.
-    var start = Promise.resolve(options).then(function (options) {
-      if (options.token) return options.token;
-      if (!options.getToken) throw new Error("no token");
-      return options.getToken();
+  /** Calls herald with `token` as Bearer; resolves with the JSON body, rejects with an Error
+   *  that carries the HTTP `status` (and herald's own message when it sent one). */
+  async function request(method, url, token, signal) {
+    const response = await fetch(url, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      signal,
+      credentials: "omit",
+      cache: "no-store",
     });
-    return start.then(function (token) {
-      var params = query({
-        limit: options.limit,
-        unread: options.unread ? "true" : "",
-        channels: channelList(options.channels),
-        after: options.after,
-      });
-      return request("GET", base(options.url) + "/api/notifications?" + params, token);
-    });
-  }
-
-  function Connection(options) {
-    this.url = base(options.url);
-    this.token = options.token || null;
-    this.getToken = options.getToken || null;
-    this.channels = channelList(options.channels);
-    this.cursor = options.cursor || null;
-    this.callbacks = options;
-    this.status = null;
-    this.closed = false;
-    this.seen = new Set();
-    this.seenOrder = [];
-    this.failures = 0;
-    this.streamFailures = 0;
-    this.pollingSince = 0;
-    this.wake = null;
-    this.controller = null;
-    this.source = null;
-    this.canStream = typeof global.EventSource === "function" && !options.forcePolling;
-    this._start();
-  }
-
-  Connection.prototype._start = function () {
-    var self = this;
-    this._onVisible = function () {
-      if (document.visibilityState === "visible") self._wakeUp();
-    };
-    this._onOnline = function () { self._wakeUp(); };
-    if (global.document) document.addEventListener("visibilitychange", this._onVisible);
-    global.addEventListener && global.addEventListener("online", this._onOnline);
-
-    this._setStatus("connecting");
-    this._tokenNow().then(function (token) {
-      if (self.closed) return;
-      var who = claims(token);
-      var user = who.sub !== undefined ? who.sub : who.user_id;
-      var key = "herald|" + self.url + "|" + user + "|" + self.channels;
-      var shared = global.BroadcastChannel && global.navigator && navigator.locks;
-      if (!shared) {
-        self._lead();
-        return;
-      }
-      self.bus = new BroadcastChannel(key);
-      self.bus.onmessage = function (e) { self._onBus(e.data); };
-      self.abandon = new AbortController();
-      navigator.locks
-        .request(key, { signal: self.abandon.signal }, function () {
-          if (self.closed) return;
-          self._lead();
-          // Hold the lock for as long as this tab leads.
-          return new Promise(function (resolve) { self.release = resolve; });
-        })
-        .catch(function () {});
-      // If another tab leads, it answers with the current state.
-      self.bus.postMessage({ type: "hello" });
-    }, function (error) {
-      self._setStatus("offline");
-      self._report(error);
-    });
-  };
-
-  // ---- the leader: one stream (or long-poll loop) for every tab ------------------------
-
-  Connection.prototype._lead = function () {
-    this.leader = true;
-    this.status = null; // whatever the old leader said, this tab is only starting
-    this._setStatus("connecting");
-    this._loop();
-  };
-
-  Connection.prototype._loop = function () {
-    var self = this;
-    if (this.closed) return;
-    var polling =
-      !this.canStream ||
-      (this.streamFailures >= STREAM_FAILURES_BEFORE_POLLING &&
-        Date.now() - this.pollingSince < RETRY_STREAM_AFTER_MS);
-    if (this.canStream && !polling && this.streamFailures >= STREAM_FAILURES_BEFORE_POLLING) {
-      this.streamFailures = STREAM_FAILURES_BEFORE_POLLING - 1; // one more try at streaming
+    const failure = (message) => Object.assign(new Error(message), { status: response.status });
+    let body;
+    try {
+      body = await response.json();
+    } catch {
+      throw failure(`HTTP ${response.status}`);
     }
-    this._tokenNow()
-      .then(function (token) {
-        return polling ? self._poll(token) : self._stream(token);
-      })
-      .then(
-        function (outcome) { return outcome; },
-        function (error) { self._report(error); return "failed"; }
-      )
-      .then(function (outcome) {
-        if (self.closed) return;
-        if (outcome === "expired") {
-          self.streamToken = null; // trade for a fresh one
-          if (!fresh(self.token)) self.token = null;
-          self.expiredStreak = (self.expiredStreak || 0) + 1;
+    if (!response.ok) throw failure(body?.error?.message || `HTTP ${response.status}`);
+    return body;
+  }
+
+  // ---- tokens -----------------------------------------------------------------------------------
+
+  /** The token's claims, unverified (herald verifies them); {} if unreadable. */
+  function claims(token) {
+    try {
+      let part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      while (part.length % 4) part += "=";
+      return JSON.parse(atob(part));
+    } catch {
+      return {};
+    }
+  }
+
+  /** True if `token` is a herald stream token, the only kind that may go into a URL. */
+  function isStreamToken(token) {
+    const { aud } = claims(token);
+    return aud === STREAM_AUDIENCE || (Array.isArray(aud) && aud.includes(STREAM_AUDIENCE));
+  }
+
+  /** True if `token` expires within the refresh margin (one without `exp` never does). */
+  function expiresSoon(token) {
+    const { exp } = claims(token);
+    return Boolean(exp) && exp - TOKEN_REFRESH_MARGIN_SECS < Date.now() / 1000;
+  }
+
+  function fresh(token) {
+    return Boolean(token) && !expiresSoon(token);
+  }
+
+  /** The app's token (given, or from getToken) and the stream token traded for it. */
+  class Tokens {
+    #url;
+    #app;
+    #getToken;
+    #stream = null;
+
+    constructor(url, token, getToken) {
+      this.#url = url;
+      this.#app = token || null;
+      this.#getToken = getToken || null;
+    }
+
+    /** The stream token to use now: the current one, or a fresh one traded for the app's. */
+    async current() {
+      if (fresh(this.#stream)) return this.#stream;
+      const app = await this.#appToken();
+      if (isStreamToken(app)) return (this.#stream = app);
+      const traded = await request("POST", `${this.#url}/api/stream-token`, app);
+      return (this.#stream = traded.token);
+    }
+
+    /** herald refused the stream token: trade again, and ask getToken if the app's is stale. */
+    expired() {
+      this.#stream = null;
+      if (!fresh(this.#app)) this.#app = null;
+    }
+
+    async #appToken() {
+      if (fresh(this.#app) || !this.#getToken) {
+        if (!this.#app) throw new Error("no token");
+        return this.#app; // stale, maybe, but there is nothing better to try
+      }
+      return (this.#app = await this.#getToken());
+    }
+  }
+
+  // ---- the connection's state -------------------------------------------------------------------
+
+  /**
+   * Every change of the status that onStatus reports, in the tab that leads: each thing the
+   * transport reports maps the status before to the status after. Followers show whatever
+   * their leader last said.
+   */
+  const TRANSITIONS = {
+    /** The tab starts, or starts to lead: nothing is delivered yet. */
+    connect: () => "connecting",
+    /** Reopening a stream that was live is no news: it resumes from the cursor. */
+    streamOpening: (status) => (status === "live" ? "live" : "connecting"),
+    /** The stream's first event came through, so no proxy holds it back. */
+    streamHeard: () => "live",
+    /** A long-poll went out after one that worked, or came back. */
+    polled: () => "polling",
+    /** Two attempts in a row failed (or the first token could not be had). */
+    unreachable: () => "offline",
+  };
+
+  // ---- the transport: the leader's stream, or its long-polls ------------------------------------
+
+  /**
+   * The named SSE events a stream listens to, each turned into the message that the tabs
+   * deliver (`cursor`: the position after it, when it has one). Every event also shows the
+   * stream is alive; an entry that returns nothing only does that.
+   */
+  const STREAM_EVENTS = {
+    notification: (data, id) => ({ type: "notification", data, cursor: id }),
+    // The first one carries the stream's position, even before any notification.
+    unread_count: (data, id) => ({ type: "unread_count", data, cursor: id || null }),
+    read: (data) => ({ type: "read", data }),
+    reset: (data) => ({ type: "reset", data, cursor: data.cursor }),
+  };
+
+  /** How an attempt (one stream, or a run of long-polls) ended. */
+  const DROPPED = "dropped"; // it worked until it ended: reconnect soon
+  const FAILED = "failed"; // it never worked: back off further
+  const EXPIRED = "expired"; // herald refused the token: get another
+
+  /** A random wait in the upper half of 1 s × 2^(failures − 1), at most 15 s: the jitter keeps
+   *  the tabs that a restart dropped from all coming back in the same instant. */
+  function backoff(failures) {
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1));
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  /** The wait between attempts; wake() ends it, or skips the next one if none is running. */
+  class Pause {
+    #end = null;
+    #skipNext = false;
+
+    wait(ms) {
+      if (this.#skipNext) {
+        this.#skipNext = false;
+        return Promise.resolve();
+      }
+      return new Promise((resolve) => {
+        const end = () => {
+          clearTimeout(timer);
+          this.#end = null;
+          resolve();
+        };
+        const timer = setTimeout(end, ms);
+        this.#end = end;
+      });
+    }
+
+    wake() {
+      if (this.#end) this.#end();
+      else this.#skipNext = true; // mid-attempt: skip the next backoff instead
+    }
+  }
+
+  /**
+   * herald, as the leading tab reaches it: one EventSource from the last cursor, or long-polls
+   * where streams cannot work, attempt after attempt until stop(). It owns when and how to
+   * connect; what it hears goes to `host` (the Connection), which keeps the cursor and status.
+   */
+  class Transport {
+    #url;
+    #channels;
+    #tokens;
+    #host;
+    #canStream;
+    #pause = new Pause();
+    #stopped = false;
+    /** Ends the stream or long-poll in flight. */
+    #interrupt = null;
+    /** Attempts in a row that failed: the backoff grows with them. */
+    #failures = 0;
+    /** Attempts in a row that ended with herald refusing the token. */
+    #expiredStreak = 0;
+    /** Streams in a row that a proxy seemed to hold back, and when they reached the limit. */
+    #streamFailures = 0;
+    #pollingSince = 0;
+
+    /**
+     * `host`: cursor() and setCursor(cursor), the position to resume from; dispatch(message)
+     * for what herald sends; transition(name) of TRANSITIONS; report(error).
+     */
+    constructor({ url, channels, tokens, forcePolling, host }) {
+      this.#url = url;
+      this.#channels = channels;
+      this.#tokens = tokens;
+      this.#host = host;
+      this.#canStream = typeof globalThis.EventSource === "function" && !forcePolling;
+      globalThis.document?.addEventListener("visibilitychange", this.#onVisibilityChange);
+      globalThis.addEventListener?.("online", this.#wake);
+    }
+
+    /** Connects, and reconnects after every drop until stop(). */
+    async run() {
+      while (!this.#stopped) {
+        const outcome = await this.#attempt();
+        if (this.#stopped) return;
+        if (outcome === EXPIRED) {
+          this.#tokens.expired();
+          this.#expiredStreak += 1;
           // At once the first time; a server that keeps refusing (a rotated secret, a
           // getToken that returns stale tokens) gets the usual backoff instead of a spin.
-          if (self.expiredStreak === 1) {
-            self._loop();
-            return;
-          }
-          self.failures += 1;
+          if (this.#expiredStreak === 1) continue;
+          this.#failures += 1;
         } else {
-          self.expiredStreak = 0;
+          this.#expiredStreak = 0;
         }
-        if (outcome === "failed") {
-          self.failures += 1;
-          if (self.failures >= 2) self._setStatus("offline");
+        if (outcome === FAILED) {
+          this.#failures += 1;
+          if (this.#failures >= 2) this.#host.transition("unreachable");
         }
-        self._sleep(self._backoff()).then(function () { self._loop(); });
-      });
-  };
-
-  /** Resolves with "dropped", "failed" or "expired" when the stream ends. */
-  Connection.prototype._stream = function (token) {
-    var self = this;
-    return new Promise(function (resolve) {
-      var params = { token: token, channels: self.channels, last_event_id: self.cursor };
-      var source = new EventSource(self.url + "/events?" + query(params));
-      var gotEvent = false;
-      var done = false;
-      self.source = source;
-      self._setStatus(self.status === "live" ? "live" : "connecting");
-      var finish = function (outcome) {
-        if (done) return;
-        done = true;
-        clearTimeout(buffered);
-        source.close();
-        if (self.source === source) self.source = null;
-        resolve(outcome);
-      };
-      // A proxy that buffers the stream lets it open but never delivers the first event.
-      var opened = false;
-      var buffering = function () {
-        self.streamFailures += 1;
-        if (self.streamFailures >= STREAM_FAILURES_BEFORE_POLLING) self.pollingSince = Date.now();
-      };
-      var buffered = setTimeout(function () {
-        if (!gotEvent) {
-          buffering();
-          finish("failed");
-        }
-      }, FIRST_EVENT_TIMEOUT_MS);
-      source.onopen = function () { opened = true; };
-      var first = function () {
-        if (gotEvent) return;
-        gotEvent = true;
-        self.failures = 0;
-        self.expiredStreak = 0; // a stream that worked ends at its token's expiry: no backoff
-        self.streamFailures = 0;
-        self._setStatus("live");
-      };
-      source.addEventListener("notification", function (e) {
-        first();
-        self._dispatch({ type: "notification", data: JSON.parse(e.data), cursor: e.lastEventId });
-      });
-      source.addEventListener("unread_count", function (e) {
-        first();
-        // The first one carries the stream's position, even before any notification.
-        self._dispatch({ type: "unread_count", data: JSON.parse(e.data), cursor: e.lastEventId || null });
-      });
-      source.addEventListener("read", function (e) {
-        first();
-        self._dispatch({ type: "read", data: JSON.parse(e.data) });
-      });
-      source.addEventListener("reset", function (e) {
-        first();
-        var data = JSON.parse(e.data);
-        self._dispatch({ type: "reset", data: data, cursor: data.cursor });
-      });
-      source.addEventListener("auth_expired", function () { finish("expired"); });
-      source.onerror = function () {
-        // We reconnect ourselves: with a fresh token, our cursor, and jitter. A stream that
-        // opened yet brought nothing is being buffered; one that never opened is an outage
-        // (a restart, the network), which is no reason to give up on streaming.
-        if (!gotEvent && opened) buffering();
-        finish(gotEvent ? "dropped" : "failed");
-      };
-      self.stopStream = function () { finish("dropped"); };
-    });
-  };
-
-  /** Long-polls until an error or RETRY_STREAM_AFTER_MS (when streams may work again). */
-  Connection.prototype._poll = function (token) {
-    var self = this;
-    var until = this.canStream ? this.pollingSince + RETRY_STREAM_AFTER_MS : Infinity;
-    var step = function () {
-      if (self.closed || Date.now() >= until) return Promise.resolve("dropped");
-      if (claims(token).exp && claims(token).exp - TOKEN_REFRESH_MARGIN_SECS < Date.now() / 1000) {
-        return Promise.resolve("expired");
+        await this.#pause.wait(backoff(this.#failures));
       }
-      self.controller = new AbortController();
-      if (self.failures === 0) self._setStatus("polling");
-      var params = self.cursor
-        ? { after: self.cursor, wait: POLL_WAIT_SECS, channels: self.channels }
-        : { limit: 1, channels: self.channels }; // no cursor yet: start from now
-      return request("GET", self.url + "/api/notifications?" + query(params), token, self.controller.signal)
-        .then(function (body) {
-          self.failures = 0;
-          self._setStatus("polling");
-          if (body.reset) {
-            self._dispatch({ type: "reset", data: { cursor: body.cursor }, cursor: body.cursor });
-          } else if (params.after) {
-            body.notifications.forEach(function (n) {
-              self._dispatch({ type: "notification", data: n, cursor: body.cursor });
-            });
-          }
-          self.cursor = body.cursor;
-          self._dispatch({ type: "unread_count", data: { unread_count: body.unread_count } });
-          return step();
-        })
-        .catch(function (error) {
-          if (error.status === 401) return "expired";
+    }
+
+    stop() {
+      this.#stopped = true;
+      this.#interrupt?.();
+      this.#pause.wake();
+      globalThis.document?.removeEventListener("visibilitychange", this.#onVisibilityChange);
+      globalThis.removeEventListener?.("online", this.#wake);
+    }
+
+    /** The tab came back into view, or the browser back online: try now, from scratch. */
+    #wake = () => {
+      this.#failures = 0;
+      this.#pause.wake();
+    };
+
+    #onVisibilityChange = () => {
+      if (document.visibilityState === "visible") this.#wake();
+    };
+
+    /** One stream, or long-polls until it is time to try a stream again. */
+    async #attempt() {
+      const polling = this.#shouldPoll();
+      try {
+        const token = await this.#tokens.current();
+        return polling ? await this.#poll(token) : await this.#stream(token);
+      } catch (error) {
+        this.#host.report(error);
+        return FAILED;
+      }
+    }
+
+    #shouldPoll() {
+      if (!this.#canStream) return true;
+      if (this.#streamFailures < STREAM_FAILURES_BEFORE_POLLING) return false;
+      if (Date.now() - this.#pollingSince < RETRY_STREAM_AFTER_MS) return true;
+      // Time for one more stream: if it is held back too, back to polling at once.
+      this.#streamFailures = STREAM_FAILURES_BEFORE_POLLING - 1;
+      return false;
+    }
+
+    /** A stream that a proxy held back: enough of them in a row and we poll for a while. */
+    #heldBack() {
+      this.#streamFailures += 1;
+      if (this.#streamFailures >= STREAM_FAILURES_BEFORE_POLLING) this.#pollingSince = Date.now();
+    }
+
+    /** One EventSource from the cursor, until it ends. */
+    #stream(token) {
+      return new Promise((resolve) => {
+        this.#host.transition("streamOpening");
+        const params = { token, channels: this.#channels, last_event_id: this.#host.cursor() };
+        const source = new EventSource(`${this.#url}/events?${query(params)}`);
+        let opened = false;
+        let heard = false;
+        let ended = false;
+        const end = (outcome) => {
+          if (ended) return;
+          ended = true;
+          clearTimeout(firstEventDue);
+          source.close();
+          this.#interrupt = null;
+          resolve(outcome);
+        };
+        // A proxy that buffers the stream lets it open but never delivers the first event.
+        const firstEventDue = setTimeout(() => {
+          if (heard) return;
+          this.#heldBack();
+          end(FAILED);
+        }, FIRST_EVENT_TIMEOUT_MS);
+        const hear = () => {
+          if (heard) return;
+          heard = true;
+          this.#failures = 0;
+          this.#expiredStreak = 0; // a stream that worked ends at its token's expiry: no backoff
+          this.#streamFailures = 0;
+          this.#host.transition("streamHeard");
+        };
+        for (const [name, toMessage] of Object.entries(STREAM_EVENTS)) {
+          source.addEventListener(name, (event) => {
+            hear();
+            const message = toMessage(JSON.parse(event.data), event.lastEventId);
+            if (message) this.#host.dispatch(message);
+          });
+        }
+        source.addEventListener("auth_expired", () => end(EXPIRED));
+        source.onopen = () => { opened = true; };
+        source.onerror = () => {
+          // We reconnect ourselves: with a fresh token, our cursor, and jitter. A stream that
+          // opened yet brought nothing is being buffered; one that never opened is an outage
+          // (a restart, the network), which is no reason to give up on streaming.
+          if (!heard && opened) this.#heldBack();
+          end(heard ? DROPPED : FAILED);
+        };
+        this.#interrupt = () => end(DROPPED);
+      });
+    }
+
+    /** Long-polls until it is time to try a stream again, or the token is about to expire;
+     *  throws when a request fails. */
+    async #poll(token) {
+      const until = this.#canStream ? this.#pollingSince + RETRY_STREAM_AFTER_MS : Infinity;
+      while (!this.#stopped && Date.now() < until) {
+        if (expiresSoon(token)) return EXPIRED;
+        if (this.#failures === 0) this.#host.transition("polled");
+        const cursor = this.#host.cursor();
+        const params = cursor
+          ? { after: cursor, wait: POLL_WAIT_SECS, channels: this.#channels }
+          : { limit: 1, channels: this.#channels }; // no cursor yet: this page's is "now"
+        const controller = new AbortController();
+        this.#interrupt = () => controller.abort();
+        let page;
+        try {
+          const url = `${this.#url}/api/notifications?${query(params)}`;
+          page = await request("GET", url, token, controller.signal);
+        } catch (error) {
+          if (error.status === 401) return EXPIRED;
           throw error;
-        });
-    };
-    return step();
-  };
-
-  // ---- every tab: deliver, relay, dedupe ------------------------------------------------
-
-  Connection.prototype._dispatch = function (message) {
-    if (message.cursor) this.cursor = message.cursor;
-    if (this.leader && this.bus) this.bus.postMessage(message);
-    this._deliver(message);
-  };
-
-  Connection.prototype._onBus = function (message) {
-    if (!message || this.closed) return;
-    if (message.type === "hello") {
-      if (this.leader) {
-        this.bus.postMessage({ type: "state", status: this.status, unread: this.unread, cursor: this.cursor });
+        } finally {
+          this.#interrupt = null;
+        }
+        this.#failures = 0;
+        this.#host.transition("polled");
+        if (page.reset) {
+          const reset = { type: "reset", data: { cursor: page.cursor }, cursor: page.cursor };
+          this.#host.dispatch(reset);
+        } else if (cursor) {
+          for (const n of page.notifications) {
+            this.#host.dispatch({ type: "notification", data: n, cursor: page.cursor });
+          }
+        }
+        this.#host.setCursor(page.cursor);
+        this.#host.dispatch({ type: "unread_count", data: { unread_count: page.unread_count } });
       }
-      return;
+      return DROPPED;
     }
-    if (this.leader) return; // another leader's echo cannot happen; ignore stray messages
-    if (message.type === "state") {
-      // What committed between this tab's own list and joining: the leader relayed it
-      // before we listened. Fetch it from our own cursor, then follow the leader's.
-      if (this.cursor && !this.caughtUp) this._catchUp(this.cursor);
-      if (message.cursor) this.cursor = message.cursor;
-      if (message.status) this._setStatus(message.status);
-      if (typeof message.unread === "number") this._deliver({ type: "unread_count", data: { unread_count: message.unread } });
-      return;
-    }
-    if (message.type === "status") {
-      this._setStatus(message.status);
-      return;
-    }
-    if (message.cursor) this.cursor = message.cursor;
-    this._deliver(message);
-  };
+  }
 
-  Connection.prototype._catchUp = function (cursor) {
-    var self = this;
-    this.caughtUp = true;
-    var page = function (after) {
-      return self._tokenNow()
-        .then(function (token) {
-          var params = query({ after: after, limit: 200, channels: self.channels });
-          return request("GET", self.url + "/api/notifications?" + params, token);
+  // ---- tab sharing ------------------------------------------------------------------------------
+
+  /**
+   * The tabs of one user and channel set in one browser. The tab holding the Web Lock named
+   * `key` leads; the others wait in line for it, and the browser hands it to the next one when
+   * the leader closes or its tab dies. All of them talk over the BroadcastChannel `key`.
+   *
+   * The messages (unchanged since herald.js 1, so that tabs loaded before and after an upgrade
+   * still share a stream):
+   *   { type: "hello" }                          a tab joined; the leader answers with "state"
+   *   { type: "state", status, unread, cursor }  the leader's status, unread count and cursor
+   *   { type: "status", status }                 the leader's status changed
+   *   { type, data, cursor }                     an event, as the leader delivered it itself
+   *                                              (type: notification, unread_count, read, reset)
+   */
+  class Tabs {
+    static supported() {
+      return Boolean(globalThis.BroadcastChannel && globalThis.navigator?.locks);
+    }
+
+    #bus;
+    #leave = new AbortController();
+    #release = null;
+    #closed = false;
+
+    /** Joins: `hear(message)` gets the other tabs' messages, `lead()` runs when it is our turn. */
+    constructor(key, { hear, lead }) {
+      this.#bus = new BroadcastChannel(key);
+      this.#bus.onmessage = (event) => hear(event.data);
+      navigator.locks
+        .request(key, { signal: this.#leave.signal }, () => {
+          if (this.#closed) return;
+          lead();
+          // Hold the lock for as long as this tab leads.
+          return new Promise((resolve) => { this.#release = resolve; });
         })
-        .then(function (body) {
-          if (self.closed || body.reset) return;
-          body.notifications.forEach(function (n) { self._deliver({ type: "notification", data: n }); });
-          if (body.notifications.length === 200) return page(body.cursor);
-        });
-    };
-    page(cursor).catch(function (error) { self._report(error); });
-  };
-
-  Connection.prototype._deliver = function (message) {
-    var cb = this.callbacks;
-    switch (message.type) {
-      case "notification":
-        var id = message.data.id;
-        if (this.seen.has(id)) return;
-        this.seen.add(id);
-        this.seenOrder.push(id);
-        if (this.seenOrder.length > SEEN_LIMIT) this.seen.delete(this.seenOrder.shift());
-        cb.onNotification && cb.onNotification(message.data);
-        break;
-      case "unread_count":
-        if (this.unread === message.data.unread_count) return;
-        this.unread = message.data.unread_count;
-        cb.onUnreadCount && cb.onUnreadCount(this.unread);
-        break;
-      case "read":
-        cb.onRead && cb.onRead(message.data);
-        break;
-      case "reset":
-        cb.onReset && cb.onReset(message.data.cursor);
-        break;
+        .catch(() => {}); // this tab left while waiting in line
+      // If another tab leads, it answers with the current state.
+      this.#bus.postMessage({ type: "hello" });
     }
-  };
 
-  Connection.prototype._setStatus = function (status) {
-    if (this.status === status) return;
-    this.status = status;
-    if (this.leader && this.bus) this.bus.postMessage({ type: "status", status: status });
-    this.callbacks.onStatus && this.callbacks.onStatus(status);
-  };
+    post(message) {
+      this.#bus.postMessage(message);
+    }
 
-  Connection.prototype._report = function (error) {
-    if (this.callbacks.onError) this.callbacks.onError(error);
-  };
+    /** Leaves: gives the lock to the next tab in line, if this one held it. */
+    close() {
+      this.#closed = true;
+      this.#release?.();
+      this.#leave.abort();
+      this.#bus.close();
+    }
+  }
 
-  // ---- tokens, timing -------------------------------------------------------------------
+  // ---- the handle -------------------------------------------------------------------------------
 
-  /** The stream token to use now: the current one, or a fresh one traded for the app's. */
-  Connection.prototype._tokenNow = function () {
-    var self = this;
-    if (fresh(this.streamToken)) return Promise.resolve(this.streamToken);
-    return this._appToken().then(function (token) {
-      if (isStreamToken(token)) return (self.streamToken = token);
-      return request("POST", self.url + "/api/stream-token", token).then(function (body) {
-        return (self.streamToken = body.token);
+  /** The last ids delivered, oldest dropped first (a Set iterates in insertion order). */
+  class RecentIds {
+    #ids = new Set();
+
+    /** False if `id` was seen already. */
+    add(id) {
+      if (this.#ids.has(id)) return false;
+      this.#ids.add(id);
+      if (this.#ids.size > SEEN_LIMIT) this.#ids.delete(this.#ids.values().next().value);
+      return true;
+    }
+  }
+
+  /** What Herald.connect returns: one tab's connection, leading or following. */
+  class Connection {
+    #options;
+    #url;
+    #channels;
+    #tokens;
+    #transport;
+    #tabs = null;
+    #cursor;
+    #status = null;
+    #unread;
+    #seen = new RecentIds();
+    #leading = false;
+    #caughtUp = false;
+    #closed = false;
+
+    constructor(options) {
+      this.#options = options; // read at each call, as callbacks may be swapped later
+      this.#url = trimSlashes(options.url);
+      this.#channels = channelList(options.channels);
+      this.#cursor = options.cursor || null;
+      this.#tokens = new Tokens(this.#url, options.token, options.getToken);
+      this.#transport = new Transport({
+        url: this.#url,
+        channels: this.#channels,
+        tokens: this.#tokens,
+        forcePolling: options.forcePolling,
+        host: {
+          cursor: () => this.#cursor,
+          setCursor: (cursor) => { this.#cursor = cursor; },
+          dispatch: (message) => this.#dispatch(message),
+          transition: (name) => this.#transition(name),
+          report: (error) => this.#report(error),
+        },
       });
-    });
-  };
-
-  /** The app's token: as given, or from getToken when it is about to expire. */
-  Connection.prototype._appToken = function () {
-    var self = this;
-    if (fresh(this.token) || !this.getToken) {
-      return this.token ? Promise.resolve(this.token) : Promise.reject(new Error("no token"));
+      this.#transition("connect");
+      this.#join();
     }
-    return Promise.resolve(this.getToken()).then(function (token) {
-      self.token = token;
-      return token;
-    });
-  };
 
-  Connection.prototype._backoff = function () {
-    var ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * Math.pow(2, Math.max(0, this.failures - 1)));
-    return ceiling / 2 + Math.random() * (ceiling / 2);
-  };
-
-  /** Waits `ms`, or less if the tab becomes visible or the browser comes back online. */
-  Connection.prototype._sleep = function (ms) {
-    var self = this;
-    if (this.wakeRequested) {
-      this.wakeRequested = false;
-      return Promise.resolve();
+    /** True while this tab holds the stream for the others. */
+    get leader() {
+      return this.#leading;
     }
-    return new Promise(function (resolve) {
-      var timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        if (self.wake === done) self.wake = null;
-        resolve();
+
+    get status() {
+      return this.#status;
+    }
+
+    /** Marks one notification read; resolves with { id, read, unread_count }. */
+    async markRead(id) {
+      const token = await this.#tokens.current();
+      const url = `${this.#url}/api/notifications/${encodeURIComponent(id)}/read`;
+      const body = await request("POST", url, token);
+      this.#dispatch({ type: "unread_count", data: { unread_count: body.unread_count } });
+      return body;
+    }
+
+    /** Marks everything read; resolves with { marked }. */
+    async markAllRead() {
+      const token = await this.#tokens.current();
+      const body = await request("POST", `${this.#url}/api/notifications/read_all`, token);
+      this.#dispatch({ type: "unread_count", data: { unread_count: 0 } });
+      return body;
+    }
+
+    /** The last cursor seen: pass it as `cursor` to resume elsewhere. */
+    lastCursor() {
+      return this.#cursor;
+    }
+
+    /** Stops, and frees the stream for another tab. */
+    close() {
+      if (this.#closed) return;
+      this.#closed = true;
+      this.#transport.stop();
+      this.#relay({ type: "status", status: "connecting" }); // until the next leader says more
+      this.#tabs?.close();
+    }
+
+    /** Gets a token (its user names the tab group), then leads, or joins the other tabs. */
+    async #join() {
+      let token;
+      try {
+        token = await this.#tokens.current();
+      } catch (error) {
+        this.#transition("unreachable");
+        this.#report(error);
+        return;
       }
-      self.wake = done;
+      if (this.#closed) return;
+      if (!Tabs.supported()) {
+        this.#lead();
+        return;
+      }
+      const who = claims(token);
+      const user = who.sub !== undefined ? who.sub : who.user_id;
+      this.#tabs = new Tabs(`herald|${this.#url}|${user}|${this.#channels}`, {
+        hear: (message) => this.#hear(message),
+        lead: () => this.#lead(),
+      });
+    }
+
+    #lead() {
+      this.#leading = true;
+      // Whatever this tab showed while it followed was the old leader's news: say afresh,
+      // to this tab and to the followers, that it is connecting.
+      this.#status = null;
+      this.#transition("connect");
+      this.#transport.run();
+    }
+
+    /** What the leader hears from herald (or learns from a mark-read): deliver it everywhere. */
+    #dispatch(message) {
+      if (message.cursor) this.#cursor = message.cursor;
+      this.#relay(message);
+      this.#deliver(message);
+    }
+
+    #relay(message) {
+      if (this.#leading) this.#tabs?.post(message);
+    }
+
+    /** A message from another tab. */
+    #hear(message) {
+      if (!message || this.#closed) return;
+      if (message.type === "hello") {
+        if (this.#leading) {
+          const state = { status: this.#status, unread: this.#unread, cursor: this.#cursor };
+          this.#tabs.post({ type: "state", ...state });
+        }
+        return;
+      }
+      if (this.#leading) return; // everything else is the leader's to send
+      switch (message.type) {
+        case "state":
+          // What committed between this tab's own list and joining: the leader relayed it
+          // before we listened. Fetch it from our own cursor, then follow the leader's.
+          if (this.#cursor && !this.#caughtUp) this.#catchUp(this.#cursor);
+          if (message.cursor) this.#cursor = message.cursor;
+          if (message.status) this.#setStatus(message.status);
+          if (typeof message.unread === "number") {
+            this.#deliver({ type: "unread_count", data: { unread_count: message.unread } });
+          }
+          break;
+        case "status":
+          this.#setStatus(message.status);
+          break;
+        default:
+          if (message.cursor) this.#cursor = message.cursor;
+          this.#deliver(message);
+      }
+    }
+
+    /** Delivers what committed after `after`, page by page; the seen ids drop the overlap. */
+    async #catchUp(after) {
+      this.#caughtUp = true;
+      try {
+        for (;;) {
+          const token = await this.#tokens.current();
+          const params = query({ after, limit: CATCH_UP_PAGE, channels: this.#channels });
+          const page = await request("GET", `${this.#url}/api/notifications?${params}`, token);
+          if (this.#closed || page.reset) return;
+          for (const n of page.notifications) this.#deliver({ type: "notification", data: n });
+          if (page.notifications.length < CATCH_UP_PAGE) return;
+          after = page.cursor;
+        }
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+
+    /** Hands a message to the page's callbacks, in every tab. */
+    #deliver({ type, data }) {
+      const options = this.#options;
+      switch (type) {
+        case "notification":
+          if (this.#seen.add(data.id)) options.onNotification?.(data);
+          break;
+        case "unread_count":
+          if (this.#unread === data.unread_count) return;
+          this.#unread = data.unread_count;
+          options.onUnreadCount?.(this.#unread);
+          break;
+        case "read":
+          options.onRead?.(data);
+          break;
+        case "reset":
+          options.onReset?.(data.cursor);
+          break;
+      }
+    }
+
+    #transition(name) {
+      this.#setStatus(TRANSITIONS[name](this.#status));
+    }
+
+    #setStatus(status) {
+      if (this.#status === status) return;
+      this.#status = status;
+      this.#relay({ type: "status", status });
+      this.#options.onStatus?.(status);
+    }
+
+    #report(error) {
+      this.#options.onError?.(error);
+    }
+  }
+
+  /** One page of GET /api/notifications, with the app's token (Bearer: never in a URL). */
+  async function list(options) {
+    let token = options.token;
+    if (!token) {
+      if (!options.getToken) throw new Error("no token");
+      token = await options.getToken();
+    }
+    const params = query({
+      limit: options.limit,
+      unread: options.unread ? "true" : "",
+      channels: channelList(options.channels),
+      after: options.after,
     });
-  };
+    return request("GET", `${trimSlashes(options.url)}/api/notifications?${params}`, token);
+  }
 
-  Connection.prototype._wakeUp = function () {
-    this.failures = 0;
-    if (this.wake) this.wake();
-    else this.wakeRequested = true; // mid-attempt: skip the next backoff instead
-  };
-
-  // ---- the public handle ----------------------------------------------------------------
-
-  /** Marks one notification read; resolves with { id, read, unread_count }. */
-  Connection.prototype.markRead = function (id) {
-    var self = this;
-    return this._tokenNow()
-      .then(function (token) {
-        return request("POST", self.url + "/api/notifications/" + encodeURIComponent(id) + "/read", token);
-      })
-      .then(function (body) {
-        self._dispatch({ type: "unread_count", data: { unread_count: body.unread_count } });
-        return body;
-      });
-  };
-
-  /** Marks everything read; resolves with { marked }. */
-  Connection.prototype.markAllRead = function () {
-    var self = this;
-    return this._tokenNow()
-      .then(function (token) {
-        return request("POST", self.url + "/api/notifications/read_all", token);
-      })
-      .then(function (body) {
-        self._dispatch({ type: "unread_count", data: { unread_count: 0 } });
-        return body;
-      });
-  };
-
-  /** The last cursor seen: pass it as `cursor` to resume elsewhere. */
-  Connection.prototype.lastCursor = function () {
-    return this.cursor;
-  };
-
-  /** Stops streaming and frees the stream for another tab. */
-  Connection.prototype.close = function () {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.stopStream) this.stopStream();
-    if (this.controller) this.controller.abort();
-    if (this.wake) this.wake();
-    if (this.leader && this.bus) this.bus.postMessage({ type: "status", status: "connecting" });
-    if (this.release) this.release();
-    if (this.abandon) this.abandon.abort();
-    if (this.bus) this.bus.close();
-    if (global.document) document.removeEventListener("visibilitychange", this._onVisible);
-    global.removeEventListener && global.removeEventListener("online", this._onOnline);
-  };
-
-  global.Herald = {
-    connect: function (options) { return new Connection(options); },
-    list: list,
+  globalThis.Herald = {
+    connect: (options) => new Connection(options),
+    list,
     version: "1",
   };
-})(typeof globalThis !== "undefined" ? globalThis : window);
+})();
