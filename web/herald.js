@@ -1,7 +1,7 @@
 /*! herald.js: the browser client of herald (real-time notifications over SSE).
  *
  * No dependencies, no build step. A plain <script src="/herald.js"> defines window.Herald; as
- * an ES module, import "/herald.mjs" (it re-exports the same object).
+ * an ES module, import "/herald.mjs" (it re-exports the same object). Types: herald.d.ts.
  *
  *   const page = await Herald.list({ url, token, limit: 20 });        // optional
  *   const herald = Herald.connect({
