@@ -37,6 +37,12 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../web/herald.mjs"),
     },
     Asset {
+        path: "/herald.d.ts",
+        file: "herald.d.ts",
+        content_type: "application/typescript; charset=utf-8",
+        body: include_str!("../../web/herald.d.ts"),
+    },
+    Asset {
         path: "/herald.css",
         file: "herald.css",
         content_type: "text/css; charset=utf-8",
