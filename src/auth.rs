@@ -87,18 +87,6 @@ impl Caller {
         channels::inbox(&self.user_id)
     }
 
-    /// `channels` plus the caller's inbox: what a subscriber needs from the hub to keep the
-    /// unread count as well as show `channels`.
-    pub fn with_inbox(&self, channels: &[String]) -> Vec<String> {
-        let mut wanted = channels.to_vec();
-        for channel in self.inbox() {
-            if !wanted.contains(&channel) {
-                wanted.push(channel);
-            }
-        }
-        wanted
-    }
-
     /// The channels a request asks for (`?channels=a,b`), each checked; the inbox if absent.
     pub fn channels(&self, requested: Option<&str>) -> AppResult<Vec<String>> {
         let Some(list) = requested else {

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 
-use crate::cursor::{Cursor, Xid};
+use crate::channels;
+use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::metrics::Metrics;
 use crate::models::ReadChange;
 use prometheus_client::metrics::gauge::Gauge;
@@ -48,6 +49,19 @@ pub struct LiveRow {
     pub json: ByteString,
     /// When it was inserted (its transaction's start): delivery latency counts from here.
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl LiveRow {
+    /// The position after this row, as text, for a reader that has had everything visible in
+    /// `floor` (a stream's replay, a long-poll's page): the listener's own, unless that starts
+    /// from an older snapshot than `floor`, which a resume must not read again.
+    pub fn position_after(&self, floor: &Snapshot) -> String {
+        if self.cursor.base.is_at_or_after(floor) {
+            self.event_id.clone()
+        } else {
+            self.cursor.rebased_on(floor).to_string()
+        }
+    }
 }
 
 /// The rows one wake-up of the listener found, in reading order.
@@ -143,12 +157,42 @@ pub struct Subscription {
     /// Counted in its kind's gauge (a long-poll only once it parks).
     counted: bool,
     user_id: String,
+    /// The channels whose rows it shows (the rest of what it hears is its inbox).
+    shows: Vec<String>,
     rx: mpsc::Receiver<HubEvent>,
     dropped: Arc<AtomicBool>,
     hub: Hub,
 }
 
+/// What a batch holds for one subscriber: [`Subscription::news`].
+#[derive(Debug)]
+pub struct News<'a> {
+    /// The rows it shows and has not had, in reading order.
+    pub rows: Vec<&'a LiveRow>,
+    /// Inbox rows it has not counted: what its unread count grows by.
+    pub unread_added: i64,
+}
+
 impl Subscription {
+    /// What `batch` holds for this subscriber, which has had every row visible in `shown`
+    /// and counted every inbox row visible in `counted`. Streams and long-polls both take
+    /// their rows and counts from here.
+    pub fn news<'a>(&self, batch: &'a Batch, shown: &Snapshot, counted: &Snapshot) -> News<'a> {
+        let mut news = News {
+            rows: Vec::new(),
+            unread_added: 0,
+        };
+        for row in &batch.rows {
+            if channels::is_inbox(&self.user_id, &row.channel) && !counted.is_visible(row.txid) {
+                news.unread_added += 1;
+            }
+            if !shown.is_visible(row.txid) && self.shows.contains(&row.channel) {
+                news.rows.push(row);
+            }
+        }
+        news
+    }
+
     /// A long-poll that found nothing new and now waits: from here on it counts as parked
     /// (`herald_long_polls_parked`). Before, it was still reading its first page.
     pub fn mark_parked(&mut self) {
@@ -228,21 +272,28 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Subscribes `user_id` to rows on `channels` and to their own read-state changes, unless
-    /// the hub is closed or a limit is reached.
+    /// Subscribes `user_id` to rows on `shows` (the channels they asked for) and on their
+    /// inbox (to keep their unread count), and to their own read-state changes, unless the hub
+    /// is closed or a limit is reached.
     pub fn subscribe(
         &self,
         kind: Kind,
         user_id: &str,
-        channels: &[String],
+        shows: &[String],
     ) -> Result<Subscription, Refused> {
+        let mut channels = shows.to_vec();
+        for channel in channels::inbox(user_id) {
+            if !channels.contains(&channel) {
+                channels.push(channel);
+            }
+        }
         let mut registry = self.lock();
         registry.reserve(user_id, &self.limits)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicBool::new(false));
         registry.next_id += 1;
         let id = registry.next_id;
-        for channel in channels {
+        for channel in &channels {
             registry
                 .by_channel
                 .entry(channel.clone())
@@ -259,7 +310,7 @@ impl Hub {
             Subscriber {
                 tx,
                 user_id: user_id.to_owned(),
-                channels: channels.to_vec(),
+                channels,
                 dropped: dropped.clone(),
             },
         );
@@ -274,6 +325,7 @@ impl Hub {
             kind,
             counted,
             user_id: user_id.to_owned(),
+            shows: shows.to_vec(),
             rx,
             dropped,
             hub: self.clone(),
@@ -431,7 +483,6 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cursor::Snapshot;
 
     fn row(channel: &str, id: i64) -> LiveRow {
         let cursor = Cursor::at(Snapshot::parse("3:3:").unwrap());
@@ -460,6 +511,45 @@ mod tests {
         });
         assert!(matches!(a.recv().await, Some(HubEvent::Rows(_))));
         assert!(b.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn news_are_the_shown_rows_not_had_and_the_inbox_rows_not_counted() {
+        let hub = Hub::new();
+        let sub = hub
+            .subscribe(Kind::Stream, "1", &["order:7".into()])
+            .unwrap();
+        let at = |txid| LiveRow {
+            txid,
+            ..row("user:1", txid as i64)
+        };
+        let batch = Batch {
+            rows: vec![
+                at(5),
+                LiveRow {
+                    channel: "order:7".into(),
+                    ..at(6)
+                },
+                LiveRow {
+                    channel: "order:7".into(),
+                    ..at(9)
+                },
+                at(9),
+            ],
+        };
+        // Had everything below 7; counted everything below 9.
+        let news = sub.news(
+            &batch,
+            &Snapshot::parse("7:7:").unwrap(),
+            &Snapshot::parse("9:9:").unwrap(),
+        );
+        let shown: Vec<i64> = news.rows.iter().map(|r| r.id).collect();
+        assert_eq!(
+            shown,
+            vec![9],
+            "order:7 rows after 7 only; user:1 is not shown"
+        );
+        assert_eq!(news.unread_added, 1, "user:1's row 9 is new to the count");
     }
 
     #[tokio::test]

@@ -16,7 +16,6 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::auth::Caller;
-use crate::channels;
 use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
@@ -64,10 +63,9 @@ async fn events(
         .or(query.last_event_id)
         .filter(|id| !id.is_empty());
 
-    // The hub also brings inbox rows the stream does not show, to keep the unread count.
     let live = state
         .hub
-        .subscribe(Kind::Stream, &caller.user_id, &caller.with_inbox(&channels))?;
+        .subscribe(Kind::Stream, &caller.user_id, &channels)?;
 
     // Boxed: tokio allocates a channel's slots 32 at a time whatever its bound, and 32
     // unboxed events are 3 KB of every open stream's memory.
@@ -75,13 +73,13 @@ async fn events(
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (*event, rx))
     });
-    let stream = Stream {
+    let task = StreamTask {
         state: state.get_ref().clone(),
         caller,
         channels,
         tx,
     };
-    actix_web::rt::spawn(stream.run(live, resume_from));
+    actix_web::rt::spawn(task.run(live, resume_from));
 
     Ok(sse::Sse::from_infallible_stream(events)
         .with_keep_alive(state.config.heartbeat())
@@ -105,7 +103,7 @@ impl From<AppError> for End {
 }
 
 /// One client's stream: the task behind the SSE response.
-struct Stream {
+struct StreamTask {
     state: AppState,
     caller: Caller,
     channels: Vec<String>,
@@ -118,7 +116,7 @@ struct Unread {
     at: Snapshot,
 }
 
-impl Stream {
+impl StreamTask {
     async fn run(self, mut live: Subscription, resume_from: Option<String>) {
         match self.serve(&mut live, resume_from).await {
             Ok(()) | Err(End::Gone) => {}
@@ -158,7 +156,9 @@ impl Stream {
                 event = live.recv() => match event {
                     // The hub let go: we fell behind, or herald is shutting down.
                     None => return Ok(()),
-                    Some(HubEvent::Rows(batch)) => self.forward(&batch, &floor, &mut unread).await?,
+                    Some(HubEvent::Rows(batch)) => {
+                        self.forward(live, &batch, &floor, &mut unread).await?
+                    }
                     Some(HubEvent::Read(change)) => {
                         let data = if change.all {
                             serde_json::json!({ "all": true })
@@ -231,34 +231,21 @@ impl Stream {
     /// Sends the batch's rows this stream shows and has not had, and keeps the count.
     async fn forward(
         &self,
+        live: &Subscription,
         batch: &Batch,
         floor: &Snapshot,
         unread: &mut Unread,
     ) -> Result<(), End> {
-        let mut count_changed = false;
-        for row in &batch.rows {
-            if channels::is_inbox(&self.caller.user_id, &row.channel)
-                && !unread.at.is_visible(row.txid)
-            {
-                unread.count += 1;
-                count_changed = true;
-            }
-            if floor.is_visible(row.txid) || !self.channels.contains(&row.channel) {
-                continue;
-            }
-            // The row's cursor may start before what the replay covered; say so in terms
-            // of the replay's snapshot, which a resume must not send again.
-            let id = if row.cursor.base.is_at_or_after(floor) {
-                row.event_id.clone()
-            } else {
-                row.cursor.rebased_on(floor).to_string()
-            };
+        let news = live.news(batch, floor, &unread.at);
+        for row in news.rows {
+            let id = row.position_after(floor);
             self.send(notification_event(row.json.clone(), id)).await?;
             let metrics = &self.state.metrics;
             metrics.delivered(Transport::Sse, 1);
             metrics.observe_delivery(row.created_at);
         }
-        if count_changed {
+        if news.unread_added > 0 {
+            unread.count += news.unread_added;
             self.send_unread(unread).await?;
         }
         Ok(())

@@ -3,16 +3,16 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::auth::{Caller, Publisher};
-use crate::channels;
-use crate::cursor::{Cursor, Snapshot};
+use crate::cursor::Cursor;
 use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
-use crate::hub::{HubEvent, LiveRow};
+use crate::hub::{HubEvent, LiveRow, Subscription};
 use crate::metrics::Transport;
-use crate::models::NewNotification;
+use crate::models::{NewNotification, NotificationJson};
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
 use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
@@ -43,6 +43,66 @@ struct ListQuery {
     wait: Option<String>,
 }
 
+/// A `GET /api/notifications` request, checked.
+struct Listing {
+    channels: Vec<String>,
+    /// After this cursor; `None`: the newest.
+    after: Option<Cursor>,
+    /// `after` was given but herald cannot read it: answer the newest, with `reset`.
+    unknown: bool,
+    limit: i64,
+    unread_only: bool,
+    /// How long to wait for something newer than `after`.
+    wait: Duration,
+}
+
+impl Listing {
+    fn parse(query: ListQuery, caller: &Caller, max_wait: u64) -> AppResult<Listing> {
+        let channels = caller.channels(query.channels.as_deref())?;
+        let limit = number_param(query.limit.as_deref(), DEFAULT_LIMIT, 1..=MAX_LIMIT, || {
+            AppError::bad_request(
+                "invalid_limit",
+                format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+            )
+        })?;
+        let wait = number_param(query.wait.as_deref(), 0, 0..=max_wait, || {
+            AppError::bad_request(
+                "invalid_wait",
+                format!("wait must be a whole number of seconds from 0 to {max_wait}"),
+            )
+        })?;
+        let unread_only = match query.unread.as_deref() {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(AppError::bad_request(
+                    "invalid_unread",
+                    "unread must be true or false",
+                ));
+            }
+        };
+        // A cursor herald cannot read is unknown, like one from another database: reset.
+        let (after, unknown) = match query.after.as_deref().map(Cursor::parse) {
+            None => (None, false),
+            Some(Ok(cursor)) => (Some(cursor), false),
+            Some(Err(_)) => (None, true),
+        };
+        Ok(Listing {
+            channels,
+            after,
+            unknown,
+            limit,
+            unread_only,
+            wait: Duration::from_secs(wait),
+        })
+    }
+
+    /// Only a wait for something newer than a known cursor parks.
+    fn parks(&self) -> bool {
+        self.after.is_some() && !self.wait.is_zero()
+    }
+}
+
 /// GET /api/notifications: the newest (newest first), or what came after `after` (oldest
 /// first); with `wait`, holds the request until something arrives or the wait runs out.
 async fn list(
@@ -50,52 +110,48 @@ async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let query = query.into_inner();
-    let channels = caller.channels(query.channels.as_deref())?;
-    let limit = number_param(query.limit.as_deref(), DEFAULT_LIMIT, 1..=MAX_LIMIT, || {
-        AppError::bad_request(
-            "invalid_limit",
-            format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-        )
-    })?;
-    let max_wait = state.config.max_wait_secs;
-    let wait = number_param(query.wait.as_deref(), 0, 0..=max_wait, || {
-        AppError::bad_request(
-            "invalid_wait",
-            format!("wait must be a whole number of seconds from 0 to {max_wait}"),
-        )
-    })?;
-    let unread_only = match query.unread.as_deref() {
-        None | Some("false" | "0") => false,
-        Some("true" | "1") => true,
-        Some(_) => {
-            return Err(AppError::bad_request(
-                "invalid_unread",
-                "unread must be true or false",
-            ));
+    let listing = Listing::parse(query.into_inner(), &caller, state.config.max_wait_secs)?;
+    // Subscribe before the first query, so nothing committed after its snapshot can slip by.
+    let live = match listing.parks() {
+        true => Some(
+            state
+                .hub
+                .subscribe(Kind::LongPoll, &caller.user_id, &listing.channels)?,
+        ),
+        false => None,
+    };
+    let page = read_page(&state, &caller, &listing).await?;
+    let page = match live {
+        Some(live) if page.rows.is_empty() && !page.reset => {
+            match park(&state, &caller, &listing, live, page).await? {
+                Parked::Answer(answer) => return Ok(answer),
+                Parked::Page(page) => page,
+            }
         }
+        _ => page,
     };
-    // A cursor herald cannot read is unknown, like one from another database: reset.
-    let (after, unknown) = match query.after.as_deref().map(Cursor::parse) {
-        None => (None, false),
-        Some(Ok(cursor)) => (Some(cursor), false),
-        Some(Err(_)) => (None, true),
-    };
+    state
+        .metrics
+        .delivered(Transport::Poll, page.rows.len() as u64);
+    let notifications = page
+        .rows
+        .iter()
+        .map(|row| Listed::Row(row.notification.to_json(row.read)))
+        .collect();
+    Ok(HttpResponse::Ok().json(PageBody {
+        notifications,
+        unread_count: page.unread_count,
+        cursor: page.cursor.to_string(),
+        reset: page.reset || listing.unknown,
+    }))
+}
 
-    // Park only when asked to wait for something newer than a known cursor. Subscribe before
-    // the first query, so nothing committed after its snapshot can slip by unnoticed; to the
-    // inbox too, to keep the unread count without asking the database again.
-    let mut live = match (&after, wait) {
-        (Some(_), 1..) => Some(state.hub.subscribe(
-            Kind::LongPoll,
-            &caller.user_id,
-            &caller.with_inbox(&channels),
-        )?),
-        _ => None,
-    };
-    let read = |after: Option<Cursor>| {
-        let (user_id, channels) = (caller.user_id.clone(), channels.clone());
-        state.db(move |conn| {
+/// The caller's page, as `listing` asks.
+async fn read_page(state: &AppState, caller: &Caller, listing: &Listing) -> AppResult<Page> {
+    let (user_id, channels) = (caller.user_id.clone(), listing.channels.clone());
+    let (after, limit, unread_only) = (listing.after.clone(), listing.limit, listing.unread_only);
+    state
+        .db(move |conn| {
             let reader = Reader {
                 user_id: &user_id,
                 channels: &channels,
@@ -107,69 +163,58 @@ async fn list(
             };
             store::notifications::page(conn, &reader, &request)
         })
-    };
-    let mut page = read(after.clone()).await?;
+        .await
+}
 
-    if let Some(live) = live.as_mut()
-        && page.rows.is_empty()
-        && !page.reset
-    {
-        // What the hub brings after `page.snapshot` is exactly what is new: answer from it,
-        // with no query, while the unread count can be kept exactly (no read-state change
-        // arrived meanwhile); else read the page again.
-        live.mark_parked();
-        let mut unread = page.unread_count;
-        let mut count_exact = true;
-        // A long-poll ends when its token does, as a stream does: nothing is handed out
-        // on an expired token, and the client's next request gets its 401.
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(wait).min(caller.expires_in());
-        loop {
-            tokio::select! {
-                event = live.recv() => match event {
-                    Some(HubEvent::Rows(batch)) => {
-                        let mut fresh = Vec::new();
-                        for row in batch.rows.iter() {
-                            if page.snapshot.is_visible(row.txid) {
-                                continue;
-                            }
-                            if channels::is_inbox(&caller.user_id, &row.channel) {
-                                unread += 1;
-                            }
-                            if channels.contains(&row.channel) {
-                                fresh.push(row);
-                            }
-                        }
-                        if fresh.is_empty() {
-                            continue;
-                        }
-                        if count_exact {
-                            let answer = live_page(&fresh, limit, &page.snapshot, unread);
-                            for row in fresh.iter().take(limit as usize) {
-                                state.metrics.observe_delivery(row.created_at);
-                            }
-                            let handed = fresh.len().min(limit as usize) as u64;
-                            state.metrics.delivered(Transport::Poll, handed);
-                            return Ok(answer);
-                        }
-                        page = read(after.clone()).await?;
-                        (unread, count_exact) = (page.unread_count, true);
-                        if !page.rows.is_empty() {
-                            break;
-                        }
+/// How a parked long-poll ended.
+enum Parked {
+    /// With the rows the hub brought.
+    Answer(HttpResponse),
+    /// With a page: empty when the wait (or the token) ran out, or read again.
+    Page(Page),
+}
+
+/// Waits for rows newer than `page` (empty) and answers with them. What the hub brings after
+/// `page.snapshot` is exactly what is new: the answer needs no query while the unread count
+/// can be kept exactly (no read-state change arrived meanwhile); else the page is read again.
+async fn park(
+    state: &AppState,
+    caller: &Caller,
+    listing: &Listing,
+    mut live: Subscription,
+    mut page: Page,
+) -> AppResult<Parked> {
+    live.mark_parked();
+    let mut count_exact = true;
+    // A long-poll ends when its token does, as a stream does: nothing is handed out on an
+    // expired token, and the client's next request gets its 401.
+    let deadline = tokio::time::Instant::now() + listing.wait.min(caller.expires_in());
+    loop {
+        tokio::select! {
+            event = live.recv() => match event {
+                Some(HubEvent::Rows(batch)) => {
+                    let news = live.news(&batch, &page.snapshot, &page.snapshot);
+                    page.unread_count += news.unread_added;
+                    if news.rows.is_empty() {
+                        continue;
                     }
-                    Some(HubEvent::Read(_) | HubEvent::Resync) => count_exact = false,
-                    // Shutting down (or hopelessly behind): answer with what we have.
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
+                    if count_exact {
+                        let answer = live_page(state, &news.rows, listing.limit, &page);
+                        return Ok(Parked::Answer(answer));
+                    }
+                    page = read_page(state, caller, listing).await?;
+                    count_exact = true;
+                    if !page.rows.is_empty() {
+                        return Ok(Parked::Page(page));
+                    }
+                }
+                Some(HubEvent::Read(_) | HubEvent::Resync) => count_exact = false,
+                // Shutting down (or hopelessly behind): answer with what we have.
+                None => return Ok(Parked::Page(page)),
+            },
+            _ = tokio::time::sleep_until(deadline) => return Ok(Parked::Page(page)),
         }
     }
-    state
-        .metrics
-        .delivered(Transport::Poll, page.rows.len() as u64);
-    Ok(HttpResponse::Ok().json(page_json(&page, unknown)))
 }
 
 /// The number in `text`, `default` when absent; `refuse()` unless it is within `range`.
@@ -189,43 +234,49 @@ fn number_param<T: std::str::FromStr + PartialOrd>(
 }
 
 /// A long-poll's answer built from the rows the hub brought: the first `limit` of `rows` (new
-/// since `floor`, the parked request's snapshot, in reading order), their JSON as serialized
-/// once by the listener, and the cursor after the last one.
-fn live_page(rows: &[&LiveRow], limit: i64, floor: &Snapshot, unread_count: i64) -> HttpResponse {
+/// since `page`, the parked request's empty page, in reading order), their JSON as serialized
+/// once by the listener, the unread count kept meanwhile, and the cursor after the last one.
+fn live_page(state: &AppState, rows: &[&LiveRow], limit: i64, page: &Page) -> HttpResponse {
     let rows = &rows[..rows.len().min(limit as usize)];
     let last = rows.last().expect("answered only with new rows");
-    // Everything in `floor` was covered by `after`; the row's own cursor may start earlier.
-    let cursor = last.cursor.rebased_on(floor).to_string();
-    let mut body = String::from("{\"notifications\":[");
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&row.json);
+    for row in rows {
+        state.metrics.observe_delivery(row.created_at);
     }
-    body.push_str(&format!(
-        "],\"unread_count\":{unread_count},\"cursor\":\"{cursor}\"}}"
-    ));
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body)
+    state.metrics.delivered(Transport::Poll, rows.len() as u64);
+    let notifications = rows
+        .iter()
+        .map(|row| {
+            Listed::Raw(
+                RawValue::from_string(row.json.to_string()).expect("the listener wrote JSON"),
+            )
+        })
+        .collect();
+    HttpResponse::Ok().json(PageBody {
+        notifications,
+        unread_count: page.unread_count,
+        // Everything in the page's snapshot was covered by `after`.
+        cursor: last.position_after(&page.snapshot),
+        reset: false,
+    })
 }
 
-fn page_json(page: &Page, unknown: bool) -> serde_json::Value {
-    let notifications: Vec<_> = page
-        .rows
-        .iter()
-        .map(|row| row.notification.to_json(row.read))
-        .collect();
-    let mut body = serde_json::json!({
-        "notifications": notifications,
-        "unread_count": page.unread_count,
-        "cursor": page.cursor.to_string(),
-    });
-    if page.reset || unknown {
-        body["reset"] = true.into();
-    }
-    body
+/// Every page's JSON: `{"notifications", "unread_count", "cursor"}`, and `"reset": true`
+/// when the cursor asked for was unknown.
+#[derive(Serialize)]
+struct PageBody<'a> {
+    notifications: Vec<Listed<'a>>,
+    unread_count: i64,
+    cursor: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reset: bool,
+}
+
+/// A notification in a page: read from the database, or as the listener serialized it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Listed<'a> {
+    Row(NotificationJson<'a>),
+    Raw(Box<RawValue>),
 }
 
 /// GET /api/notifications/unread_count: the caller's unread inbox notifications.
