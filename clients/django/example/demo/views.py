@@ -1,0 +1,52 @@
+"""The example's pages: sign in as a demo user, see the bell, send notifications."""
+
+from django.contrib import auth
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from herald_django import notify
+from herald_django.models import Notification
+
+DEMO_USERS = ("ada", "grace")
+
+
+def login(request):
+    """No passwords in an example: pick who you are (a second browser can be the other)."""
+    if request.method == "POST" and request.POST.get("username") in DEMO_USERS:
+        user, _ = User.objects.get_or_create(username=request.POST["username"])
+        auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("page")
+    return render(request, "demo/login.html", {"users": DEMO_USERS})
+
+
+@require_POST
+def logout(request):
+    auth.logout(request)
+    return redirect("login")
+
+
+@login_required
+def page(request):
+    recent = Notification.objects.filter(channel__in=[f"user:{request.user.pk}", "broadcast"])
+    return render(request, "demo/page.html", {"recent": recent[:10]})
+
+
+@require_POST
+@login_required
+def send(request):
+    """Sends the form's notification. With ATOMIC_REQUESTS it commits with the request."""
+    to = {"me": request.user, "broadcast": "broadcast", "feed": "feed:demo"}.get(
+        request.POST.get("to"), request.user
+    )
+    try:
+        sent = notify(to, request.POST.get("title", ""), level=request.POST.get("level", "info"),
+                      data={"from": request.user.username})
+    except ValidationError as err:
+        return JsonResponse({"error": {"code": "invalid", "message": err.messages}}, status=400)
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse({"id": sent.id, "channel": sent.channel}, status=201)
+    return redirect("page")
