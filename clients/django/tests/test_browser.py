@@ -1,0 +1,139 @@
+"""The example page in Debian's headless Chromium: the bell follows notify() live.
+
+Django serves the example project (its views and templates, on the test database) from a
+live server; herald runs on the same database and allows the live server's origin (CORS),
+as a deployment with herald on its own host would.
+"""
+
+import os
+import threading
+from pathlib import Path
+
+from django.contrib.auth.models import User
+from django.test import LiveServerTestCase
+
+import support
+from herald_django import notify
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+WAIT_MS = support.WAIT * 1000
+SCREENSHOT = support.REPO / "target" / "browser" / "django-example.png"
+
+
+def off_the_event_loop(function, *args, **kwargs):
+    """Runs Django code in a thread of its own: Playwright's sync API keeps an asyncio loop
+    running in this one, where Django refuses database access."""
+    result = {}
+
+    def run():
+        from django.db import connection
+
+        try:
+            result["value"] = function(*args, **kwargs)
+        except BaseException as err:  # re-raised in the test's thread
+            result["error"] = err
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(support.WAIT)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+class ExamplePage(LiveServerTestCase):
+    host = "127.0.0.1"
+    port = support.LIVE_SERVER_PORT
+
+    def setUp(self):
+        # Started and stopped within each test: Playwright's sync API runs an asyncio loop in
+        # this thread while it is up, and Django's own test machinery (the flush after each
+        # test) refuses to touch the database under a running loop.
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        self.addCleanup(playwright.stop)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # As tests/browser/demo.test.mjs launches it.
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
+        )
+        self.addCleanup(browser.close)
+        self.context = browser.new_context()
+        self.context.set_default_timeout(WAIT_MS)
+        self.addCleanup(self.context.close)
+        self.errors = []
+
+    def open_page(self):
+        page = self.context.new_page()
+        page.on("pageerror", lambda err: self.errors.append(str(err)))
+        page.goto(f"{self.live_server_url}/")
+        return page
+
+    def sign_in(self, name):
+        page = self.open_page()
+        page.get_by_role("button", name=name.capitalize()).click()
+        page.wait_for_url(f"{self.live_server_url}/")
+        return page
+
+    def wait_live(self, page):
+        page.wait_for_selector('[data-herald-unread][data-herald-status="live"]', state="attached")
+
+    def wait_badge(self, page, text):
+        try:
+            page.wait_for_function(
+                """(text) => { const b = document.querySelector("[data-herald-unread]");
+                               return b && b.textContent === text && b.hidden === (text === "0"); }""",
+                arg=text)
+        except Exception as err:
+            badge = page.eval_on_selector("[data-herald-unread]", "b => b.outerHTML")
+            raise AssertionError(f"badge never showed {text!r}: {badge}; page errors "
+                                 f"{self.errors}\nherald's log:\n{support.herald().log_tail()}"
+                                 ) from err
+
+    def test_the_bell_follows_notify_live(self):
+        page = self.sign_in("ada")
+        self.wait_live(page)
+        ada = off_the_event_loop(User.objects.get, username="ada")
+
+        # notify() in Django: the badge and the live list follow, without a reload.
+        off_the_event_loop(notify, ada, "Order shipped", level="success")
+        self.wait_badge(page, "1")
+        page.get_by_text(f"user:{ada.pk}: Order shipped").wait_for()
+
+        # A second tab renders the count on the server, then follows too.
+        other = self.open_page()
+        self.assertEqual(other.text_content("[data-herald-unread]"), "1")
+        self.wait_live(other)
+        other.fill("input[name=title]", "Sent from the form")
+        other.get_by_role("button", name="Send").click()
+        self.wait_badge(page, "2")
+        self.wait_badge(other, "2")
+
+        # A channel the HERALD_CHANNELS hook grants: the page subscribed to it by itself.
+        off_the_event_loop(notify, "feed:demo", "On the shared feed")
+        page.get_by_text("feed:demo: On the shared feed").wait_for()
+
+        # Mark all read in one tab: herald tells the other.
+        page.get_by_role("button", name="Mark all read").click()
+        self.wait_badge(page, "0")
+        self.wait_badge(other, "0")
+
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        off_the_event_loop(notify, ada, "Your export is ready", level="info")
+        self.wait_badge(page, "1")
+        page.screenshot(path=str(SCREENSHOT))
+        self.assertEqual(self.errors, [])
+
+    def test_signing_out_stops_the_page_asking_for_tokens(self):
+        page = self.sign_in("grace")
+        self.wait_live(page)
+        # Signed out elsewhere (another tab): this page's next token request gets 401.
+        self.context.clear_cookies()
+        page.evaluate("() => window.herald.markAllRead().catch(() => {})")
+        status = page.evaluate("""() => fetch("/herald/token/").then((r) => r.status)""")
+        self.assertEqual(status, 401)

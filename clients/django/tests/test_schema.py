@@ -1,0 +1,105 @@
+"""herald's tables in the test database: the bundled SQL, the hook, what herald thinks of it."""
+
+import io
+import re
+
+from django.core import checks
+from django.core.management import call_command
+from django.db import connection
+from django.test import SimpleTestCase, TestCase, override_settings
+
+import support
+from herald_django import testdb
+
+
+class BundledSchema(SimpleTestCase):
+    def test_the_bundled_migrations_are_herald_s_own_byte_for_byte(self):
+        migrations = support.REPO / "migrations"
+        repo = {d.name: (d / "up.sql").read_bytes() for d in migrations.iterdir() if d.is_dir()}
+        bundled = {p.stem: p.read_bytes() for p in testdb.SCHEMA_DIR.glob("*.sql")}
+        self.assertTrue(repo, f"no migrations under {migrations}")
+        self.assertEqual(sorted(bundled), sorted(repo),
+                         "run clients/django/scripts/sync-schema after changing migrations/")
+        for name, sql in repo.items():
+            self.assertEqual(bundled[name], sql, f"{name}: run clients/django/scripts/sync-schema")
+
+    def test_versions_are_diesel_s_the_directory_s_date_and_time_without_dashes(self):
+        versions = [version for version, _ in testdb.bundled_migrations()]
+        self.assertEqual(versions[0], "20261121000001")
+        self.assertTrue(all(re.fullmatch(r"\d{14}", v) for v in versions), versions)
+        self.assertEqual(versions, sorted(versions))
+
+
+class TestDatabaseHook(TestCase):
+    def test_the_test_database_has_every_migration_recorded_as_diesel_records_it(self):
+        with connection.cursor() as cursor:
+            cursor.execute("select version from __diesel_schema_migrations order by version")
+            recorded = [row[0] for row in cursor.fetchall()]
+        self.assertEqual(recorded, [v for v, _ in testdb.bundled_migrations()])
+
+    def test_herald_started_on_the_test_database_and_found_nothing_to_migrate(self):
+        self.assertIn("migrations_applied=0", support.herald().log_tail(200))
+
+    def test_applying_again_changes_nothing(self):
+        self.assertEqual(testdb.apply_schema("default"), [])
+
+    def test_only_a_database_renamed_by_the_test_setup_counts_as_a_test_database(self):
+        start = testdb._names_at_start["default"]
+        self.assertTrue(testdb.is_test_database(connection))
+        test_name = connection.settings_dict["NAME"]
+        cases = {
+            start: False,  # the project's own database: never touched
+            test_name: True,
+            f"{test_name}_2": True,  # a clone for --parallel
+            "someone_else": False,
+        }
+        for name, expected in cases.items():
+            with self.subTest(name=name):
+                fake = type("C", (), {"alias": "default",
+                                      "settings_dict": {**connection.settings_dict, "NAME": name}})
+                self.assertIs(testdb.is_test_database(fake), expected)
+
+    def test_the_unread_count_function_is_there(self):
+        with connection.cursor() as cursor:
+            cursor.execute("select herald_unread_count('1')")
+            self.assertEqual(cursor.fetchone()[0], 0)
+
+
+class DjangoMigrations(TestCase):
+    def test_the_shipped_migration_matches_the_model(self):
+        # Else `makemigrations` in a user's project would write one into site-packages.
+        out = io.StringIO()
+        call_command("makemigrations", "herald_django", check=True, dry_run=True, stdout=out)
+        self.assertIn("No changes detected", out.getvalue())
+
+
+class SystemChecks(SimpleTestCase):
+    def errors(self):
+        return {e.id for e in checks.run_checks(include_deployment_checks=False)
+                if e.id.startswith("herald_django")}
+
+    def test_the_suite_s_settings_pass(self):
+        self.assertEqual(self.errors(), set())
+
+    def test_a_missing_herald_url_is_reported(self):
+        with override_settings(HERALD_URL=None):
+            self.assertIn("herald_django.E001", self.errors())
+        with override_settings(HERALD_URL="herald.example.com"):
+            self.assertIn("herald_django.E001", self.errors())
+
+    def test_a_short_secret_is_reported_as_herald_would_refuse_it(self):
+        with override_settings(HERALD_JWT_SECRET="x" * 31):
+            self.assertIn("herald_django.E002", self.errors())
+
+    def test_a_lifetime_past_five_minutes_is_reported(self):
+        for lifetime in (0, 301, "60"):
+            with override_settings(HERALD_TOKEN_LIFETIME=lifetime):
+                self.assertIn("herald_django.E003", self.errors())
+
+    def test_a_channels_hook_that_does_not_import_is_reported(self):
+        with override_settings(HERALD_CHANNELS="demo.herald.nothing_here"):
+            self.assertIn("herald_django.E004", self.errors())
+
+    def test_a_missing_token_url_is_reported(self):
+        with override_settings(ROOT_URLCONF="tests_urls_without_herald"):
+            self.assertIn("herald_django.E005", self.errors())

@@ -1,0 +1,99 @@
+"""`{% herald_script %}` and `{% herald_unread_badge %}` as rendered for real requests."""
+
+import json
+import re
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
+from django.template import Context, Template
+from django.test import RequestFactory, TestCase, override_settings
+
+import support
+from herald_django import notify, token_for
+
+
+def render(source, user, **context):
+    request = RequestFactory().get("/")
+    request.user = user
+    return Template("{% load herald %}" + source).render(Context({"request": request, **context}))
+
+
+def config(html):
+    found = re.search(r'<script id="herald-django-config" type="application/json">(.*?)</script>',
+                      html, re.S)
+    return json.loads(found.group(1))
+
+
+class UnreadBadge(TestCase):
+    def setUp(self):
+        self.ada = User.objects.create_user("ada")
+
+    def test_it_shows_the_unread_count_computed_by_herald_s_function(self):
+        notify(self.ada, "one")
+        notify("broadcast", "two")
+        notify("feed:demo", "not in the inbox")
+        self.assertEqual(render("{% herald_unread_badge %}", self.ada).strip(),
+                         '<span class="herald-unread" data-herald-unread>2</span>')
+
+    def test_it_counts_what_herald_marked_read(self):
+        # Committed by herald (another session) while this test's transaction is open.
+        sent = support.publish(f"user:{self.ada.pk}", "read it")
+        support.api("POST", f"/api/notifications/{sent['id']}/read", token_for(self.ada))
+        self.assertIn(">0</span>", render("{% herald_unread_badge %}", self.ada))
+
+    def test_at_zero_it_is_hidden(self):
+        self.assertEqual(render("{% herald_unread_badge %}", self.ada).strip(),
+                         '<span class="herald-unread" data-herald-unread hidden>0</span>')
+
+    def test_anonymous_users_get_nothing(self):
+        self.assertEqual(render("{% herald_unread_badge %}{% herald_script %}", AnonymousUser()), "")
+
+    def test_without_herald_s_function_the_page_still_renders_and_the_transaction_survives(self):
+        with connection.cursor() as cursor:
+            cursor.execute("drop function herald_unread_count(text)")  # undone with the test
+        with self.assertLogs("herald_django", "ERROR"):
+            html = render("{% herald_unread_badge %}", self.ada)
+        self.assertEqual(html.strip(), '<span class="herald-unread" data-herald-unread hidden></span>')
+        self.assertTrue(User.objects.filter(pk=self.ada.pk).exists())
+
+
+class Script(TestCase):
+    def setUp(self):
+        self.ada = User.objects.create_user("ada")
+
+    def test_it_loads_herald_js_and_wires_the_token_view(self):
+        html = render("{% herald_script %}", self.ada)
+        url = support.herald().url
+        self.assertIn(f'<script src="{url}/herald.js"></script>', html)
+        self.assertEqual(config(html), {
+            "url": url,
+            "token_url": "/herald/token/",
+            # The inbox, plus what HERALD_CHANNELS grants: the token and the page agree.
+            "channels": [f"user:{self.ada.pk}", "broadcast", "feed:demo"],
+        })
+        self.assertIn("Herald.connect(", html)
+        self.assertIn("getToken", html)
+
+    def test_the_page_carries_no_token(self):
+        self.assertNotIn("eyJ", render("{% herald_script %}", self.ada))
+
+    def test_without_grants_it_streams_the_inbox(self):
+        with override_settings(HERALD_CHANNELS=None):
+            self.assertIsNone(config(render("{% herald_script %}", self.ada))["channels"])
+
+    def test_a_page_can_ask_for_granted_channels_and_ungranted_ones_are_left_out(self):
+        with override_settings(HERALD_CHANNELS=lambda user: ["order:*"]):
+            with self.assertLogs("herald_django", "WARNING") as logs:
+                html = render('{% herald_script channels="order:17 project:5 user:999" %}',
+                              self.ada)
+        self.assertEqual(config(html)["channels"],
+                         [f"user:{self.ada.pk}", "broadcast", "order:17"])
+        self.assertEqual(len(logs.records), 2)
+
+    def test_a_csp_nonce_goes_on_both_scripts(self):
+        html = render("{% herald_script nonce=n %}", self.ada, n="r4nd0m")
+        self.assertEqual(html.count('nonce="r4nd0m"'), 2)
+
+    def test_the_user_can_come_from_the_auth_context_processor(self):
+        html = Template("{% load herald %}{% herald_script %}").render(Context({"user": self.ada}))
+        self.assertIn("herald.js", html)

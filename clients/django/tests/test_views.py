@@ -1,0 +1,54 @@
+"""`GET herald/token/`: a token for the session's user, or 401 JSON (never a login redirect)."""
+
+from django.contrib.auth.models import User
+from django.test import TestCase, override_settings
+
+import support
+
+URL = "/herald/token/"
+
+
+class TokenView(TestCase):
+    def setUp(self):
+        self.ada = User.objects.create_user("ada")
+
+    def assert_json_error(self, response, status, code):
+        self.assertEqual(response.status_code, status)
+        self.assertEqual(response["Content-Type"], "application/json")
+        self.assertEqual(response.json()["error"]["code"], code)
+
+    def test_signed_in_it_answers_a_token_herald_accepts(self):
+        self.client.force_login(self.ada)
+        response = self.client.get(URL)
+        self.assertEqual(response.status_code, 200)
+        body = response.json()
+        self.assertEqual(body["expires_in"], 60)
+        self.assertIn("no-store", response["Cache-Control"])
+        self.assertEqual(support.api("GET", "/api/notifications", body["token"])[0], 200)
+
+    def test_signed_out_it_answers_401_json_not_a_redirect(self):
+        response = self.client.get(URL)
+        self.assert_json_error(response, 401, "not_signed_in")
+        self.assertIn("no-store", response["Cache-Control"])
+
+    def test_after_logout_it_answers_401(self):
+        self.client.force_login(self.ada)
+        self.client.logout()
+        self.assert_json_error(self.client.get(URL), 401, "not_signed_in")
+
+    def test_a_deactivated_user_gets_no_token(self):
+        self.client.force_login(self.ada)
+        User.objects.filter(pk=self.ada.pk).update(is_active=False)
+        # Django's default backend signs inactive users out...
+        self.assert_json_error(self.client.get(URL), 401, "not_signed_in")
+        # ...and with one that does not, the view refuses them itself.
+        backend = "django.contrib.auth.backends.AllowAllUsersModelBackend"
+        with override_settings(AUTHENTICATION_BACKENDS=[backend]):
+            self.client.force_login(User.objects.get(pk=self.ada.pk), backend=backend)
+            self.assert_json_error(self.client.get(URL), 401, "inactive_user")
+
+    def test_other_methods_are_405_json(self):
+        self.client.force_login(self.ada)
+        response = self.client.post(URL)
+        self.assert_json_error(response, 405, "method_not_allowed")
+        self.assertEqual(response["Allow"], "GET, HEAD")
