@@ -1,5 +1,6 @@
 """`notify()`: insert notifications in the caller's transaction."""
 
+from django.contrib.auth import get_user_model
 from django.db import models
 
 from .models import Notification
@@ -12,6 +13,12 @@ def channel_of(to):
     if isinstance(to, str):
         return to
     if isinstance(to, models.Model):
+        if not isinstance(to, get_user_model()):
+            # An order is not an inbox: `user:<order.pk>` would reach some unrelated user.
+            raise TypeError(
+                f"herald_django.notify: a {type(to).__name__} is not a user; pass a channel "
+                f"name instead (e.g. '{type(to).__name__.lower()}:{to.pk}')."
+            )
         if to.pk is None:
             raise ValueError("herald_django.notify: save the user first (it has no pk yet).")
         return f"user:{to.pk}"

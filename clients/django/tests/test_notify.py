@@ -1,6 +1,6 @@
 """notify(): what it inserts, and what the running herald delivers (commit) or not (rollback)."""
 
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.test import TestCase, TransactionTestCase
@@ -49,8 +49,9 @@ class WhatNotifyInserts(TestCase):
             self.assertEqual(Notification.objects.filter(channel=f"user:{self.ada.pk}").count(), 0)
 
     def test_recipients_that_name_no_inbox_are_refused(self):
+        group = Group.objects.create(name="staff")  # a model, but not a user: no inbox
         for to, error in ((AnonymousUser(), ValueError), (User(username="unsaved"), ValueError),
-                          (42, TypeError), (None, TypeError)):
+                          (42, TypeError), (None, TypeError), (group, TypeError)):
             with self.subTest(to=to), self.assertRaises(error):
                 notify(to, "t")
 

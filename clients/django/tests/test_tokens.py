@@ -122,6 +122,16 @@ class WhatHeraldAccepts(TestCase):
             other = token_for(self.ada)
         self.assertEqual(support.api("GET", "/api/notifications", other)[0], 401)
 
+    def test_the_app_s_simplejwt_api_refuses_a_stream_token_even_with_the_key_shared(self):
+        from rest_framework_simplejwt.exceptions import TokenError
+        from rest_framework_simplejwt.tokens import AccessToken
+
+        from django.conf import settings
+
+        with override_settings(SIMPLE_JWT={"SIGNING_KEY": settings.HERALD_JWT_SECRET}):
+            with self.assertRaises(TokenError):
+                AccessToken(self.token)  # what JWTAuthentication does with a Bearer token
+
     def test_simplejwt_access_tokens_work_too_when_the_key_is_shared(self):
         from rest_framework_simplejwt.tokens import AccessToken
 
