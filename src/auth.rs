@@ -205,6 +205,14 @@ impl Auth {
             }
             Some(_) => return Err(AppError::Unauthorized("token is for another audience")),
         };
+        // A stream token travels in URLs, where it may be kept: whoever mints one (herald, or
+        // an app sharing the key) must keep it short. The minute allows for clocks that
+        // differ a little between the app's machine and herald's.
+        if stream_token && claims.exp > chrono::Utc::now().timestamp() + STREAM_TOKEN_TTL + 60 {
+            return Err(AppError::Unauthorized(
+                "a stream token may live 5 minutes at most",
+            ));
+        }
         let user_id = match claims.sub.or(claims.user_id) {
             Some(Value::String(s)) => s,
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
@@ -477,6 +485,9 @@ mod tests {
         let short = auth.verify(&auth.mint("42", &[], false, 20)).unwrap();
         assert!(auth.mint_stream_token(&short).1 <= 20);
         // Another service's audience is refused; herald's configured one is an app token.
+        // Minted elsewhere (an app sharing the key), a long-lived one is refused.
+        let long = serde_json::json!({"sub": "1", "exp": later() + 3600, "aud": STREAM_AUDIENCE});
+        assert!(auth.verify(&sign(long, b"secret")).is_err());
         let other = serde_json::json!({"sub": "1", "exp": later(), "aud": ["billing"]});
         assert!(auth.verify(&sign(other, b"secret")).is_err());
         let ours = Auth::new(b"secret", Some("herald"));
