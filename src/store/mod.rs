@@ -67,6 +67,8 @@ pub fn migrate(conn: &mut PgConnection) -> Result<usize, Box<dyn std::error::Err
     // is the transaction's, not the session's, so a pooler cannot strand it on a server
     // connection; the migrations run inside that transaction (diesel nests each one's).
     conn.transaction(|conn| {
+        // herald_migrations_lock(), by its number: before the first migration no function
+        // exists (the one_after_predicate migration lists herald's lock keys).
         diesel::sql_query("select pg_advisory_xact_lock(7454512)").execute(conn)?;
         conn.run_pending_migrations(MIGRATIONS)
             .map(|done| done.len())
