@@ -6,8 +6,8 @@ no herald has migrated it: Django's test runner (and pytest-django, which uses i
 fail with `relation "notifications" does not exist`.
 
 So when Django migrates a *test* database, this applies herald's migrations to it, as herald
-would: the SQL of each migration (copied verbatim into `schema/`; a test checks the copies
-against herald's repository), each in a transaction, recorded in diesel's
+would: the SQL of each migration (copied into `schema/` when the package is built, from the
+checkout of herald it is built from: setup.py), each in a transaction, recorded in diesel's
 `__diesel_schema_migrations`. A herald started against the test database then finds them
 applied. After a flush (a `TransactionTestCase` between tests) herald's tables are emptied
 too, as Django empties its own.
@@ -22,7 +22,9 @@ from pathlib import Path
 from django.db import connections, router, transaction
 from django.db.models.signals import post_migrate, pre_migrate
 
+# Built into the package (setup.py); an editable install reads its herald checkout's.
 SCHEMA_DIR = Path(__file__).with_name("schema")
+CHECKOUT_MIGRATIONS = Path(__file__).resolve().parent.parent.parent.parent / "migrations"
 
 # NAME of each database alias when Django started, before any test runner renamed it.
 _names_at_start = {}
@@ -38,11 +40,14 @@ def connect(app_config):
 
 def bundled_migrations():
     """`(version, path)` of each bundled migration, oldest first; versions as diesel's."""
+    bundled = {path.stem: path for path in SCHEMA_DIR.glob("*.sql")}
+    if not bundled:
+        bundled = {up.parent.name: up for up in CHECKOUT_MIGRATIONS.glob("*/up.sql")}
     found = []
-    for path in sorted(SCHEMA_DIR.glob("*.sql")):
+    for name in sorted(bundled):
         # 2026-11-21-000001_create_notifications -> 20261121000001
-        version = path.stem.split("_", 1)[0].replace("-", "")
-        found.append((version, path))
+        version = name.split("_", 1)[0].replace("-", "")
+        found.append((version, bundled[name]))
     return found
 
 

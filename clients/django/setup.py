@@ -1,0 +1,28 @@
+"""Build hook (the rest of the metadata is in pyproject.toml): herald's migrations become the
+package's `schema/` when the package is built, so the SQL exists once, in herald's
+`migrations/`, and every build of herald-django carries the schema of its own checkout."""
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+class BuildWithSchema(build_py):
+    def run(self):
+        super().run()
+        if not MIGRATIONS.is_dir():
+            raise SystemExit(
+                f"herald's migrations are not at {MIGRATIONS}: build herald-django from a "
+                "checkout of herald (pip install <herald>/clients/django)"
+            )
+        schema = Path(self.build_lib) / "herald_django" / "schema"
+        schema.mkdir(parents=True, exist_ok=True)
+        for up in sorted(MIGRATIONS.glob("*/up.sql")):
+            shutil.copyfile(up, schema / f"{up.parent.name}.sql")
+
+
+setup(cmdclass={"build_py": BuildWithSchema})
