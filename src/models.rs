@@ -140,7 +140,7 @@ impl FromSql<Xid8, Pg> for Xid {
 }
 
 /// A change to one user's read state, as announced on `herald_reads`
-/// ([`crate::store::reads::READS_CHANNEL`]) and carried by the hub to the user's streams.
+/// (the store announces it) and carried by the hub to the user's streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadChange {
     /// Whose read state changed.
