@@ -7,11 +7,12 @@
 //! PostgreSQL refuses to run as root, so as root the cluster belongs to, and runs as, the
 //! `postgres` user, which often cannot enter the data dir at all (a home directory is 0700).
 //! Rather than loosen the permissions of the user's directories, the cluster then lives in a
-//! directory of its own that `postgres` owns, `/var/tmp/herald-pg-<hash of the data dir>`,
-//! and `pg` and `run` under the data dir are links to it.
+//! directory of its own that `postgres` owns, `/var/tmp/herald-pg-<random>`, and `pg` and
+//! `run` under the data dir are links to it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -405,27 +406,75 @@ const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.');
 
-/// The directory, owned by `postgres`, that holds the cluster of root's data dir `root`.
+/// The directory, owned by `postgres`, that holds the cluster of root's data dir `root`: the
+/// one its links already point at, else a new one with a random name. (Not a name derived
+/// from `root`'s path: a fresh clone where a deleted one was would find the old cluster, with
+/// the old clone's certificates and settings.) Each records the data dir it serves in `root`,
+/// so that one whose data dir has gone (a clone removed) is removed when the next is made.
+fn root_cluster_home(root: &Path, uid: u32, gid: u32) -> io::Result<PathBuf> {
+    if let Ok(target) = fs::read_link(root.join("pg"))
+        && let Some(home) = target.parent()
+        && home.parent() == Some(Path::new(ROOT_CLUSTERS))
+        && fs::symlink_metadata(home).is_ok()
+    {
+        check_home(home, uid)?;
+        return Ok(home.to_path_buf());
+    }
+    remove_orphans(uid);
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new()
+        .hash_one((root, std::process::id(), std::time::SystemTime::now()));
+    let home = Path::new(ROOT_CLUSTERS).join(format!("herald-pg-{random:016x}"));
+    // `create`, not `create_dir_all`: a directory that is already there is not ours.
+    fs::DirBuilder::new().mode(0o700).create(&home)?;
+    std::os::unix::fs::chown(&home, Some(uid), Some(gid))?;
+    fs::write(home.join("root"), root.as_os_str().as_bytes())?;
+    check_home(&home, uid)?;
+    Ok(home)
+}
+
 /// /var/tmp is shared by everyone: a directory there that `postgres` does not own, or a
 /// link, was not made by us and is refused.
-fn root_cluster_home(root: &Path, uid: u32, gid: u32) -> io::Result<PathBuf> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    root.hash(&mut hasher);
-    let home = Path::new(ROOT_CLUSTERS).join(format!("herald-pg-{:016x}", hasher.finish()));
-    match fs::DirBuilder::new().mode(0o700).create(&home) {
-        Ok(()) => std::os::unix::fs::chown(&home, Some(uid), Some(gid))?,
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(err) => return Err(err),
-    }
-    let meta = fs::symlink_metadata(&home)?;
+fn check_home(home: &Path, uid: u32) -> io::Result<()> {
+    let meta = fs::symlink_metadata(home)?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
         return Err(io::Error::other(format!(
             "{} exists but was not made by herald for the postgres user (remove it)",
             home.display()
         )));
     }
-    Ok(home)
+    Ok(())
+}
+
+/// Removes the cluster homes (ours: owned by `postgres`, with a `root` file) whose data dir
+/// no longer links to them and whose server is not running. Best effort.
+fn remove_orphans(uid: u32) {
+    let Ok(entries) = fs::read_dir(ROOT_CLUSTERS) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let home = entry.path();
+        let ours = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("herald-pg-")
+            && check_home(&home, uid).is_ok();
+        let Some(root) = ours.then(|| fs::read(home.join("root")).ok()).flatten() else {
+            continue;
+        };
+        let root = PathBuf::from(std::ffi::OsString::from_vec(root));
+        let linked = fs::read_link(root.join("pg")).is_ok_and(|t| t == home.join("pg"));
+        let running = home.join("pg/postmaster.pid").exists();
+        if !linked && !running {
+            match fs::remove_dir_all(&home) {
+                Ok(()) => log::info!(
+                    "removed the cluster of a data dir that is gone dir={}",
+                    home.display()
+                ),
+                Err(err) => log::warn!("could not remove {} error={err}", home.display()),
+            }
+        }
+    }
 }
 
 /// Makes `link` point at `target`, replacing a link that points elsewhere.
