@@ -83,6 +83,12 @@ pub enum Scenario {
         connections: usize,
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
+        /// Users polled in turn across the connections (at least one per connection).
+        #[arg(long, default_value_t = 64)]
+        users: usize,
+        /// `limit` of each poll.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
     /// W writers' insert throughput into `notifications` (herald's trigger, herald running)
     /// against a copy of the table with no trigger, in alternating phases.

@@ -36,7 +36,18 @@ pub async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
         Scenario::Poll {
             connections,
             duration_secs,
-        } => poll(bench, connections, duration_secs).await?,
+            users,
+            limit,
+        } => {
+            poll(
+                bench,
+                connections,
+                duration_secs,
+                users.max(connections),
+                limit,
+            )
+            .await?
+        }
         Scenario::Writers {
             writers,
             duration_secs,
@@ -434,10 +445,16 @@ fn cursor_of(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Page>(body).ok().map(|p| p.cursor)
 }
 
-async fn poll(bench: &Bench, connections: usize, duration_secs: u64) -> Result<Report> {
+async fn poll(
+    bench: &Bench,
+    connections: usize,
+    duration_secs: u64,
+    users: usize,
+    limit: u32,
+) -> Result<Report> {
     // Something to list: 20 notifications in each polling user's inbox.
     let client = pg(bench).await?;
-    let users: Vec<String> = (0..connections)
+    let users: Vec<String> = (0..users)
         .map(|i| format!("user:{}", bench.user(i)))
         .collect();
     client
@@ -453,12 +470,20 @@ async fn poll(bench: &Bench, connections: usize, duration_secs: u64) -> Result<R
     for i in 0..connections {
         let socket = client::connect(bench.server, bench.source(i)).await?;
         let mut conn = Connection::new(socket, &bench.host);
-        let path = format!("/api/notifications?limit=20&token={}", bench.token(i));
+        // Connection i polls users i, i + connections, ... in turn, like a worker of a
+        // legacy app polling for each of its users.
+        let paths: Vec<String> = (i..users.len())
+            .step_by(connections)
+            .map(|u| format!("/api/notifications?limit={limit}&token={}", bench.token(u)))
+            .collect();
         tasks.push(tokio::task::spawn_local(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            while Instant::now() < deadline {
+            for path in paths.iter().cycle() {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let started = Instant::now();
-                match conn.get(&path).await {
+                match conn.get(path).await {
                     Ok(response) if response.status == 200 => {
                         latencies.push(started.elapsed().as_micros() as i64)
                     }
@@ -481,6 +506,8 @@ async fn poll(bench: &Bench, connections: usize, duration_secs: u64) -> Result<R
     let mut report = Report::new("poll");
     report
         .set("connections", connections)
+        .set("users", users.len())
+        .set("limit", limit)
         .set("duration_secs", duration_secs)
         .set("requests", latencies.len())
         .set("errors", errors)
