@@ -41,6 +41,30 @@ struct TransportLabel {
     transport: Transport,
 }
 
+/// Where a poll's (or an unread count's) answer came from.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Source {
+    /// The hub's memory (`hub::recent`).
+    Memory,
+    /// A query.
+    Database,
+}
+
+impl EncodeLabelValue for Source {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let name = match self {
+            Source::Memory => "memory",
+            Source::Database => "database",
+        };
+        EncodeLabelValue::encode(&name, encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: Source,
+}
+
 /// A request's route pattern (`/api/notifications/{id}/read`, or `unmatched`: never a raw
 /// path, so the series stay few) and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +96,7 @@ pub struct Metrics {
     /// Streams closed because the client fell behind.
     pub slow_clients_dropped: Counter,
     events_delivered: Family<TransportLabel, Counter>,
+    answers: Family<SourceLabel, Counter>,
     delivery_latency: Histogram,
     http_requests: Family<RequestLabels, Counter>,
     resident_memory: Gauge,
@@ -146,6 +171,12 @@ impl Metrics {
             "Notifications handed to clients, by transport",
             events_delivered.clone(),
         );
+        let answers = Family::default();
+        registry.register(
+            "herald_answers",
+            "Polls, long-polls and unread counts answered, by where the answer came from",
+            answers.clone(),
+        );
         let delivery_latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
             "herald_delivery_latency_seconds",
@@ -171,6 +202,7 @@ impl Metrics {
             notifications_received,
             slow_clients_dropped,
             events_delivered,
+            answers,
             delivery_latency,
             http_requests,
             resident_memory,
@@ -183,6 +215,11 @@ impl Metrics {
         self.events_delivered
             .get_or_create(&TransportLabel { transport })
             .inc_by(n);
+    }
+
+    /// Counts one poll, long-poll or unread count answered from `source`.
+    pub fn answered(&self, source: Source) {
+        self.answers.get_or_create(&SourceLabel { source }).inc();
     }
 
     /// Records a live delivery of a row created at `created_at`.

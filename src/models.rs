@@ -139,8 +139,8 @@ impl FromSql<Xid8, Pg> for Xid {
     }
 }
 
-/// A change to one user's read state, as announced on `herald_reads`
-/// (the store announces it) and carried by the hub to the user's streams.
+/// A change to one user's read state, as the read-state triggers announce it on `herald_reads`
+/// (the `change_log` migration), and the hub carries it to the user's streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadChange {
     /// Whose read state changed.
@@ -151,4 +151,14 @@ pub struct ReadChange {
     /// ...or everything was.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all: bool,
+    /// Read state went back (a single read or a mark was deleted): counts must be redone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changed: bool,
+}
+
+impl ReadChange {
+    /// True if something was marked read (what a stream's `read` event tells other tabs).
+    pub fn marked(&self) -> bool {
+        self.all || !self.ids.is_empty()
+    }
 }

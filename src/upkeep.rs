@@ -1,6 +1,6 @@
 //! Background upkeep on timers, on the query pool (never the listener's connection): the
-//! unread-count roll-up every second, with the repair of rows whose txid is from the future,
-//! and pruning every hour when `HERALD_PRUNE_OLDER_THAN` is set. Every instance runs them; an
+//! unread-count roll-up every second, with the repair of rows whose txid is from the future
+//! and the pruning of the change log, and pruning every hour when `HERALD_PRUNE_OLDER_THAN` is set. Every instance runs them; an
 //! instance that finds another at the same job skips its turn (and pruning instances share
 //! the rows).
 
@@ -46,6 +46,7 @@ async fn roll_up_counts(pool: DbPool, shutdown: watch::Receiver<bool>) {
     let skipped = Arc::new(AtomicU64::new(0));
     let job = move |conn: &mut PgConnection| {
         let repaired = store::notifications::repair_txids(conn)?;
+        store::retention::prune_change_log(conn)?;
         let patient = skipped.load(Ordering::Relaxed) >= PATIENT_AFTER_SKIPS;
         if store::reads::roll_up_counts(conn, patient)? {
             skipped.store(0, Ordering::Relaxed);

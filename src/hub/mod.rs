@@ -14,6 +14,14 @@
 //!
 //! The registry sits behind a `std::sync::Mutex` that is never held across an `.await`:
 //! every critical section below is plain, non-blocking code.
+//!
+//! The hub also remembers what it published ([`recent`]), so that polls can be answered from
+//! memory. A batch enters that log before it is handed to subscribers: a request that
+//! subscribes, then finds nothing new in the log, is certain to be handed what comes next.
+
+mod recent;
+
+pub use recent::{Answer, PageKey, Seq};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +35,7 @@ use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::metrics::Metrics;
 use crate::models::ReadChange;
 use prometheus_client::metrics::gauge::Gauge;
+use recent::Recent;
 
 /// Events a subscriber can fall behind by before it is dropped.
 const QUEUE: usize = 256;
@@ -64,11 +73,19 @@ impl LiveRow {
     }
 }
 
-/// The rows one wake-up of the listener found, in reading order.
+/// What one read of the listener found: new rows in reading order, the channels that were
+/// deleted from, updated or truncated (`*`: every channel), and the users whose read state
+/// changed (`*`: everyone's).
 #[derive(Debug)]
 pub struct Batch {
     /// Oldest first.
     pub rows: Vec<LiveRow>,
+    /// Channels changed otherwise than by inserts.
+    pub changed: Vec<String>,
+    /// Users whose read state changed.
+    pub readers: Vec<String>,
+    /// The listener's position after this read.
+    pub after: Cursor,
 }
 
 /// What a subscriber receives.
@@ -86,6 +103,7 @@ pub enum HubEvent {
 #[derive(Clone, Default)]
 pub struct Hub {
     inner: Arc<Mutex<Registry>>,
+    recent: Arc<Mutex<Recent>>,
     metrics: Arc<Metrics>,
     limits: Limits,
 }
@@ -191,6 +209,14 @@ impl Subscription {
             }
         }
         news
+    }
+
+    /// True if `batch` holds a row this subscriber shows that `after` does not cover.
+    pub fn has_news(&self, batch: &Batch, after: &Cursor) -> bool {
+        batch
+            .rows
+            .iter()
+            .any(|row| self.shows.contains(&row.channel) && !after.covers(row.txid, row.id))
     }
 
     /// A long-poll that found nothing new and now waits: from here on it counts as parked
@@ -343,10 +369,77 @@ impl Hub {
         })
     }
 
-    /// Hands `batch` to every subscriber of any of its rows' channels.
-    pub fn publish_rows(&self, batch: Batch) {
+    fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The listener reads what committed after `start`.
+    pub fn start_at(&self, start: Cursor) {
+        self.recent().start_at(start);
+    }
+
+    /// Where the log of what was published ends: take it before a query whose answer is
+    /// then remembered.
+    pub fn position(&self) -> Seq {
+        self.recent().position()
+    }
+
+    /// Remembers `user_id`'s unread count, `count` at snapshot `at`, from a query that
+    /// started at log position `seq`.
+    pub fn remember_count(&self, user_id: &str, count: i64, at: Snapshot, seq: Seq) {
+        self.recent().fill_count(user_id, count, at, seq);
+    }
+
+    /// Remembers the newest page `key` asked for: its JSON array and how many notifications
+    /// it holds, read at snapshot `at` by a query that started at log position `seq`.
+    pub fn remember_page(&self, key: PageKey, page: (ByteString, usize), at: Snapshot, seq: Seq) {
+        self.recent().fill_page(key, page, at, seq);
+    }
+
+    /// `user_id`'s unread count now, if the hub knows it.
+    pub fn unread_count(&self, user_id: &str) -> Option<i64> {
+        self.recent().unread_count(user_id)
+    }
+
+    /// The newest page `key` asks for, if the hub knows it.
+    pub fn newest(&self, key: &PageKey) -> Option<Answer> {
+        self.recent().newest(key)
+    }
+
+    /// What `user_id`, reading `shows`, has not had after `cursor`, if the hub can tell
+    /// (at most `limit` rows).
+    pub fn after(
+        &self,
+        user_id: &str,
+        shows: &[String],
+        cursor: &Cursor,
+        limit: i64,
+    ) -> Option<Answer> {
+        self.recent().after(user_id, shows, cursor, limit)
+    }
+
+    /// `user_id` changed their read state through this instance, and it committed: what the
+    /// hub remembers of them is out of date.
+    pub fn forget_reader(&self, user_id: &str) {
+        self.recent().forget_reader(user_id);
+    }
+
+    /// A notification on `channel` was published through this instance, and it committed:
+    /// what the hub remembers of that channel is out of date.
+    pub fn forget_channel(&self, channel: &str) {
+        self.recent().forget_channel(channel);
+    }
+
+    /// Hands `batch`'s rows to every subscriber of any of their channels, and tells the
+    /// subscribers whose inbox changed otherwise (a deletion, an update, a truncate of read
+    /// state) to recount. An empty batch only moves the log's head.
+    pub fn publish(&self, batch: Batch) {
         let rows = batch.rows.len() as u64;
         let batch = Arc::new(batch);
+        self.recent().published(batch.clone());
+        if batch.rows.is_empty() && batch.changed.is_empty() && batch.readers.is_empty() {
+            return;
+        }
         let mut registry = self.lock();
         let mut targets = HashSet::new();
         for row in &batch.rows {
@@ -354,7 +447,19 @@ impl Hub {
                 targets.extend(ids.iter().copied());
             }
         }
-        registry.send(targets, &HubEvent::Rows(batch), &self.metrics);
+        // A user's own read-state changes reach their streams on `herald_reads`, with ids;
+        // only a truncate does not.
+        let recount = if batch.readers.iter().any(|r| r == "*") {
+            registry.subscribers.keys().copied().collect()
+        } else {
+            registry.inbox_subscribers(&batch.changed)
+        };
+        if !targets.is_empty() {
+            registry.send(targets, &HubEvent::Rows(batch), &self.metrics);
+        }
+        if !recount.is_empty() {
+            registry.send(recount, &HubEvent::Resync, &self.metrics);
+        }
         drop(registry);
         self.metrics.notifications_received.inc_by(rows);
     }
@@ -370,8 +475,10 @@ impl Hub {
         registry.send(targets, &HubEvent::Read(Arc::new(change)), &self.metrics);
     }
 
-    /// Tells every subscriber to recount (read-state events may have been missed).
+    /// Tells every subscriber to recount, and forgets every remembered count and page
+    /// (changes may have been missed).
     pub fn resync_all(&self) {
+        self.recent().forget_everything();
         let mut registry = self.lock();
         let targets: HashSet<u64> = registry.subscribers.keys().copied().collect();
         registry.send(targets, &HubEvent::Resync, &self.metrics);
@@ -434,6 +541,23 @@ impl Registry {
         }
     }
 
+    /// The subscribers whose inbox includes one of `channels` (`*`: everyone's does).
+    fn inbox_subscribers(&self, channels: &[String]) -> HashSet<u64> {
+        let mut found = HashSet::new();
+        for channel in channels {
+            if channel == "*" || channel == channels::BROADCAST {
+                return self.subscribers.keys().copied().collect();
+            }
+            if let Some(ids) = channel
+                .strip_prefix("user:")
+                .and_then(|user| self.by_user.get(user))
+            {
+                found.extend(ids.iter().copied());
+            }
+        }
+        found
+    }
+
     fn reserve(&mut self, user_id: &str, limits: &Limits) -> Result<(), Refused> {
         if self.closed {
             return Err(Refused::Closed);
@@ -484,6 +608,15 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn batch(rows: Vec<LiveRow>) -> Batch {
+        Batch {
+            rows,
+            changed: Vec::new(),
+            readers: Vec::new(),
+            after: Cursor::at(Snapshot::parse("3:3:").unwrap()),
+        }
+    }
+
     fn row(channel: &str, id: i64) -> LiveRow {
         let cursor = Cursor::at(Snapshot::parse("3:3:").unwrap());
         LiveRow {
@@ -506,9 +639,7 @@ mod tests {
         let mut b = hub
             .subscribe(Kind::Stream, "2", &["user:2".into()])
             .unwrap();
-        hub.publish_rows(Batch {
-            rows: vec![row("user:1", 1)],
-        });
+        hub.publish(batch(vec![row("user:1", 1)]));
         assert!(matches!(a.recv().await, Some(HubEvent::Rows(_))));
         assert!(b.rx.try_recv().is_err());
     }
@@ -523,20 +654,18 @@ mod tests {
             txid,
             ..row("user:1", txid as i64)
         };
-        let batch = Batch {
-            rows: vec![
-                at(5),
-                LiveRow {
-                    channel: "order:7".into(),
-                    ..at(6)
-                },
-                LiveRow {
-                    channel: "order:7".into(),
-                    ..at(9)
-                },
-                at(9),
-            ],
-        };
+        let batch = batch(vec![
+            at(5),
+            LiveRow {
+                channel: "order:7".into(),
+                ..at(6)
+            },
+            LiveRow {
+                channel: "order:7".into(),
+                ..at(9)
+            },
+            at(9),
+        ]);
         // Had everything below 7; counted everything below 9.
         let news = sub.news(
             &batch,
@@ -559,9 +688,7 @@ mod tests {
             .subscribe(Kind::Stream, "1", &["broadcast".into()])
             .unwrap();
         for id in 0..=QUEUE as i64 {
-            hub.publish_rows(Batch {
-                rows: vec![row("broadcast", id)],
-            });
+            hub.publish(batch(vec![row("broadcast", id)]));
         }
         assert_eq!(hub.subscribers(), 0);
         assert_eq!(hub.metrics().slow_clients_dropped.get(), 1);
@@ -624,9 +751,7 @@ mod tests {
             .subscribe(Kind::Stream, "1", &["broadcast".into()])
             .unwrap();
         for id in 0..=QUEUE as i64 {
-            hub.publish_rows(Batch {
-                rows: vec![row("broadcast", id)],
-            });
+            hub.publish(batch(vec![row("broadcast", id)]));
         }
         assert_eq!(hub.subscribers(), 0, "dropped from fan-out");
         assert_eq!(

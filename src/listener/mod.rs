@@ -96,6 +96,7 @@ impl Listener {
         shutdown: watch::Receiver<bool>,
         start: Cursor,
     ) -> Listener {
+        hub.start_at(start.clone());
         Listener {
             connector,
             hub,
@@ -188,8 +189,8 @@ impl Listener {
         }
     }
 
-    /// Reads everything after the position and publishes it; returns how many rows there were
-    /// and the snapshot of the last read.
+    /// Reads everything after the position and publishes it; returns how many rows and changes
+    /// there were and the snapshot of the last read.
     async fn read_and_publish(
         &mut self,
         client: &Client,
@@ -198,11 +199,11 @@ impl Listener {
         loop {
             let read = self.reader.read(client).await?;
             self.metrics.listener_reads.inc();
-            found += read.rows.len();
+            found += read.rows.len() + read.changed.len();
             let (snapshot, full) = (read.snapshot.clone(), read.full);
-            if !read.rows.is_empty() {
-                self.hub.publish_rows(read.into_batch());
-            }
+            // Even an empty read moves the hub's head: polls answered from memory are
+            // answered as of it.
+            self.hub.publish(read.into_batch());
             if !full {
                 return Ok((found, snapshot));
             }

@@ -14,17 +14,28 @@ use super::SessionError;
 /// Most rows read per query; a busier wake-up reads several batches.
 pub(super) const BATCH: i64 = 500;
 
-/// Every channel's rows after the cursor, at most `$4`, in cursor order (`herald_since`), and
-/// the statement's snapshot on every row (alone on one row when there are none): the rows and
-/// the snapshot describe one instant, without a transaction around them.
+/// Every channel's rows after the cursor, at most `$4`, in cursor order (`herald_since`), then
+/// the channels deleted from, updated or truncated and the users whose read state changed
+/// since the cursor's base (`herald_changes`, one row each, `changed` or `reader` set), and the
+/// statement's snapshot on every row (alone on one row when there is nothing): rows, changes
+/// and snapshot describe one instant, without a transaction around them. (A change read again
+/// after a full batch is harmless.)
 const SINCE: &str = "
-    select s.snapshot, n.id, n.channel, n.title, n.body, n.kind, n.level, n.data,
-           n.created_at, n.txid::text as txid
-    from (select pg_current_snapshot()::text as snapshot offset 0) s
-    left join lateral herald_since($1::text::pg_snapshot, $2::text::pg_snapshot, $3, $4)
-        with ordinality n on true
-    order by n.ordinality";
-
+    with s as (select pg_current_snapshot()::text as snapshot)
+    select * from (
+        select s.snapshot, n.id, n.channel, n.title, n.body, n.kind, n.level, n.data,
+               n.created_at, n.txid::text as txid, null::text as changed,
+               null::text as reader, n.ordinality
+        from s left join lateral herald_since($1::text::pg_snapshot, $2::text::pg_snapshot,
+                                              $3, $4) with ordinality n on true
+        union all
+        select s.snapshot, null::bigint, null::text, null::text, null::text, null::text,
+               null::text, null::jsonb, null::timestamptz, null::text, c.channel, c.reader,
+               null::bigint
+        from s, (select distinct channel, reader
+                 from herald_changes_after($1::text::pg_snapshot)) c
+    ) r
+    order by r.changed nulls first, r.reader nulls first, r.ordinality";
 /// The listener's reading position and its prepared query.
 pub(super) struct Reader {
     /// What has been published: everything up to here.
@@ -32,10 +43,14 @@ pub(super) struct Reader {
     since: Option<Statement>,
 }
 
-/// One read: its rows (oldest first), the snapshot it saw, and whether there may be more.
+/// One read: its rows (oldest first), the channels changed otherwise and the users whose read
+/// state changed, the snapshot it saw, the position after it, and whether there may be more.
 pub(super) struct Read {
     pub rows: Vec<LiveRow>,
+    pub changed: Vec<String>,
+    pub readers: Vec<String>,
     pub snapshot: Snapshot,
+    pub position: Cursor,
     pub full: bool,
 }
 
@@ -78,8 +93,13 @@ impl Reader {
         let snapshot = Snapshot::parse(head.get::<_, &str>("snapshot"))
             .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
         let mut live = Vec::with_capacity(rows.len());
+        let (mut changed, mut readers) = (Vec::new(), Vec::new());
         for row in &rows {
-            if let Some(n) = notification(row)? {
+            if let Some(channel) = row.get::<_, Option<String>>("changed") {
+                changed.push(channel);
+            } else if let Some(user_id) = row.get::<_, Option<String>>("reader") {
+                readers.push(user_id);
+            } else if let Some(n) = notification(row)? {
                 let cursor = position.after_row(&snapshot, n.txid, n.id);
                 live.push(LiveRow {
                     id: n.id,
@@ -101,16 +121,24 @@ impl Reader {
         };
         Ok(Read {
             rows: live,
+            changed,
+            readers,
             snapshot,
+            position: self.position.clone(),
             full,
         })
     }
 }
 
 impl Read {
-    /// The rows as the hub's batch.
+    /// The rows and changes as the hub's batch.
     pub fn into_batch(self) -> Batch {
-        Batch { rows: self.rows }
+        Batch {
+            rows: self.rows,
+            changed: self.changed,
+            readers: self.readers,
+            after: self.position,
+        }
     }
 }
 

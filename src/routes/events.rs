@@ -160,12 +160,15 @@ impl StreamTask {
                         self.forward(live, &batch, &floor, &mut unread).await?
                     }
                     Some(HubEvent::Read(change)) => {
-                        let data = if change.all {
-                            serde_json::json!({ "all": true })
-                        } else {
-                            serde_json::json!({ "ids": change.ids })
-                        };
-                        self.send(json_event("read", &data)).await?;
+                        // Other tabs hear what was marked read; any change means a recount.
+                        if change.marked() {
+                            let data = if change.all {
+                                serde_json::json!({ "all": true })
+                            } else {
+                                serde_json::json!({ "ids": change.ids })
+                            };
+                            self.send(json_event("read", &data)).await?;
+                        }
                         self.refresh_unread(&mut unread).await?;
                     }
                     Some(HubEvent::Resync) => self.refresh_unread(&mut unread).await?,

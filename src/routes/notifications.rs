@@ -3,19 +3,18 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use bytestring::ByteString;
+use serde::Deserialize;
 
 use crate::auth::{Caller, Publisher};
 use crate::cursor::Cursor;
 use crate::error::{AppError, AppResult};
-use crate::hub::Kind;
-use crate::hub::{HubEvent, LiveRow, Subscription};
-use crate::metrics::Transport;
+use crate::hub::{Answer, HubEvent, Kind, PageKey, Subscription};
+use crate::metrics::{Source, Transport};
 use crate::models::{NewNotification, NotificationJson};
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
-use crate::store::{self, notifications::Page, notifications::PageRequest, notifications::Reader};
+use crate::store::{self, notifications::PageRequest, notifications::Reader};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
@@ -44,6 +43,7 @@ struct ListQuery {
 }
 
 /// A `GET /api/notifications` request, checked.
+#[derive(Clone)]
 struct Listing {
     channels: Vec<String>,
     /// After this cursor; `None`: the newest.
@@ -105,13 +105,16 @@ impl Listing {
 
 /// GET /api/notifications: the newest (newest first), or what came after `after` (oldest
 /// first); with `wait`, holds the request until something arrives or the wait runs out.
+///
+/// Answered from the hub's memory when it can tell (`hub::recent` has the contract), else
+/// from the database, whose answer the hub then remembers.
 async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let listing = Listing::parse(query.into_inner(), &caller, state.config.max_wait_secs)?;
-    // Subscribe before the first query, so nothing committed after its snapshot can slip by.
+    // Subscribe before looking, so nothing published after the look can slip by.
     let live = match listing.parks() {
         true => Some(
             state
@@ -120,37 +123,75 @@ async fn list(
         ),
         false => None,
     };
-    let page = read_page(&state, &caller, &listing).await?;
-    let page = match live {
-        Some(live) if page.rows.is_empty() && !page.reset => {
-            match park(&state, &caller, &listing, live, page).await? {
-                Parked::Answer(answer) => return Ok(answer),
-                Parked::Page(page) => page,
-            }
-        }
-        _ => page,
+    let answer = match remembered(&state, &caller, &listing) {
+        Some(answer) => answer,
+        None => read_page(&state, &caller, &listing).await?,
     };
-    state
-        .metrics
-        .delivered(Transport::Poll, page.rows.len() as u64);
-    let notifications = page
-        .rows
-        .iter()
-        .map(|row| Listed::Row(row.notification.to_json(row.read)))
-        .collect();
-    Ok(HttpResponse::Ok().json(PageBody {
-        notifications,
-        unread_count: page.unread_count,
-        cursor: page.cursor.to_string(),
-        reset: page.reset || listing.unknown,
-    }))
+    match live {
+        Some(live) if answer.rows == 0 && !answer.reset => {
+            park(&state, &caller, &listing, live, answer).await
+        }
+        _ => Ok(respond(&state, &answer)),
+    }
 }
 
-/// The caller's page, as `listing` asks.
-async fn read_page(state: &AppState, caller: &Caller, listing: &Listing) -> AppResult<Page> {
+/// A page as it is sent: the notifications' JSON array, and what goes with it.
+struct Reply {
+    notifications: ByteString,
+    rows: usize,
+    /// When live rows were inserted, for the delivery-latency histogram.
+    created: Vec<chrono::DateTime<chrono::Utc>>,
+    unread_count: i64,
+    cursor: Cursor,
+    /// The cursor asked for was unknown.
+    reset: bool,
+}
+
+impl From<Answer> for Reply {
+    fn from(answer: Answer) -> Reply {
+        Reply {
+            notifications: answer.notifications,
+            rows: answer.rows,
+            created: answer.created,
+            unread_count: answer.unread_count,
+            cursor: answer.cursor,
+            reset: false,
+        }
+    }
+}
+
+/// The answer to `listing` from the hub's memory, if it has one.
+fn remembered(state: &AppState, caller: &Caller, listing: &Listing) -> Option<Reply> {
+    let hub = &state.hub;
+    let answer = match (&listing.after, listing.unknown) {
+        (_, true) => None,
+        (None, false) => hub.newest(&page_key(caller, listing)),
+        (Some(after), false) => hub.after(&caller.user_id, &listing.channels, after, listing.limit),
+    };
+    let reply = answer.map(Reply::from);
+    if reply.is_some() {
+        state.metrics.answered(Source::Memory);
+    }
+    reply
+}
+
+fn page_key(caller: &Caller, listing: &Listing) -> PageKey {
+    PageKey {
+        user_id: caller.user_id.clone(),
+        channels: listing.channels.clone(),
+        limit: listing.limit,
+        unread_only: listing.unread_only,
+    }
+}
+
+/// The caller's page, as `listing` asks, from the database; the hub remembers the unread
+/// count, and the page if it is the newest.
+async fn read_page(state: &AppState, caller: &Caller, listing: &Listing) -> AppResult<Reply> {
     let (user_id, channels) = (caller.user_id.clone(), listing.channels.clone());
     let (after, limit, unread_only) = (listing.after.clone(), listing.limit, listing.unread_only);
-    state
+    let seq = state.hub.position();
+    state.metrics.answered(Source::Database);
+    let page = state
         .db(move |conn| {
             let reader = Reader {
                 user_id: &user_id,
@@ -163,58 +204,84 @@ async fn read_page(state: &AppState, caller: &Caller, listing: &Listing) -> AppR
             };
             store::notifications::page(conn, &reader, &request)
         })
-        .await
+        .await?;
+    let notifications: Vec<NotificationJson> = page
+        .rows
+        .iter()
+        .map(|row| row.notification.to_json(row.read))
+        .collect();
+    let notifications: ByteString = serde_json::to_string(&notifications)
+        .expect("notifications serialize")
+        .into();
+    let hub = &state.hub;
+    hub.remember_count(
+        &caller.user_id,
+        page.unread_count,
+        page.snapshot.clone(),
+        seq,
+    );
+    if listing.after.is_none() && !listing.unknown {
+        let rows = (notifications.clone(), page.rows.len());
+        hub.remember_page(page_key(caller, listing), rows, page.snapshot.clone(), seq);
+    }
+    Ok(Reply {
+        notifications,
+        rows: page.rows.len(),
+        created: Vec::new(),
+        unread_count: page.unread_count,
+        cursor: page.cursor,
+        reset: page.reset || listing.unknown,
+    })
 }
 
-/// How a parked long-poll ended.
-enum Parked {
-    /// With the rows the hub brought.
-    Answer(HttpResponse),
-    /// With a page: empty when the wait (or the token) ran out, or read again.
-    Page(Page),
-}
-
-/// Waits for rows newer than `page` (empty) and answers with them. What the hub brings after
-/// `page.snapshot` is exactly what is new: the answer needs no query while the unread count
-/// can be kept exactly (no read-state change arrived meanwhile); else the page is read again.
+/// Waits for rows newer than `empty` (an empty answer) and answers with them, from memory
+/// when the hub can tell, else from the database. Ends when the wait (or the token) runs out,
+/// or herald shuts down, with the empty answer brought up to date.
 async fn park(
     state: &AppState,
     caller: &Caller,
     listing: &Listing,
     mut live: Subscription,
-    mut page: Page,
-) -> AppResult<Parked> {
+    empty: Reply,
+) -> AppResult<HttpResponse> {
     live.mark_parked();
-    let mut count_exact = true;
+    let mut after = empty.cursor.clone();
     // A long-poll ends when its token does, as a stream does: nothing is handed out on an
     // expired token, and the client's next request gets its 401.
     let deadline = tokio::time::Instant::now() + listing.wait.min(caller.expires_in());
     loop {
         tokio::select! {
             event = live.recv() => match event {
-                Some(HubEvent::Rows(batch)) => {
-                    let news = live.news(&batch, &page.snapshot, &page.snapshot);
-                    page.unread_count += news.unread_added;
-                    if news.rows.is_empty() {
-                        continue;
-                    }
-                    if count_exact {
-                        let answer = live_page(state, &news.rows, listing.limit, &page);
-                        return Ok(Parked::Answer(answer));
-                    }
-                    page = read_page(state, caller, listing).await?;
-                    count_exact = true;
-                    if !page.rows.is_empty() {
-                        return Ok(Parked::Page(page));
-                    }
-                }
-                Some(HubEvent::Read(_) | HubEvent::Resync) => count_exact = false,
-                // Shutting down (or hopelessly behind): answer with what we have.
-                None => return Ok(Parked::Page(page)),
+                Some(HubEvent::Rows(batch)) if live.has_news(&batch, &after) => {}
+                // The answer's count is taken when it is sent, exact then.
+                Some(_) => continue,
+                // Shutting down (or hopelessly behind): answer with what there is.
+                None => break,
             },
-            _ = tokio::time::sleep_until(deadline) => return Ok(Parked::Page(page)),
+            _ = tokio::time::sleep_until(deadline) => break,
         }
+        let newer = Listing {
+            after: Some(after.clone()),
+            ..listing.clone()
+        };
+        let answer = match remembered(state, caller, &newer) {
+            Some(answer) => answer,
+            None => read_page(state, caller, &newer).await?,
+        };
+        if answer.rows > 0 || answer.reset {
+            return Ok(respond(state, &answer));
+        }
+        after = answer.cursor;
     }
+    let newer = Listing {
+        after: Some(after),
+        ..listing.clone()
+    };
+    let answer = match remembered(state, caller, &newer) {
+        Some(answer) => answer,
+        None => read_page(state, caller, &newer).await?,
+    };
+    Ok(respond(state, &answer))
 }
 
 /// The number in `text`, `default` when absent; `refuse()` unless it is within `range`.
@@ -233,58 +300,49 @@ fn number_param<T: std::str::FromStr + PartialOrd>(
     }
 }
 
-/// A long-poll's answer built from the rows the hub brought: the first `limit` of `rows` (new
-/// since `page`, the parked request's empty page, in reading order), their JSON as serialized
-/// once by the listener, the unread count kept meanwhile, and the cursor after the last one.
-fn live_page(state: &AppState, rows: &[&LiveRow], limit: i64, page: &Page) -> HttpResponse {
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let last = rows.last().expect("answered only with new rows");
-    for row in rows {
-        state.metrics.observe_delivery(row.created_at);
+/// Every page's JSON: `{"notifications", "unread_count", "cursor"}`, and `"reset": true` when
+/// the cursor asked for was unknown. Written by hand: the notifications are JSON already,
+/// and the cursor is digits, `:`, `,` and `~` only.
+fn respond(state: &AppState, reply: &Reply) -> HttpResponse {
+    for created in &reply.created {
+        state.metrics.observe_delivery(*created);
     }
-    state.metrics.delivered(Transport::Poll, rows.len() as u64);
-    let notifications = rows
-        .iter()
-        .map(|row| {
-            Listed::Raw(
-                RawValue::from_string(row.json.to_string()).expect("the listener wrote JSON"),
-            )
-        })
-        .collect();
-    HttpResponse::Ok().json(PageBody {
-        notifications,
-        unread_count: page.unread_count,
-        // Everything in the page's snapshot was covered by `after`.
-        cursor: last.position_after(&page.snapshot),
-        reset: false,
-    })
-}
-
-/// Every page's JSON: `{"notifications", "unread_count", "cursor"}`, and `"reset": true`
-/// when the cursor asked for was unknown.
-#[derive(Serialize)]
-struct PageBody<'a> {
-    notifications: Vec<Listed<'a>>,
-    unread_count: i64,
-    cursor: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    reset: bool,
-}
-
-/// A notification in a page: read from the database, or as the listener serialized it.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Listed<'a> {
-    Row(NotificationJson<'a>),
-    Raw(Box<RawValue>),
+    state.metrics.delivered(Transport::Poll, reply.rows as u64);
+    let cursor = reply.cursor.to_string();
+    let mut body = String::with_capacity(reply.notifications.len() + cursor.len() + 80);
+    body.push_str("{\"notifications\":");
+    body.push_str(&reply.notifications);
+    body.push_str(",\"unread_count\":");
+    body.push_str(&reply.unread_count.to_string());
+    body.push_str(",\"cursor\":\"");
+    body.push_str(&cursor);
+    body.push('"');
+    if reply.reset {
+        body.push_str(",\"reset\":true");
+    }
+    body.push('}');
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
 }
 
 /// GET /api/notifications/unread_count: the caller's unread inbox notifications.
 async fn unread_count(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let user_id = caller.user_id;
-    let (count, _) = state
-        .db(move |conn| store::reads::unread_count(conn, &user_id))
-        .await?;
+    let count = match state.hub.unread_count(&caller.user_id) {
+        Some(count) => {
+            state.metrics.answered(Source::Memory);
+            count
+        }
+        None => {
+            state.metrics.answered(Source::Database);
+            let (seq, user_id) = (state.hub.position(), caller.user_id.clone());
+            let (count, at) = state
+                .db(move |conn| store::reads::unread_count(conn, &user_id))
+                .await?;
+            state.hub.remember_count(&caller.user_id, count, at, seq);
+            count
+        }
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({ "unread_count": count })))
 }
 
@@ -297,6 +355,7 @@ async fn mark_read(
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::bad_request("invalid_id", "a notification id is a whole number"))?;
+    let user_id = caller.user_id.clone();
     let count = state
         .db(move |conn| {
             store::reads::mark_read(conn, &caller.user_id, id, |channel| {
@@ -305,6 +364,8 @@ async fn mark_read(
         })
         .await?
         .ok_or(AppError::NotFound)?;
+    // The caller's next poll, on this instance, must not be answered from before this.
+    state.hub.forget_reader(&user_id);
     // Other tabs hear of it through NOTIFY, from whichever instance serves them.
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": id, "read": true, "unread_count": count
@@ -313,10 +374,11 @@ async fn mark_read(
 
 /// POST /api/notifications/read_all: marks everything the caller can see read.
 async fn read_all(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let user_id = caller.user_id;
+    let user_id = caller.user_id.clone();
     let marked = state
         .db(move |conn| store::reads::mark_all_read(conn, &user_id))
         .await?;
+    state.hub.forget_reader(&caller.user_id);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "marked": marked })))
 }
 
@@ -331,5 +393,7 @@ async fn publish(
     let stored = state
         .db(move |conn| store::notifications::insert(conn, &new))
         .await?;
+    // The publisher's next poll, on this instance, must not be answered from before this.
+    state.hub.forget_channel(&stored.channel);
     Ok(HttpResponse::Created().json(stored.to_json(false)))
 }

@@ -3,8 +3,9 @@
 //! A user's read state is a snapshot (`notification_read_marks.read_through`: every row
 //! visible in it is read, set by "mark all read") plus single reads since
 //! (`notification_reads`). Unread counts cover the inbox, `user:<id>` and `broadcast`; marking
-//! a broadcast read touches only the caller's rows. Every change NOTIFYs `herald_reads`, so the
-//! user's other tabs hear of it through whichever herald instance serves them.
+//! a broadcast read touches only the caller's rows. Every change NOTIFYs `herald_reads` (the
+//! read-state triggers do it, for herald's changes and an app's alike), so the user's other
+//! tabs hear of it through whichever herald instance serves them.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -13,7 +14,6 @@ use diesel::sql_types::{BigInt, Bool, Text};
 
 use crate::channels;
 use crate::cursor::Snapshot;
-use crate::models::ReadChange;
 use crate::schema::notifications;
 
 /// The NOTIFY channel read-state changes are announced on.
@@ -97,8 +97,9 @@ pub fn mark_read(
         if !channel.is_some_and(|c| may_read(&c)) {
             return Ok(None);
         }
-        // Nothing to record if "mark all read" already covers it.
-        let inserted = diesel::sql_query(
+        // Nothing to record if "mark all read" already covers it. A row inserted announces
+        // itself on herald_reads (its trigger), at commit.
+        diesel::sql_query(
             "insert into notification_reads (user_id, notification_id)
              select $1, n.id from notifications n
              where n.id = $2
@@ -110,16 +111,6 @@ pub fn mark_read(
         .bind::<Text, _>(user_id)
         .bind::<BigInt, _>(id)
         .execute(conn)?;
-        if inserted > 0 {
-            announce(
-                conn,
-                &ReadChange {
-                    user_id: user_id.to_owned(),
-                    ids: vec![id],
-                    all: false,
-                },
-            )?;
-        }
         count_unread(conn, user_id).map(Some)
     })
 }
@@ -159,14 +150,7 @@ pub fn mark_all_read(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64>
             diesel::sql_query("delete from notification_reads where user_id = $1")
                 .bind::<Text, _>(user_id)
                 .execute(conn)?;
-            announce(
-                conn,
-                &ReadChange {
-                    user_id: user_id.to_owned(),
-                    ids: Vec::new(),
-                    all: true,
-                },
-            )?;
+            // The mark announces itself on herald_reads (its trigger), at commit.
             Ok(marked)
         });
         match result {
@@ -175,14 +159,4 @@ pub fn mark_all_read(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64>
             other => return other,
         }
     }
-}
-
-/// NOTIFYs the change; PostgreSQL delivers it to every listener when the transaction commits.
-fn announce(conn: &mut PgConnection, change: &ReadChange) -> QueryResult<()> {
-    let payload = serde_json::to_string(change).expect("ReadChange serializes");
-    diesel::sql_query("select pg_notify($1, $2)")
-        .bind::<Text, _>(READS_CHANNEL)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .map(drop)
 }

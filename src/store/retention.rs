@@ -47,3 +47,10 @@ pub fn prune(conn: &mut PgConnection, age: Duration, batch: i64) -> QueryResult<
         after = deleted.iter().map(|row| row.id).max().unwrap_or(after);
     }
 }
+
+/// Deletes entries of the change log (`herald_changes`) older than ten minutes: a listener
+/// reads them within a second, and one that was away longer forgets all it remembered.
+pub fn prune_change_log(conn: &mut PgConnection) -> QueryResult<usize> {
+    diesel::sql_query("delete from herald_changes where at < now() - interval '10 minutes'")
+        .execute(conn)
+}

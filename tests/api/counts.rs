@@ -21,6 +21,7 @@ const USERS: [&str; 3] = ["1", "2", "3"];
 const CHANNELS: [&str; 5] = ["user:1", "user:2", "user:3", "broadcast", "order:7"];
 
 async fn assert_counts_right(app: &TestApp, pg: &tokio_postgres::Client, step: &str) {
+    app.caught_up().await;
     for user in USERS {
         let expected: i64 = pg
             .query_one(UNREAD_BY_DEFINITION, &[&user])

@@ -307,6 +307,7 @@ async fn a_client_hopping_between_two_instances_with_its_cursor_loses_nothing() 
             .as_deref()
             .map(|c| format!("&after={c}"))
             .unwrap_or_default();
+        app.caught_up().await;
         let (status, page) = app
             .get(&format!("/api/notifications?limit=7{after}"), Some(&token))
             .await;

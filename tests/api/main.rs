@@ -14,5 +14,6 @@ mod listener;
 mod managed;
 mod polling;
 mod reads;
+mod remembered;
 mod retention;
 mod stress;

@@ -41,6 +41,7 @@ async fn passing_the_cursor_as_after_returns_only_what_is_newer_oldest_first() {
 
     app.insert("user:1", "new 1").await;
     app.insert("user:1", "new 2").await;
+    app.caught_up().await;
     let after = first["cursor"].as_str().unwrap();
     let (_, second) = app
         .get(&format!("/api/notifications?after={after}"), Some(&token))
@@ -64,6 +65,7 @@ async fn paging_with_a_small_limit_visits_every_row_exactly_once() {
         app.insert("user:1", &format!("n{i}")).await;
         expected.push(format!("n{i}"));
     }
+    app.caught_up().await;
 
     let mut cursor = start["cursor"].as_str().unwrap().to_owned();
     let mut seen = Vec::new();
@@ -94,6 +96,7 @@ async fn polling_after_a_cursor_picks_up_a_row_that_committed_late() {
     assert_eq!(titles(&first), vec!["fast"]);
 
     slow.batch_execute("commit").await.unwrap();
+    app.caught_up().await;
     let after = first["cursor"].as_str().unwrap();
     let (_, second) = app
         .get(&format!("/api/notifications?after={after}"), Some(&token))
@@ -145,6 +148,7 @@ async fn a_long_poll_with_nothing_new_answers_empty_when_the_wait_runs_out() {
     assert_eq!(titles(&list), Vec::<String>::new());
     // Its cursor still works.
     app.insert("user:1", "later").await;
+    app.caught_up().await;
     let after = list["cursor"].as_str().unwrap();
     let (_, next) = app
         .get(&format!("/api/notifications?after={after}"), Some(&token))
@@ -217,6 +221,7 @@ async fn a_woken_long_poll_counts_unread_and_its_cursor_resumes_exactly_out_of_o
     assert_eq!(woken["unread_count"], 2, "before and early");
     assert_eq!(woken["notifications"][0]["read"], false);
     late.batch_execute("commit").await.unwrap();
+    app.caught_up().await;
     let cursor = woken["cursor"].as_str().unwrap();
     let (_, next) = app
         .get(&format!("/api/notifications?after={cursor}"), Some(&token))

@@ -21,6 +21,8 @@ pub struct TestApp {
     auth: Auth,
     /// An HTTP client without timeouts, for requests the helpers below do not cover.
     pub client: awc::Client,
+    /// The stream [`TestApp::caught_up`] waits on, opened on first use.
+    pub(super) fence: tokio::sync::Mutex<Option<super::sse::EventStream>>,
 }
 
 /// Starts herald on a fresh database and waits until it is ready.
@@ -85,6 +87,7 @@ pub async fn spawn_configured(db: TestDb, config: Config) -> TestApp {
         stopper: Some(stopper),
         auth: Auth::new(SECRET.as_bytes(), None),
         client: awc::Client::builder().disable_timeout().finish(),
+        fence: Default::default(),
     };
     test_app.wait_until_ready().await;
     test_app
@@ -99,6 +102,7 @@ impl TestApp {
             stopper: None,
             auth: Auth::new(SECRET.as_bytes(), None),
             client: awc::Client::builder().disable_timeout().finish(),
+            fence: Default::default(),
         };
         app.wait_until_ready().await;
         app

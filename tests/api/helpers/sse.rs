@@ -14,6 +14,27 @@ use serde_json::Value;
 use super::{Rng, TestApp, WAIT};
 
 impl TestApp {
+    /// Waits until herald has read everything committed before the call. Polls are answered
+    /// as of herald's last read of the database (`hub::recent` has the contract), so a test
+    /// that changes rows with SQL and then polls waits here in between, as a real client's
+    /// next poll would come a little later. A row committed now on a channel of its own has
+    /// been read once a live stream on that channel gets it.
+    pub async fn caught_up(&self) {
+        static FENCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut fence = self.fence.lock().await;
+        if fence.is_none() {
+            let token = self.token_with("fence", &["fence"], false);
+            *fence = Some(self.open_events(&token, "channels=fence", None).await);
+        }
+        let stream = fence.as_mut().expect("opened");
+        let marker = format!(
+            "fence {}",
+            FENCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.insert("fence", &marker).await;
+        while stream.next("notification").await.json()["title"] != marker.as_str() {}
+    }
+
     /// Opens `/events?token=...&<query>`, optionally with `Last-Event-ID`; panics unless 200.
     pub async fn open_events(
         &self,
