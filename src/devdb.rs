@@ -422,8 +422,11 @@ fn root_cluster_home(root: &Path, uid: u32, gid: u32) -> io::Result<PathBuf> {
     }
     remove_orphans(uid);
     use std::hash::BuildHasher;
-    let random = std::collections::hash_map::RandomState::new()
-        .hash_one((root, std::process::id(), std::time::SystemTime::now()));
+    let random = std::collections::hash_map::RandomState::new().hash_one((
+        root,
+        std::process::id(),
+        std::time::SystemTime::now(),
+    ));
     let home = Path::new(ROOT_CLUSTERS).join(format!("herald-pg-{random:016x}"));
     // `create`, not `create_dir_all`: a directory that is already there is not ours.
     fs::DirBuilder::new().mode(0o700).create(&home)?;
