@@ -405,3 +405,124 @@ fn json_array<'a>(items: impl Iterator<Item = &'a str> + Clone) -> ByteString {
     array.push(']');
     array.into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::LiveRow;
+
+    fn snap(text: &str) -> Snapshot {
+        Snapshot::parse(text).unwrap()
+    }
+
+    fn row(channel: &str, id: i64, txid: u64) -> LiveRow {
+        let cursor = Cursor::at(snap(&format!("{}:{}:", txid + 1, txid + 1)));
+        LiveRow {
+            id,
+            channel: channel.into(),
+            txid,
+            event_id: cursor.to_string(),
+            cursor,
+            json: format!(r#"{{"id":{id}}}"#).into(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    /// A read that found `rows` and left the listener at snapshot `after`.
+    fn read(rows: Vec<LiveRow>, readers: &[&str], after: &str) -> Arc<Batch> {
+        Arc::new(Batch {
+            rows,
+            changed: Vec::new(),
+            readers: readers.iter().map(|r| r.to_string()).collect(),
+            after: Cursor::at(snap(after)),
+        })
+    }
+
+    fn started(at: &str) -> Recent {
+        let mut recent = Recent::default();
+        recent.start_at(Cursor::at(snap(at)));
+        recent
+    }
+
+    #[test]
+    fn a_count_grows_by_new_inbox_rows_only_and_ends_with_a_read_state_change() {
+        let mut recent = started("10:10:");
+        let seq = recent.position();
+        // Counted at 10:12: (txid 10 and 11 visible), before the listener read them.
+        recent.fill_count("1", 2, snap("12:12:"), seq);
+        recent.published(read(
+            vec![
+                row("user:1", 1, 10),
+                row("user:1", 2, 11),
+                row("user:1", 3, 12),
+                row("user:2", 4, 13),
+                row("broadcast", 5, 14),
+            ],
+            &[],
+            "15:15:",
+        ));
+        assert_eq!(
+            recent.unread_count("1"),
+            Some(4),
+            "rows 3 and 5 are new to it"
+        );
+        recent.published(read(vec![], &["2"], "16:16:"));
+        assert_eq!(
+            recent.unread_count("1"),
+            Some(4),
+            "user 2's reads are not theirs"
+        );
+        recent.published(read(vec![], &["1"], "17:17:"));
+        assert_eq!(recent.unread_count("1"), None);
+    }
+
+    #[test]
+    fn a_count_whose_query_began_before_a_change_is_not_trusted() {
+        let mut recent = started("10:10:");
+        let seq = recent.position();
+        recent.forget_reader("1"); // committed while the query ran
+        recent.fill_count("1", 3, snap("10:10:"), seq);
+        assert_eq!(recent.unread_count("1"), None);
+    }
+
+    #[test]
+    fn after_a_cursor_come_the_rows_it_does_not_cover_or_nothing_when_memory_cannot_tell() {
+        let mut recent = started("10:10:");
+        recent.fill_count("1", 0, snap("10:10:"), recent.position());
+        recent.published(read(vec![row("user:1", 1, 10)], &[], "11:11:"));
+        recent.published(read(
+            vec![row("user:1", 2, 11), row("user:1", 3, 12)],
+            &[],
+            "13:13:",
+        ));
+        let shows = ["user:1".to_string()];
+        let after = |recent: &mut Recent, cursor: &str, limit| {
+            recent.after("1", &shows, &Cursor::parse(cursor).unwrap(), limit)
+        };
+
+        let answer = after(&mut recent, "11:11:", 10).unwrap();
+        assert_eq!(&*answer.notifications, r#"[{"id":2},{"id":3}]"#);
+        assert_eq!(
+            (answer.unread_count, answer.cursor.to_string()),
+            (3, "13:13:".into())
+        );
+        let at_head = after(&mut recent, "13:13:", 10).unwrap();
+        assert_eq!(
+            (at_head.rows, at_head.cursor.to_string()),
+            (0, "13:13:".into())
+        );
+
+        assert!(
+            after(&mut recent, "11:11:", 1).is_none(),
+            "more than the limit"
+        );
+        assert!(
+            after(&mut recent, "9:9:", 10).is_none(),
+            "older than the log"
+        );
+        assert!(
+            after(&mut recent, "14:14:", 10).is_none(),
+            "past the head: the database has more than the listener read"
+        );
+    }
+}
