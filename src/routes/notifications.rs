@@ -97,6 +97,15 @@ impl Listing {
         })
     }
 
+    /// The same request, after `cursor`.
+    fn after(&self, cursor: Cursor) -> Listing {
+        Listing {
+            after: Some(cursor),
+            unknown: false,
+            ..self.clone()
+        }
+    }
+
     /// Only a wait for something newer than a known cursor parks.
     fn parks(&self) -> bool {
         self.after.is_some() && !self.wait.is_zero()
@@ -123,10 +132,7 @@ async fn list(
         ),
         false => None,
     };
-    let answer = match remembered(&state, &caller, &listing) {
-        Some(answer) => answer,
-        None => read_page(&state, &caller, &listing).await?,
-    };
+    let answer = look_up(&state, &caller, &listing).await?;
     match live {
         Some(live) if answer.rows == 0 && !answer.reset => {
             park(&state, &caller, &listing, live, answer).await
@@ -157,6 +163,14 @@ impl From<Answer> for Reply {
             cursor: answer.cursor,
             reset: false,
         }
+    }
+}
+
+/// The answer to `listing`: from the hub's memory if it has one, else from the database.
+async fn look_up(state: &AppState, caller: &Caller, listing: &Listing) -> AppResult<Reply> {
+    match remembered(state, caller, listing) {
+        Some(answer) => Ok(answer),
+        None => read_page(state, caller, listing).await,
     }
 }
 
@@ -260,27 +274,13 @@ async fn park(
             },
             _ = tokio::time::sleep_until(deadline) => break,
         }
-        let newer = Listing {
-            after: Some(after.clone()),
-            ..listing.clone()
-        };
-        let answer = match remembered(state, caller, &newer) {
-            Some(answer) => answer,
-            None => read_page(state, caller, &newer).await?,
-        };
+        let answer = look_up(state, caller, &listing.after(after.clone())).await?;
         if answer.rows > 0 || answer.reset {
             return Ok(respond(state, &answer));
         }
         after = answer.cursor;
     }
-    let newer = Listing {
-        after: Some(after),
-        ..listing.clone()
-    };
-    let answer = match remembered(state, caller, &newer) {
-        Some(answer) => answer,
-        None => read_page(state, caller, &newer).await?,
-    };
+    let answer = look_up(state, caller, &listing.after(after)).await?;
     Ok(respond(state, &answer))
 }
 
