@@ -5,15 +5,24 @@
 //! the hub brings that the replay already covered is dropped (it is visible in that
 //! snapshot). So there is no gap and no duplicate, however the two overlap.
 //!
+//! The response body is the stream itself: actix polls it when the connection can take more,
+//! and each poll waits on the subscription. No task or channel sits between the hub and the
+//! socket (each cost every open stream memory, and every event a second wake-up). A client
+//! that stops reading is not polled; its hub queue fills, the hub drops it, and the socket's
+//! `TCP_USER_TIMEOUT` (`HERALD_WRITE_TIMEOUT_SECS`) closes a connection that cannot take data.
+//!
 //! A stream never holds a database connection while it waits; it queries only to replay and
 //! to recount unread notifications after a read-state change.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, Responder, web};
 use actix_web_lab::sse;
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use crate::auth::Caller;
 use crate::cursor::{Cursor, Snapshot};
@@ -30,10 +39,6 @@ const RETRY: Duration = Duration::from_secs(3);
 const REPLAY_PAGE: i64 = 200;
 /// The most a stream replays before it says `reset` instead.
 const REPLAY_MAX: usize = 1000;
-/// A client that takes longer than this to accept one event is gone or hopelessly slow.
-const SEND_TIMEOUT: Duration = Duration::from_secs(20);
-/// Events buffered between this stream's task and the HTTP response.
-const BUFFER: usize = 32;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -66,23 +71,23 @@ async fn events(
     let live = state
         .hub
         .subscribe(Kind::Stream, &caller.user_id, &channels)?;
-
-    // Boxed: tokio allocates a channel's slots 32 at a time whatever its bound, and 32
-    // unboxed events are 3 KB of every open stream's memory.
-    let (tx, rx) = mpsc::channel::<Box<sse::Event>>(BUFFER);
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (*event, rx))
-    });
-    let task = StreamTask {
+    let heartbeat = state.config.heartbeat();
+    let stream = EventStream {
         state: state.get_ref().clone(),
+        expiry: Box::pin(tokio::time::sleep(caller.expires_in())),
         caller,
         channels,
-        tx,
+        live,
+        ping: pings(heartbeat),
+        phase: Phase::Start(resume_from),
+        out: VecDeque::new(),
     };
-    actix_web::rt::spawn(task.run(live, resume_from));
+    let events = futures_util::stream::unfold(stream, |mut stream| async move {
+        let event = stream.next().await?;
+        Some((Ok::<_, Infallible>(event), stream))
+    });
 
-    Ok(sse::Sse::from_infallible_stream(events)
-        .with_keep_alive(state.config.heartbeat())
+    Ok(sse::Sse::from_stream(events)
         .with_retry_duration(RETRY)
         .customize()
         .insert_header(("X-Accel-Buffering", "no")))
@@ -90,8 +95,9 @@ async fn events(
 
 /// Why a stream ended early.
 enum End {
-    /// The client went away, or cannot keep up.
-    Gone,
+    /// The hub let go (the client fell behind, or herald is shutting down), or the token
+    /// expired.
+    Over,
     /// A query failed; the client reconnects and resumes from its last event.
     Failed(AppError),
 }
@@ -102,12 +108,27 @@ impl From<AppError> for End {
     }
 }
 
-/// One client's stream: the task behind the SSE response.
-struct StreamTask {
+/// Where a stream is.
+enum Phase {
+    /// Nothing sent yet; the cursor to resume after, if the client gave one.
+    Start(Option<String>),
+    /// Live: everything visible in `floor` has been delivered (or was before the cursor).
+    Live { floor: Snapshot, unread: Unread },
+    /// Ended: what is left in `out` goes, then the response ends.
+    Done,
+}
+
+/// One client's stream, polled by actix as the response body.
+struct EventStream {
     state: AppState,
     caller: Caller,
     channels: Vec<String>,
-    tx: mpsc::Sender<Box<sse::Event>>,
+    live: Subscription,
+    phase: Phase,
+    /// Events ready to go, oldest first.
+    out: VecDeque<sse::Event>,
+    expiry: Pin<Box<Sleep>>,
+    ping: Interval,
 }
 
 /// The caller's unread count, and the snapshot it is exact for.
@@ -116,76 +137,100 @@ struct Unread {
     at: Snapshot,
 }
 
-impl StreamTask {
-    async fn run(self, mut live: Subscription, resume_from: Option<String>) {
-        match self.serve(&mut live, resume_from).await {
-            Ok(()) | Err(End::Gone) => {}
-            Err(End::Failed(err)) => {
-                log::warn!("stream ended user_id={} error={err}", self.caller.user_id)
+impl EventStream {
+    /// The next event to send; `None` ends the response.
+    async fn next(&mut self) -> Option<sse::Event> {
+        loop {
+            if let Some(event) = self.out.pop_front() {
+                return Some(event);
+            }
+            if matches!(self.phase, Phase::Done) {
+                return None;
+            }
+            if let Err(end) = self.advance().await {
+                if let End::Failed(err) = end {
+                    log::warn!("stream ended user_id={} error={err}", self.caller.user_id);
+                }
+                self.phase = Phase::Done;
             }
         }
     }
 
-    async fn serve(&self, live: &mut Subscription, resume_from: Option<String>) -> Result<(), End> {
-        let mut unread = self.recount().await?;
+    /// Waits for what comes next and queues the events it makes.
+    async fn advance(&mut self) -> Result<(), End> {
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Start(resume_from) => {
+                let (floor, unread) = self.start(resume_from).await?;
+                self.phase = Phase::Live { floor, unread };
+            }
+            Phase::Live { floor, mut unread } => {
+                self.wait(&floor, &mut unread).await?;
+                self.phase = Phase::Live { floor, unread };
+            }
+            Phase::Done => {}
+        }
+        Ok(())
+    }
 
-        // Everything visible in `floor` has been delivered (or was before the cursor).
+    /// The replay (if resuming) and the first unread count.
+    async fn start(&mut self, resume_from: Option<String>) -> Result<(Snapshot, Unread), End> {
+        let unread = self.recount().await?;
         let floor = match resume_from.map(|text| Cursor::parse(&text)) {
             None => unread.at.clone(),
             Some(Ok(cursor)) => self.replay(cursor).await?,
             Some(Err(_)) => {
-                self.send_reset(&Cursor::at(unread.at.clone())).await?;
+                self.push_reset(&Cursor::at(unread.at.clone()));
                 unread.at.clone()
             }
         };
         // The first unread count carries the stream's position as its id: a client that
         // connected without a cursor and drops before its first notification still resumes
         // without a gap (EventSource sends the last id it saw, whatever the event).
-        self.send(
+        self.out.push_back(
             sse::Data::new(json(&serde_json::json!({ "unread_count": unread.count })))
                 .event("unread_count")
                 .id(Cursor::at(floor.clone()).to_string())
                 .into(),
-        )
-        .await?;
-
-        let expiry = tokio::time::sleep(self.caller.expires_in());
-        tokio::pin!(expiry);
-        loop {
-            tokio::select! {
-                event = live.recv() => match event {
-                    // The hub let go: we fell behind, or herald is shutting down.
-                    None => return Ok(()),
-                    Some(HubEvent::Rows(batch)) => {
-                        self.forward(live, &batch, &floor, &mut unread).await?
-                    }
-                    Some(HubEvent::Read(change)) => {
-                        // Other tabs hear what was marked read; any change means a recount.
-                        if change.marked() {
-                            let data = if change.all {
-                                serde_json::json!({ "all": true })
-                            } else {
-                                serde_json::json!({ "ids": change.ids })
-                            };
-                            self.send(json_event("read", &data)).await?;
-                        }
-                        self.refresh_unread(&mut unread).await?;
-                    }
-                    Some(HubEvent::Resync) => self.refresh_unread(&mut unread).await?,
-                },
-                _ = &mut expiry => {
-                    self.send(json_event("auth_expired", &serde_json::json!({}))).await?;
-                    return Ok(());
-                }
-                _ = self.tx.closed() => return Err(End::Gone),
-            }
-        }
+        );
+        Ok((floor, unread))
     }
 
-    /// Sends everything after `cursor`; returns the snapshot the replay is complete up to.
+    /// Waits for the next hub event, ping or expiry, and queues what it means for this client.
+    async fn wait(&mut self, floor: &Snapshot, unread: &mut Unread) -> Result<(), End> {
+        tokio::select! {
+            event = self.live.recv() => match event {
+                None => return Err(End::Over),
+                Some(HubEvent::Rows(batch)) => self.forward(&batch, floor, unread),
+                Some(HubEvent::Read(change)) => {
+                    // Other tabs hear what was marked read; any change means a recount.
+                    if change.marked() {
+                        let data = if change.all {
+                            serde_json::json!({ "all": true })
+                        } else {
+                            serde_json::json!({ "ids": change.ids })
+                        };
+                        self.out.push_back(json_event("read", &data));
+                    }
+                    self.refresh_unread(unread).await?;
+                }
+                Some(HubEvent::Resync) => self.refresh_unread(unread).await?,
+            },
+            _ = self.ping.tick() => {
+                let now = chrono::Utc::now().timestamp_millis();
+                self.out.push_back(json_event("ping", &serde_json::json!({ "t": now })));
+            }
+            _ = &mut self.expiry => {
+                self.out.push_back(json_event("auth_expired", &serde_json::json!({})));
+                return Err(End::Over);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues everything after `cursor`; returns the snapshot the replay is complete up to.
     /// A cursor more than [`REPLAY_MAX`] notifications behind is too old: after that many the
     /// stream sends `reset` and goes on from now (the client reloads its list).
-    async fn replay(&self, mut cursor: Cursor) -> Result<Snapshot, End> {
+    async fn replay(&mut self, mut cursor: Cursor) -> Result<Snapshot, End> {
         let mut sent = 0;
         loop {
             let (user_id, channels, after) = (
@@ -209,14 +254,14 @@ impl StreamTask {
                 })
                 .await?;
             if page.reset {
-                self.send_reset(&page.cursor).await?;
+                self.push_reset(&page.cursor);
                 return Ok(page.snapshot);
             }
             for row in &page.rows {
                 let n = &row.notification;
                 let id = cursor.after_row(&page.snapshot, n.txid, n.id).to_string();
-                self.send(notification_event(json(&n.to_json(row.read)), id))
-                    .await?;
+                self.out
+                    .push_back(notification_event(json(&n.to_json(row.read)), id));
                 self.state.metrics.delivered(Transport::Sse, 1);
             }
             sent += page.rows.len();
@@ -224,34 +269,27 @@ impl StreamTask {
                 return Ok(page.snapshot);
             }
             if sent >= REPLAY_MAX {
-                self.send_reset(&Cursor::at(page.snapshot.clone())).await?;
+                self.push_reset(&Cursor::at(page.snapshot.clone()));
                 return Ok(page.snapshot);
             }
             cursor = page.cursor;
         }
     }
 
-    /// Sends the batch's rows this stream shows and has not had, and keeps the count.
-    async fn forward(
-        &self,
-        live: &Subscription,
-        batch: &Batch,
-        floor: &Snapshot,
-        unread: &mut Unread,
-    ) -> Result<(), End> {
-        let news = live.news(batch, floor, &unread.at);
+    /// Queues the batch's rows this stream shows and has not had, and keeps the count.
+    fn forward(&mut self, batch: &Batch, floor: &Snapshot, unread: &mut Unread) {
+        let news = self.live.news(batch, floor, &unread.at);
+        let metrics = &self.state.metrics;
         for row in news.rows {
             let id = row.position_after(floor);
-            self.send(notification_event(row.json.clone(), id)).await?;
-            let metrics = &self.state.metrics;
+            self.out.push_back(notification_event(row.json.clone(), id));
             metrics.delivered(Transport::Sse, 1);
             metrics.observe_delivery(row.created_at);
         }
         if news.unread_added > 0 {
             unread.count += news.unread_added;
-            self.send_unread(unread).await?;
+            self.push_unread(unread);
         }
-        Ok(())
     }
 
     async fn recount(&self) -> Result<Unread, End> {
@@ -263,46 +301,37 @@ impl StreamTask {
         Ok(Unread { count, at })
     }
 
-    async fn refresh_unread(&self, unread: &mut Unread) -> Result<(), End> {
+    async fn refresh_unread(&mut self, unread: &mut Unread) -> Result<(), End> {
         let fresh = self.recount().await?;
         let changed = fresh.count != unread.count;
         *unread = fresh;
         if changed {
-            self.send_unread(unread).await?;
+            self.push_unread(unread);
         }
         Ok(())
     }
 
-    async fn send_unread(&self, unread: &Unread) -> Result<(), End> {
-        self.send(json_event(
+    fn push_unread(&mut self, unread: &Unread) {
+        self.out.push_back(json_event(
             "unread_count",
             &serde_json::json!({ "unread_count": unread.count }),
-        ))
-        .await
+        ));
     }
 
-    async fn send_reset(&self, cursor: &Cursor) -> Result<(), End> {
-        self.send(json_event(
+    fn push_reset(&mut self, cursor: &Cursor) {
+        self.out.push_back(json_event(
             "reset",
             &serde_json::json!({ "cursor": cursor.to_string() }),
-        ))
-        .await
+        ));
     }
+}
 
-    async fn send(&self, event: sse::Event) -> Result<(), End> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.tx.send(Box::new(event))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => {
-                log::warn!(
-                    "stream dropped reason=send_timeout user_id={}",
-                    self.caller.user_id
-                );
-                self.state.metrics.slow_clients_dropped.inc();
-                Err(End::Gone)
-            }
-        }
-    }
+/// A ping every `heartbeat`, the first one heartbeat from now. A client that was not reading
+/// gets one ping when it catches up, not the ones it missed.
+fn pings(heartbeat: Duration) -> Interval {
+    let mut pings = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    pings
 }
 
 fn json(value: &impl serde::Serialize) -> String {

@@ -216,6 +216,25 @@ async fn streams_send_a_retry_hint_and_no_cache_headers() {
 }
 
 #[actix_web::test]
+async fn a_stream_pings_every_heartbeat_with_the_server_time_and_no_cursor() {
+    let app = crate::helpers::spawn_app_with(|config| config.heartbeat_secs = 1).await;
+    let mut events = app.open_events(&app.token_for("5"), "", None).await;
+    let opened = chrono::Utc::now().timestamp_millis();
+
+    let first = events.next("ping").await;
+    let second = events.next("ping").await;
+
+    let t = |event: &crate::helpers::SseEvent| event.json()["t"].as_i64().expect("t: unix ms");
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(
+        opened - 1_000 <= t(&first) && t(&first) <= t(&second) && t(&second) <= now + 1_000,
+        "server times in order, around now: {first:?} {second:?}"
+    );
+    // A ping is not a position: a client that resumes after it resumes where it was.
+    assert_eq!(second.id, events.position);
+}
+
+#[actix_web::test]
 async fn a_stream_says_auth_expired_and_closes_when_the_token_expires() {
     let app = spawn_app().await;
     let exp = chrono::Utc::now().timestamp() + 2;

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use app::{TestApp, spawn_app, spawn_app_on, spawn_app_with, spawn_configured, test_config};
 pub use db::{TestDb, migrated_db, roll_up_counts};
 pub use rng::Rng;
-pub use sse::Received;
+pub use sse::{Received, SseEvent};
 
 /// The secret test tokens are signed with.
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
