@@ -58,6 +58,9 @@ pub enum AppError {
     /// 503: a limit on open connections is reached; try again later.
     #[error("{0}")]
     TooManyStreams(&'static str),
+    /// 429: too many requests of this kind; try again after this long (seconds).
+    #[error("too many signals: at most 20 per second (40 at once); try again in {0} s")]
+    RateLimited(u64),
     /// 500: a query failed. `diesel::NotFound` becomes 404 instead.
     #[error("database error")]
     Db(#[source] DieselError),
@@ -96,6 +99,7 @@ impl AppError {
             AppError::Invalid { code, .. } => code,
             AppError::Unavailable(_) | AppError::Pool(_) => "unavailable",
             AppError::TooManyStreams(_) => "too_many_streams",
+            AppError::RateLimited(_) => "rate_limited",
             AppError::Db(_) | AppError::Blocking(_) => "internal",
         }
     }
@@ -180,6 +184,7 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Invalid { status, .. } => *status,
+            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::Pool(_) | AppError::TooManyStreams(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -203,6 +208,9 @@ impl ResponseError for AppError {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         match self {
+            AppError::RateLimited(secs) => {
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
             // Streams are long-lived: a slot frees up in tens of seconds, not at once.
             AppError::TooManyStreams(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("30")));

@@ -37,6 +37,7 @@ pub mod pgtls;
 pub mod routes;
 #[rustfmt::skip]
 pub mod schema;
+pub mod signals;
 pub mod startup;
 pub mod state;
 pub mod store;

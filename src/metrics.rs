@@ -95,6 +95,10 @@ pub struct Metrics {
     pub notifications_received: Counter,
     /// Streams closed because the client fell behind.
     pub slow_clients_dropped: Counter,
+    /// Signals accepted by `POST /api/signals` on this instance.
+    pub signals_sent: Counter,
+    /// Signals from other instances handed to this instance's streams.
+    pub signals_relayed: Counter,
     events_delivered: Family<TransportLabel, Counter>,
     answers: Family<SourceLabel, Counter>,
     delivery_latency: Histogram,
@@ -165,6 +169,14 @@ impl Metrics {
             "herald_slow_clients_dropped",
             "Streams closed because the client fell behind",
         );
+        let signals_sent = counter(
+            "herald_signals_sent",
+            "Signals accepted by POST /api/signals on this instance",
+        );
+        let signals_relayed = counter(
+            "herald_signals_relayed",
+            "Signals from other instances handed to this instance's streams",
+        );
         let events_delivered = Family::default();
         registry.register(
             "herald_events_delivered",
@@ -201,6 +213,8 @@ impl Metrics {
             listener_reads,
             notifications_received,
             slow_clients_dropped,
+            signals_sent,
+            signals_relayed,
             events_delivered,
             answers,
             delivery_latency,

@@ -138,6 +138,7 @@ impl Application {
             hub: hub.clone(),
             config: Arc::new(config),
             metrics: metrics.clone(),
+            signal_limits: Default::default(),
         });
         let server = HttpServer::new(move || {
             // The last wrap is outermost: the access log sees every answer, CORS refusals

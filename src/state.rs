@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::signals::RateLimiter;
 use crate::store;
 
 /// What every handler shares.
@@ -24,6 +25,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Every counter and gauge, the listener's health included.
     pub metrics: Arc<Metrics>,
+    /// Each user's signal budget on this instance.
+    pub signal_limits: Arc<RateLimiter>,
 }
 
 impl AppState {

@@ -97,11 +97,24 @@ pub enum HubEvent {
     Read(Arc<ReadChange>),
     /// Read-state events may have been missed (the listener reconnected): recount.
     Resync,
+    /// A live signal on a channel the stream shows (streams only).
+    Signal(Arc<Signal>),
+}
+
+/// A live signal (SPEC section 8): not stored, never replayed, no cursor.
+#[derive(Debug)]
+pub struct Signal {
+    /// The channel it was sent on.
+    pub channel: String,
+    /// The `event: signal` data, serialized once for every stream.
+    pub json: ByteString,
 }
 
 /// The registry of subscribers. Cheap to clone; all clones share it.
 #[derive(Clone, Default)]
 pub struct Hub {
+    /// This instance, among those on one database (signals skip their sender).
+    origin: u64,
     inner: Arc<Mutex<Registry>>,
     recent: Arc<Mutex<Recent>>,
     metrics: Arc<Metrics>,
@@ -154,7 +167,10 @@ struct Registry {
 struct Subscriber {
     tx: mpsc::Sender<HubEvent>,
     user_id: String,
+    /// The channels it shows, then the rest of its inbox.
     channels: Vec<String>,
+    /// How many of `channels` it shows; 0 for a long-poll, which never gets signals.
+    signalled: usize,
     /// Set when the hub lets go of this subscriber: it must stop at once, not drain.
     dropped: Arc<AtomicBool>,
 }
@@ -286,6 +302,8 @@ impl Hub {
     /// A new, empty hub with `limits`, counting into `metrics`.
     pub fn with_limits(limits: Limits, metrics: Arc<Metrics>) -> Hub {
         Hub {
+            // Two instances drawing the same 64 bits would only miss each other's signals.
+            origin: getrandom::u64().unwrap_or_default(),
             limits,
             metrics,
             ..Hub::default()
@@ -337,6 +355,7 @@ impl Hub {
                 tx,
                 user_id: user_id.to_owned(),
                 channels,
+                signalled: if kind == Kind::Stream { shows.len() } else { 0 },
                 dropped: dropped.clone(),
             },
         );
@@ -464,6 +483,34 @@ impl Hub {
         self.metrics.notifications_received.inc_by(rows);
     }
 
+    /// Hands `signal` to the open streams that show its channel; returns how many took it.
+    ///
+    /// A signal never costs a stream its place: one whose queue is half full skips it (the
+    /// rest of the queue is kept for notifications, which a full queue would drop the stream
+    /// for), and signals are ephemeral.
+    pub fn signal(&self, signal: Signal) -> usize {
+        let registry = self.lock();
+        let Some(ids) = registry.by_channel.get(&signal.channel) else {
+            return 0;
+        };
+        let signal = Arc::new(signal);
+        let event = HubEvent::Signal(signal.clone());
+        let mut delivered = 0;
+        for id in ids {
+            let Some(subscriber) = registry.subscribers.get(id) else {
+                continue;
+            };
+            let shows = &subscriber.channels[..subscriber.signalled];
+            if shows.contains(&signal.channel)
+                && subscriber.tx.capacity() > QUEUE / 2
+                && subscriber.tx.try_send(event.clone()).is_ok()
+            {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
     /// Tells every subscriber of `change.user_id` about it.
     pub fn publish_read(&self, change: ReadChange) {
         let mut registry = self.lock();
@@ -511,6 +558,12 @@ impl Hub {
     /// How many subscribers are registered now.
     pub fn subscribers(&self) -> usize {
         self.lock().subscribers.len()
+    }
+
+    /// This instance's id among those sharing the database: random, for telling its own
+    /// signals apart when they come back through the database.
+    pub fn origin(&self) -> u64 {
+        self.origin
     }
 
     /// The metrics the hub keeps.

@@ -142,7 +142,7 @@ impl Listener {
             mut reads,
             reads_lost,
             mut driver,
-        } = session::pump(connection, self.metrics.clone());
+        } = session::pump(connection, self.metrics.clone(), self.hub.clone());
         session::listen(&client).await?;
         self.reader.prepare(&client).await?;
         let mut switch = Switch::arm(&client).await?;

@@ -11,8 +11,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
 
+use crate::hub::{Hub, Signal};
 use crate::metrics::Metrics;
 use crate::pgtls::Connector;
+use crate::signals::{SIGNALS_CHANNEL, Wire};
 use crate::store::reads::READS_CHANNEL;
 
 use super::ROWS_CHANNEL;
@@ -64,6 +66,7 @@ pub async fn check(connector: &Connector) -> Result<(), tokio_postgres::Error> {
 pub(super) fn pump(
     mut connection: Connection<Socket, TlsStream<Socket>>,
     metrics: Arc<Metrics>,
+    hub: Hub,
 ) -> Messages {
     let wake = Arc::new(Notify::new());
     let (reads_tx, reads) = mpsc::channel::<String>(READS_QUEUE);
@@ -77,6 +80,10 @@ pub(super) fn pump(
                         lost.store(true, std::sync::atomic::Ordering::Release);
                         driver_wake.notify_one();
                     }
+                }
+                // Straight to the streams: a signal waits for no read, and no row for it.
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == SIGNALS_CHANNEL => {
+                    relay_signal(&hub, &metrics, n.payload());
                 }
                 Some(Ok(AsyncMessage::Notification(n))) if n.channel() == ROWS_CHANNEL => {
                     metrics.listener_wakeups.inc();
@@ -96,9 +103,27 @@ pub(super) fn pump(
     }
 }
 
+/// Hands another instance's signal to this one's streams.
+fn relay_signal(hub: &Hub, metrics: &Metrics, payload: &str) {
+    match serde_json::from_str::<Wire>(payload) {
+        Ok(wire) if wire.origin == hub.origin() => {}
+        Ok(wire) => {
+            hub.signal(Signal {
+                channel: wire.channel,
+                json: wire.event.get().into(),
+            });
+            metrics.signals_relayed.inc();
+        }
+        // Not one of ours: someone NOTIFYing on our channel by hand.
+        Err(err) => log::warn!("signal ignored: not a herald signal: {err}"),
+    }
+}
+
 /// LISTENs on every channel herald hears.
 pub(super) async fn listen(client: &Client) -> Result<(), tokio_postgres::Error> {
     client
-        .batch_execute(&format!("listen {ROWS_CHANNEL}; listen {READS_CHANNEL};"))
+        .batch_execute(&format!(
+            "listen {ROWS_CHANNEL}; listen {READS_CHANNEL}; listen {SIGNALS_CHANNEL};"
+        ))
         .await
 }

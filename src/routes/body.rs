@@ -17,12 +17,13 @@ use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
-/// A JSON body of type `T`, read as the module docs say.
-pub struct JsonBody<T>(pub T);
+/// A JSON body of type `T`, read as the module docs say: at most `LIMIT` bytes, or
+/// `HERALD_MAX_BODY_BYTES` if that is less (or `LIMIT` is 0).
+pub struct JsonBody<T, const LIMIT: usize = 0>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody<T, LIMIT> {
     type Error = AppError;
-    type Future = LocalBoxFuture<'static, AppResult<JsonBody<T>>>;
+    type Future = LocalBoxFuture<'static, AppResult<JsonBody<T, LIMIT>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
@@ -33,7 +34,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 .app_data::<web::Data<AppState>>()
                 .expect("AppState is registered by startup")
                 .clone();
-            let bytes = read(&req, payload, &caller, &state).await?;
+            let configured = state.config.max_body_bytes as usize;
+            let limit = if LIMIT == 0 {
+                configured
+            } else {
+                LIMIT.min(configured)
+            };
+            let bytes = read(&req, payload, &caller, &state, limit).await?;
             serde_json::from_slice(&bytes)
                 .map(JsonBody)
                 .map_err(|err| match err.classify() {
@@ -51,6 +58,7 @@ async fn read(
     mut payload: Payload,
     caller: &Caller,
     state: &AppState,
+    limit: usize,
 ) -> AppResult<Vec<u8>> {
     let is_json = req
         .headers()
@@ -68,7 +76,6 @@ async fn read(
             "Content-Type must be application/json",
         ));
     }
-    let limit = state.config.max_body_bytes as usize;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)

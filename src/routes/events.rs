@@ -214,6 +214,10 @@ impl EventStream {
                     self.refresh_unread(unread).await?;
                 }
                 Some(HubEvent::Resync) => self.refresh_unread(unread).await?,
+                // No id: a signal is not a position, and never replayed.
+                Some(HubEvent::Signal(signal)) => {
+                    self.out.push_back(sse::Data::new(signal.json.clone()).event("signal").into());
+                }
             },
             _ = self.ping.tick() => {
                 let now = chrono::Utc::now().timestamp_millis();

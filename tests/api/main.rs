@@ -16,4 +16,5 @@ mod polling;
 mod reads;
 mod remembered;
 mod retention;
+mod signals;
 mod stress;
