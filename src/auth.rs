@@ -32,6 +32,9 @@ pub const STREAM_AUDIENCE: &str = "herald:stream";
 /// The longest a stream token lives (it is refreshed by herald.js long before).
 pub const STREAM_TOKEN_TTL: i64 = 300;
 
+/// The longest `name` claim kept, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
 /// Verifies and (for dev mode and the CLI) mints tokens with one HS256 secret.
 pub struct Auth {
     decoding: DecodingKey,
@@ -54,6 +57,8 @@ pub struct Caller {
     pub expires_at: i64,
     /// It is a stream token: it may not publish or mint tokens.
     pub stream_token: bool,
+    /// The token's optional `name` claim: how presence lists show the user.
+    pub name: Option<String>,
 }
 
 impl Caller {
@@ -111,6 +116,9 @@ struct Claims {
     scope: Option<String>,
     #[serde(default)]
     token_type: Option<String>,
+    /// Any JSON: only a string is a name.
+    #[serde(default)]
+    name: Option<Value>,
     #[serde(default)]
     aud: Option<Audience>,
     exp: i64,
@@ -144,6 +152,8 @@ struct MintedClaims<'a> {
     scope: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
 }
 
 impl Auth {
@@ -235,6 +245,13 @@ impl Auth {
             can_publish: can_publish && !stream_token,
             expires_at: claims.exp,
             stream_token,
+            name: match claims.name {
+                // Shown to other users as it is; only kept to a sane length.
+                Some(Value::String(name)) if !name.trim().is_empty() => {
+                    Some(name.chars().take(MAX_NAME_CHARS).collect())
+                }
+                _ => None,
+            },
         })
     }
 
@@ -251,6 +268,7 @@ impl Auth {
             channels: &caller.grants,
             scope: None,
             aud: Some(STREAM_AUDIENCE),
+            name: caller.name.as_deref(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of serializable claims cannot fail");
@@ -267,6 +285,7 @@ impl Auth {
             channels: grants,
             scope: publish.then_some("publish"),
             aud: None,
+            name: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of serializable claims cannot fail")

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod models;
 pub mod origins;
 pub mod pgtls;
+pub mod presence;
 pub mod routes;
 #[rustfmt::skip]
 pub mod schema;

@@ -21,6 +21,7 @@ use crate::hub::{Hub, Limits};
 use crate::listener::Listener;
 use crate::metrics::Metrics;
 use crate::origins::Origins;
+use crate::presence::Presence;
 use crate::state::AppState;
 use crate::store::DbPool;
 use crate::{devdb, http, listener, pgtls, routes, store, upkeep};
@@ -34,6 +35,8 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     /// What the upkeep jobs need.
     upkeep: Upkeep,
+    /// Presence's tick runs beside them.
+    presence: Arc<Presence>,
     /// Over how long a shutdown ends the open streams.
     shutdown_spread: Duration,
 }
@@ -133,12 +136,18 @@ impl Application {
             prune_older_than: config.prune_older_than,
         };
         let shutdown_spread = Duration::from_secs(config.shutdown_spread_secs);
+        let presence = Arc::new(Presence::new(
+            pool.clone(),
+            upkeep.pool.clone(),
+            hub.clone(),
+        ));
         let state = web::Data::new(AppState {
             pool,
             hub: hub.clone(),
             config: Arc::new(config),
             metrics: metrics.clone(),
             signal_limits: Default::default(),
+            presence: presence.clone(),
         });
         let server = HttpServer::new(move || {
             // The last wrap is outermost: the access log sees every answer, CORS refusals
@@ -184,6 +193,7 @@ impl Application {
             listener,
             shutdown,
             upkeep,
+            presence,
             shutdown_spread,
         })
     }
@@ -211,6 +221,7 @@ impl Application {
             self.upkeep.prune_older_than,
             self.shutdown.subscribe(),
         ));
+        let presence = actix_web::rt::spawn(self.presence.run(self.shutdown.subscribe()));
         let signals = actix_web::rt::spawn(async move {
             wait_for_signal().await;
             log::info!("signal received, shutting down");
@@ -220,7 +231,7 @@ impl Application {
         log::info!("http server stopped");
         signals.abort();
         let _ = self.shutdown.send(true);
-        let _ = tokio::join!(listener, upkeep);
+        let _ = tokio::join!(listener, upkeep, presence);
         result
     }
 }

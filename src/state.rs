@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::signals::RateLimiter;
 use crate::store;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Every counter and gauge, the listener's health included.
     pub metrics: Arc<Metrics>,
+    /// Who is present where, shared with the other instances through the database.
+    pub presence: Arc<Presence>,
     /// Each user's signal budget on this instance.
     pub signal_limits: Arc<RateLimiter>,
 }

@@ -99,6 +99,8 @@ pub enum HubEvent {
     Resync,
     /// A live signal on a channel the stream shows (streams only).
     Signal(Arc<Signal>),
+    /// Who is present changed on a channel the stream watches.
+    Presence(Arc<crate::presence::Change>),
 }
 
 /// A live signal (SPEC section 8): not stored, never replayed, no cursor.
@@ -156,6 +158,8 @@ struct Registry {
     subscribers: HashMap<u64, Subscriber>,
     by_channel: HashMap<String, HashSet<u64>>,
     by_user: HashMap<String, HashSet<u64>>,
+    /// Streams watching each channel's presence.
+    by_presence: HashMap<String, HashSet<u64>>,
     /// Live [`Subscription`]s per user, registered or not: what the limits count. A
     /// subscriber dropped for being slow leaves the registry at once, but it holds its
     /// connection until its stream ends, so it counts until then.
@@ -171,6 +175,8 @@ struct Subscriber {
     channels: Vec<String>,
     /// How many of `channels` it shows; 0 for a long-poll, which never gets signals.
     signalled: usize,
+    /// The channels whose presence it watches.
+    watching: Vec<String>,
     /// Set when the hub lets go of this subscriber: it must stop at once, not drain.
     dropped: Arc<AtomicBool>,
 }
@@ -272,6 +278,24 @@ impl Drop for Reservation {
     }
 }
 
+impl Subscription {
+    /// From now on, this subscriber hears presence changes on `channels`.
+    pub fn watch_presence(&self, channels: &[String]) {
+        let mut registry = self.hub.lock();
+        let Some(subscriber) = registry.subscribers.get_mut(&self.id) else {
+            return; // already dropped: the stream ends on its next receive
+        };
+        subscriber.watching.extend(channels.iter().cloned());
+        for channel in channels {
+            registry
+                .by_presence
+                .entry(channel.clone())
+                .or_default()
+                .insert(self.id);
+        }
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut registry = self.hub.lock();
@@ -356,6 +380,7 @@ impl Hub {
                 user_id: user_id.to_owned(),
                 channels,
                 signalled: if kind == Kind::Stream { shows.len() } else { 0 },
+                watching: Vec::new(),
                 dropped: dropped.clone(),
             },
         );
@@ -511,6 +536,20 @@ impl Hub {
         delivered
     }
 
+    /// Hands a presence change to the streams watching its channel.
+    pub fn presence_changed(&self, change: crate::presence::Change) {
+        let mut registry = self.lock();
+        let Some(ids) = registry.by_presence.get(&change.channel) else {
+            return;
+        };
+        let targets = ids.clone();
+        registry.send(
+            targets,
+            &HubEvent::Presence(Arc::new(change)),
+            &self.metrics,
+        );
+    }
+
     /// Tells every subscriber of `change.user_id` about it.
     pub fn publish_read(&self, change: ReadChange) {
         let mut registry = self.lock();
@@ -645,6 +684,14 @@ impl Registry {
                 ids.remove(&id);
                 if ids.is_empty() {
                     self.by_channel.remove(channel);
+                }
+            }
+        }
+        for channel in &subscriber.watching {
+            if let Some(ids) = self.by_presence.get_mut(channel) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_presence.remove(channel);
                 }
             }
         }

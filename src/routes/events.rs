@@ -30,6 +30,7 @@ use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
 use crate::hub::{Batch, HubEvent, Subscription};
 use crate::metrics::Transport;
+use crate::presence;
 use crate::state::AppState;
 use crate::store::{self, notifications::PageRequest, notifications::Reader};
 
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct EventsQuery {
     channels: Option<String>,
     last_event_id: Option<String>,
+    presence: Option<String>,
 }
 
 /// GET /events: a notification stream on the caller's inbox or `?channels=`, resuming after
@@ -68,9 +70,17 @@ async fn events(
         .or(query.last_event_id)
         .filter(|id| !id.is_empty());
 
+    // Each must be readable, as if streamed (SPEC section 8).
+    let presence = match query.presence.as_deref() {
+        Some(list) => caller.channels(Some(list))?,
+        None => Vec::new(),
+    };
     let live = state
         .hub
         .subscribe(Kind::Stream, &caller.user_id, &channels)?;
+    // Before entering: a change made while we enter reaches us, and the snapshot's version
+    // says whether it is news.
+    live.watch_presence(&presence);
     let heartbeat = state.config.heartbeat();
     let stream = EventStream {
         state: state.get_ref().clone(),
@@ -81,6 +91,14 @@ async fn events(
         ping: pings(heartbeat),
         phase: Phase::Start(resume_from),
         out: VecDeque::new(),
+        presence: presence
+            .into_iter()
+            .map(|channel| Watched {
+                channel,
+                version: 0,
+                hold: None,
+            })
+            .collect(),
     };
     let events = futures_util::stream::unfold(stream, |mut stream| async move {
         let event = stream.next().await?;
@@ -129,6 +147,17 @@ struct EventStream {
     out: VecDeque<sse::Event>,
     expiry: Pin<Box<Sleep>>,
     ping: Interval,
+    /// The channels this stream is present on and watches.
+    presence: Vec<Watched>,
+}
+
+/// A channel whose presence a stream holds and watches.
+struct Watched {
+    channel: String,
+    /// The version of its list the client has.
+    version: u64,
+    /// Held from the snapshot on; dropped with the stream.
+    hold: Option<presence::Hold>,
 }
 
 /// The caller's unread count, and the snapshot it is exact for.
@@ -174,6 +203,19 @@ impl EventStream {
 
     /// The replay (if resuming) and the first unread count.
     async fn start(&mut self, resume_from: Option<String>) -> Result<(Snapshot, Unread), End> {
+        for i in 0..self.presence.len() {
+            let channel = self.presence[i].channel.clone();
+            let (hold, snapshot) = self
+                .state
+                .presence
+                .enter(&channel, &self.caller.user_id, self.caller.name.as_deref())
+                .await?;
+            let watched = &mut self.presence[i];
+            watched.hold = Some(hold);
+            watched.version = snapshot.version;
+            self.out
+                .push_back(sse::Data::new(snapshot.json).event("presence").into());
+        }
         let unread = self.recount().await?;
         let floor = match resume_from.map(|text| Cursor::parse(&text)) {
             None => unread.at.clone(),
@@ -214,6 +256,15 @@ impl EventStream {
                     self.refresh_unread(unread).await?;
                 }
                 Some(HubEvent::Resync) => self.refresh_unread(unread).await?,
+                Some(HubEvent::Presence(change)) => {
+                    let watched = self.presence.iter_mut().find(|w| w.channel == change.channel);
+                    // Changes the snapshot already showed are not news.
+                    if let Some(watched) = watched.filter(|w| change.version > w.version) {
+                        watched.version = change.version;
+                        self.out
+                            .push_back(sse::Data::new(change.json.clone()).event("presence").into());
+                    }
+                }
                 // No id: a signal is not a position, and never replayed.
                 Some(HubEvent::Signal(signal)) => {
                     self.out.push_back(sse::Data::new(signal.json.clone()).event("signal").into());

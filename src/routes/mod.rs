@@ -6,6 +6,7 @@ pub mod dev;
 pub mod events;
 pub mod notifications;
 pub mod ops;
+pub mod presence;
 pub mod signals;
 pub mod tokens;
 pub mod web;
@@ -33,6 +34,7 @@ pub fn configure(
         .configure(events::configure)
         .configure(notifications::configure)
         .configure(ops::configure)
+        .configure(presence::configure)
         .configure(signals::configure)
         .configure(tokens::configure)
         .configure(|cfg| web::configure(cfg, web_dir));

@@ -40,6 +40,8 @@ struct ListQuery {
     unread: Option<String>,
     channels: Option<String>,
     wait: Option<String>,
+    /// Channels to be present on for the next 30 s (SPEC section 8).
+    presence: Option<String>,
 }
 
 /// A `GET /api/notifications` request, checked.
@@ -122,7 +124,17 @@ async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let listing = Listing::parse(query.into_inner(), &caller, state.config.max_wait_secs)?;
+    let mut query = query.into_inner();
+    let presence = query.presence.take();
+    let listing = Listing::parse(query, &caller, state.config.max_wait_secs)?;
+    if let Some(list) = presence {
+        let channels = caller.channels(Some(&list))?;
+        let name = caller.name.as_deref();
+        state
+            .presence
+            .touch(channels, &caller.user_id, name)
+            .await?;
+    }
     // Subscribe before looking, so nothing published after the look can slip by.
     let live = match listing.parks() {
         true => Some(

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{SECRET, TestApp, TestDb, WAIT, spawn_app_on};
+use crate::helpers::{Process, SECRET, TestApp, TestDb, WAIT, spawn_app_on};
 
 pub fn herald(db: &TestDb) -> Command {
     herald_on(&db.url)
@@ -90,74 +90,6 @@ async fn herald_token_mints_a_token_the_service_accepts_with_its_grants() {
         .await;
 
     assert_eq!(status, actix_web::http::StatusCode::OK);
-}
-
-/// herald running as a process of the test's own, on `db`, with `env` added.
-struct Process {
-    child: tokio::process::Child,
-    log: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
-    /// Everything logged so far.
-    logged: String,
-    address: String,
-}
-
-impl Process {
-    async fn start(db: &TestDb, env: &[(&str, &str)]) -> Process {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("serve")
-            .env("DATABASE_URL", &db.url)
-            .env("HERALD_JWT_SECRET", SECRET)
-            .env("HERALD_BIND", "127.0.0.1:0")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut process = Process {
-            child,
-            log,
-            logged: String::new(),
-            address: String::new(),
-        };
-        process.address = tokio::time::timeout(WAIT, async {
-            while let Some(line) = process.next_line().await {
-                if let Some((_, url)) = line.split_once("listening url=") {
-                    return url.trim().trim_end_matches('/').to_owned();
-                }
-            }
-            panic!("herald exited before listening:\n{}", process.logged);
-        })
-        .await
-        .expect("herald listens");
-        process
-    }
-
-    async fn next_line(&mut self) -> Option<String> {
-        let line = self.log.next_line().await.unwrap()?;
-        self.logged.push_str(&line);
-        self.logged.push('\n');
-        Some(line)
-    }
-
-    /// Sends SIGTERM.
-    fn terminate(&self) {
-        let pid = self.child.id().unwrap().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(kill.success());
-    }
-
-    /// Waits (bounded) for the exit, and reads the rest of the log.
-    async fn exit(&mut self) -> std::process::ExitStatus {
-        let status = tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .expect("herald exits within its bound")
-            .unwrap();
-        while self.next_line().await.is_some() {}
-        status
-    }
 }
 
 #[actix_web::test]

@@ -13,6 +13,7 @@ mod limits;
 mod listener;
 mod managed;
 mod polling;
+mod presence;
 mod reads;
 mod remembered;
 mod retention;

@@ -13,6 +13,7 @@
 
 mod app;
 mod db;
+mod process;
 mod rng;
 mod sse;
 
@@ -20,8 +21,9 @@ use std::time::Duration;
 
 pub use app::{TestApp, spawn_app, spawn_app_on, spawn_app_with, spawn_configured, test_config};
 pub use db::{TestDb, migrated_db, roll_up_counts};
+pub use process::Process;
 pub use rng::Rng;
-pub use sse::{Received, SseEvent};
+pub use sse::{EventStream, Received, SseEvent};
 
 /// The secret test tokens are signed with.
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";

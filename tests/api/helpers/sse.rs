@@ -201,8 +201,13 @@ impl EventStream {
 
     /// The next event named `kind`, skipping others; panics (listing them) after [`WAIT`].
     pub async fn next(&mut self, kind: &str) -> SseEvent {
+        self.next_within(kind, WAIT).await
+    }
+
+    /// The next event named `kind`, skipping others; panics (listing them) after `wait`.
+    pub async fn next_within(&mut self, kind: &str, wait: Duration) -> SseEvent {
         let mut skipped = Vec::new();
-        let found = tokio::time::timeout(WAIT, async {
+        let found = tokio::time::timeout(wait, async {
             while let Some(event) = self.read_event().await {
                 if event.event == kind {
                     return Some(event);
@@ -215,7 +220,7 @@ impl EventStream {
         match found {
             Ok(Some(event)) => event,
             Ok(None) => panic!("stream ended before a {kind:?} event; got {skipped:#?}"),
-            Err(_) => panic!("no {kind:?} event within {WAIT:?}; got {skipped:#?}"),
+            Err(_) => panic!("no {kind:?} event within {wait:?}; got {skipped:#?}"),
         }
     }
 

@@ -1,0 +1,1 @@
+drop table herald_presence;

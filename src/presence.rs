@@ -1,0 +1,494 @@
+//! Presence (SPEC section 8): who is online on a channel, across every instance.
+//!
+//! The truth is the `herald_presence` table (see its migration): a user is present on a
+//! channel while some holder's row there has not lapsed. Each instance keeps, in memory:
+//! - `held`: the (channel, user) pairs its open streams hold, with how many streams; once per
+//!   [`TICK`] it pushes their rows' `expires` [`HOLD`] ahead, and lets the rows of pairs whose
+//!   last stream closed lapse [`GRACE`] from then (a reload or a hop to another instance within
+//!   the grace is neither a leave nor a join);
+//! - `known`: for each channel some local stream watches, who the table said was present at
+//!   the last read, with a version. Each tick reads the watched channels again and hands the
+//!   difference (`joined`, `left`) to the watching streams through the hub.
+//!
+//! So a join shows within a tick everywhere (at once on the joining instance), a close within
+//! the grace plus a tick, and an instance killed outright within [`HOLD`] plus a tick: all
+//! inside the spec's 3 and 15 seconds. A stream starts from a snapshot of `known` with its
+//! version and ignores changes up to that version, so it sees each change once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytestring::ByteString;
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::error::AppResult;
+use crate::hub::Hub;
+use crate::store::DbPool;
+
+/// How often an instance refreshes its rows and reads the channels its streams watch.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How far ahead each refresh pushes a held row's `expires`: an instance that dies is gone
+/// from every list within this plus a tick.
+pub const HOLD: Duration = Duration::from_secs(10);
+/// How long a user stays present after their last stream on an instance closes.
+pub const GRACE: Duration = Duration::from_secs(5);
+/// How long one poll with `presence=` keeps its user present.
+pub const POLL_HOLD: Duration = Duration::from_secs(30);
+/// The holder of polling clients' rows (instances are never 0).
+pub const POLLING_HOLDER: i64 = 0;
+/// The most users a presence list shows.
+pub const MAX_LISTED: usize = 1000;
+
+/// One present user, as clients see them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    /// The user id.
+    pub user: String,
+    /// Their token's `name` claim, if it had one.
+    pub name: Option<String>,
+    /// Since when they have been present without a lapse.
+    pub since: DateTime<Utc>,
+}
+
+/// A change of a channel's presence list, as the hub hands it to watching streams.
+#[derive(Debug)]
+pub struct Change {
+    /// The channel.
+    pub channel: String,
+    /// Streams whose snapshot has this version or a later one have it already.
+    pub version: u64,
+    /// The `event: presence` data: `{"channel", "joined": [...], "left": [...]}`.
+    pub json: ByteString,
+}
+
+/// A channel's list as one stream starts from.
+pub struct Snapshot {
+    /// Changes up to this version are in it.
+    pub version: u64,
+    /// The `event: presence` data: `{"channel", "present": [...]}` (plus `"truncated": true`).
+    pub json: String,
+}
+
+/// This instance's presence: what it holds and what its streams watch.
+pub struct Presence {
+    holder: i64,
+    /// For requests: streams entering, polls, `GET /api/presence`.
+    pool: DbPool,
+    /// For the tick, on upkeep's connections: a burst of requests that drains the query pool
+    /// must not delay the refresh, or held rows would lapse and users flap.
+    tick_pool: DbPool,
+    hub: Hub,
+    state: Mutex<State>,
+    /// Held across each read of the table and the applying of what it found. Reads run one
+    /// at a time, so a later read never started before an earlier one: applied in order,
+    /// they never take back a join or a leave that a read running alongside had seen.
+    reading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    held: HashMap<(String, String), Held>,
+    known: HashMap<String, Known>,
+}
+
+struct Held {
+    streams: usize,
+    name: Option<String>,
+}
+
+#[derive(Default)]
+struct Known {
+    watchers: usize,
+    version: u64,
+    members: BTreeMap<String, Member>,
+}
+
+impl Presence {
+    /// Presence for the instance `hub` belongs to: requests query `pool`, the tick
+    /// `tick_pool`.
+    pub fn new(pool: DbPool, tick_pool: DbPool, hub: Hub) -> Presence {
+        Presence {
+            // Never the polling holder.
+            holder: hub.origin() as i64 | 1,
+            pool,
+            tick_pool,
+            hub,
+            state: Mutex::default(),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `user` opens a stream present on `channel`: held from now until the [`Hold`] drops.
+    /// Returns the channel's list with the user in it.
+    pub async fn enter(
+        self: &Arc<Self>,
+        channel: &str,
+        user: &str,
+        name: Option<&str>,
+    ) -> AppResult<(Hold, Snapshot)> {
+        {
+            let mut state = self.lock();
+            let held = state
+                .held
+                .entry((channel.to_owned(), user.to_owned()))
+                .or_insert(Held {
+                    streams: 0,
+                    name: None,
+                });
+            held.streams += 1;
+            held.name = name.map(str::to_owned);
+            state.known.entry(channel.to_owned()).or_default().watchers += 1;
+        }
+        // From here the hold is released however this ends.
+        let hold = Hold {
+            presence: self.clone(),
+            channel: channel.to_owned(),
+            user: user.to_owned(),
+        };
+        let holder = self.holder;
+        let entry = vec![(channel.to_owned(), user.to_owned(), name.map(str::to_owned))];
+        self.db(move |conn| refresh(conn, holder, &entry, HOLD))
+            .await?;
+        let _reading = self.reading.lock().await;
+        let channels = vec![channel.to_owned()];
+        let lists = self.db(move |conn| present(conn, &channels)).await?;
+        let mut state = self.lock();
+        state.apply(lists, &self.hub, &[channel.to_owned()]);
+        let known = state.known.get(channel).expect("watched while held");
+        Ok((hold, snapshot(channel, known)))
+    }
+
+    /// A poll with `presence=channel`: `user` is present there for [`POLL_HOLD`].
+    pub async fn touch(
+        &self,
+        channels: Vec<String>,
+        user: &str,
+        name: Option<&str>,
+    ) -> AppResult<()> {
+        let entries: Vec<_> = channels
+            .into_iter()
+            .map(|channel| (channel, user.to_owned(), name.map(str::to_owned)))
+            .collect();
+        self.db(move |conn| refresh(conn, POLLING_HOLDER, &entries, POLL_HOLD))
+            .await
+    }
+
+    /// Who is present on each of `channels` now, from the table.
+    pub async fn lists(&self, channels: Vec<String>) -> AppResult<HashMap<String, Vec<Member>>> {
+        self.db(move |conn| present(conn, &channels)).await
+    }
+
+    /// Refreshes what this instance holds, lets go of what it no longer holds, and tells
+    /// watching streams what changed; every [`TICK`] until `shutdown` changes. On the way out,
+    /// every row it holds lapses after the grace: its clients reconnect elsewhere in time.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            match self.tick().await {
+                Ok(()) if failing => {
+                    log::info!("presence recovered");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(err) if !failing => {
+                    log::warn!("presence refresh failed error={err}");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+        let holder = self.holder;
+        if let Err(err) = self
+            .db_on(&self.tick_pool, move |conn| {
+                release_all(conn, holder, GRACE)
+            })
+            .await
+        {
+            log::warn!("presence not released at shutdown error={err}");
+        }
+    }
+
+    async fn tick(&self) -> AppResult<()> {
+        let (held, released) = {
+            let mut state = self.lock();
+            let mut held = Vec::new();
+            let mut released = Vec::new();
+            state.held.retain(|(channel, user), h| {
+                if h.streams > 0 {
+                    held.push((channel.clone(), user.clone(), h.name.clone()));
+                    true
+                } else {
+                    released.push((channel.clone(), user.clone()));
+                    false
+                }
+            });
+            (held, released)
+        };
+        let holder = self.holder;
+        self.db_on(&self.tick_pool, move |conn| {
+            refresh(conn, holder, &held, HOLD)?;
+            release(conn, holder, &released, GRACE)?;
+            sweep(conn)
+        })
+        .await?;
+        let _reading = self.reading.lock().await;
+        let watched: Vec<String> = {
+            let mut state = self.lock();
+            state.known.retain(|_, known| known.watchers > 0);
+            state.known.keys().cloned().collect()
+        };
+        let query = watched.clone();
+        let lists = self
+            .db_on(&self.tick_pool, move |conn| present(conn, &query))
+            .await?;
+        self.lock().apply(lists, &self.hub, &watched);
+        Ok(())
+    }
+
+    fn release(&self, channel: &str, user: &str) {
+        let mut state = self.lock();
+        if let Some(held) = state.held.get_mut(&(channel.to_owned(), user.to_owned())) {
+            // Kept at zero until the next tick lets the row lapse, unless a stream comes back.
+            held.streams = held.streams.saturating_sub(1);
+        }
+        if let Some(known) = state.known.get_mut(channel) {
+            known.watchers = known.watchers.saturating_sub(1);
+        }
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        self.db_on(&self.pool, query).await
+    }
+
+    async fn db_on<T: Send + 'static>(
+        &self,
+        pool: &DbPool,
+        query: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let pool = pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            query(&mut conn).map_err(crate::error::AppError::from)
+        })
+        .await?
+    }
+}
+
+/// A stream's presence on one channel; dropping it lets go.
+pub struct Hold {
+    presence: Arc<Presence>,
+    channel: String,
+    user: String,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.presence.release(&self.channel, &self.user);
+    }
+}
+
+impl State {
+    /// Sets the lists of `channels` from a read of the table, and hands each change to the
+    /// streams watching it.
+    fn apply(&mut self, mut lists: HashMap<String, Vec<Member>>, hub: &Hub, channels: &[String]) {
+        for channel in channels {
+            let Some(known) = self.known.get_mut(channel) else {
+                continue;
+            };
+            let now: BTreeMap<String, Member> = lists
+                .remove(channel)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| (m.user.clone(), m))
+                .collect();
+            let joined: Vec<&Member> = now
+                .values()
+                .filter(|m| !known.members.contains_key(&m.user))
+                .collect();
+            let left: Vec<&String> = known
+                .members
+                .keys()
+                .filter(|user| !now.contains_key(*user))
+                .collect();
+            if joined.is_empty() && left.is_empty() {
+                continue;
+            }
+            known.version += 1;
+            let json = serde_json::json!({ "channel": channel, "joined": joined, "left": left });
+            let change = Change {
+                channel: channel.clone(),
+                version: known.version,
+                json: json.to_string().into(),
+            };
+            known.members = now;
+            hub.presence_changed(change);
+        }
+    }
+}
+
+fn snapshot(channel: &str, known: &Known) -> Snapshot {
+    let mut members: Vec<&Member> = known.members.values().collect();
+    members.sort_by(|a, b| (a.since, &a.user).cmp(&(b.since, &b.user)));
+    let truncated = members.len() > MAX_LISTED;
+    members.truncate(MAX_LISTED);
+    let mut json = serde_json::json!({ "channel": channel, "present": members });
+    if truncated {
+        json["truncated"] = true.into();
+    }
+    Snapshot {
+        version: known.version,
+        json: json.to_string(),
+    }
+}
+
+/// Pushes the rows of `entries` (channel, user, name) held by `holder` to lapse `hold` from
+/// now; a row that had lapsed starts a new `since`.
+fn refresh(
+    conn: &mut PgConnection,
+    holder: i64,
+    entries: &[(String, String, Option<String>)],
+    hold: Duration,
+) -> QueryResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (channels, users, names) = split3(entries);
+    diesel::sql_query(
+        "insert into herald_presence as p (channel, user_id, holder, name, since, expires)
+         select c, u, $3, n, now(), now() + make_interval(secs => $5)
+         from unnest($1::text[], $2::text[], $4::text[]) as e(c, u, n)
+         on conflict (channel, user_id, holder) do update
+         set name = excluded.name,
+             since = case when p.expires > now() then p.since else excluded.since end,
+             expires = greatest(p.expires, excluded.expires)",
+    )
+    .bind::<Array<Text>, _>(channels)
+    .bind::<Array<Text>, _>(users)
+    .bind::<BigInt, _>(holder)
+    .bind::<Array<Nullable<Text>>, _>(names)
+    .bind::<Double, _>(hold.as_secs_f64())
+    .execute(conn)
+    .map(drop)
+}
+
+/// Lets the rows of `entries` (channel, user) held by `holder` lapse within `grace`.
+fn release(
+    conn: &mut PgConnection,
+    holder: i64,
+    entries: &[(String, String)],
+    grace: Duration,
+) -> QueryResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let channels: Vec<&str> = entries.iter().map(|(c, _)| c.as_str()).collect();
+    let users: Vec<&str> = entries.iter().map(|(_, u)| u.as_str()).collect();
+    diesel::sql_query(
+        "update herald_presence p
+         set expires = least(p.expires, now() + make_interval(secs => $4))
+         from unnest($1::text[], $2::text[]) as e(c, u)
+         where p.channel = e.c and p.user_id = e.u and p.holder = $3",
+    )
+    .bind::<Array<Text>, _>(channels)
+    .bind::<Array<Text>, _>(users)
+    .bind::<BigInt, _>(holder)
+    .bind::<Double, _>(grace.as_secs_f64())
+    .execute(conn)
+    .map(drop)
+}
+
+/// Lets every row `holder` holds lapse within `grace` (it is shutting down).
+fn release_all(conn: &mut PgConnection, holder: i64, grace: Duration) -> QueryResult<()> {
+    diesel::sql_query(
+        "update herald_presence
+         set expires = least(expires, now() + make_interval(secs => $2))
+         where holder = $1",
+    )
+    .bind::<BigInt, _>(holder)
+    .bind::<Double, _>(grace.as_secs_f64())
+    .execute(conn)
+    .map(drop)
+}
+
+/// Deletes rows that lapsed more than a minute ago (any instance may: they mean nothing).
+fn sweep(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("delete from herald_presence where expires < now() - interval '1 minute'")
+        .execute(conn)
+        .map(drop)
+}
+
+#[derive(QueryableByName)]
+struct PresentRow {
+    #[diesel(sql_type = Text)]
+    channel: String,
+    #[diesel(sql_type = Text)]
+    user_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    since: DateTime<Utc>,
+}
+
+/// Who is present on each of `channels` now, by the table: each user once (the earliest
+/// `since` of their live rows, the name of the latest).
+fn present(
+    conn: &mut PgConnection,
+    channels: &[String],
+) -> QueryResult<HashMap<String, Vec<Member>>> {
+    let mut lists: HashMap<String, Vec<Member>> = HashMap::new();
+    if channels.is_empty() {
+        return Ok(lists);
+    }
+    let rows: Vec<PresentRow> = diesel::sql_query(
+        "select channel, user_id,
+                (array_agg(name order by since desc) filter (where name is not null))[1] as name,
+                min(since) as since
+         from herald_presence
+         where channel = any($1) and expires > now()
+         group by channel, user_id
+         order by channel, min(since), user_id",
+    )
+    .bind::<Array<Text>, _>(channels)
+    .load(conn)?;
+    for row in rows {
+        lists.entry(row.channel).or_default().push(Member {
+            user: row.user_id,
+            name: row.name,
+            since: row.since,
+        });
+    }
+    Ok(lists)
+}
+
+fn split3(
+    entries: &[(String, String, Option<String>)],
+) -> (Vec<&str>, Vec<&str>, Vec<Option<&str>>) {
+    let mut channels = Vec::with_capacity(entries.len());
+    let mut users = Vec::with_capacity(entries.len());
+    let mut names = Vec::with_capacity(entries.len());
+    for (channel, user, name) in entries {
+        channels.push(channel.as_str());
+        users.push(user.as_str());
+        names.push(name.as_deref());
+    }
+    (channels, users, names)
+}
