@@ -277,6 +277,18 @@ impl Auth {
 
     /// A token for `user_id` with extra channel grants, valid for `ttl_secs`.
     pub fn mint(&self, user_id: &str, grants: &[String], publish: bool, ttl_secs: i64) -> String {
+        self.mint_named(user_id, None, grants, publish, ttl_secs)
+    }
+
+    /// [`Auth::mint`] with a `name` claim: how presence lists show the user.
+    pub fn mint_named(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        grants: &[String],
+        publish: bool,
+        ttl_secs: i64,
+    ) -> String {
         let now = chrono::Utc::now().timestamp();
         let claims = MintedClaims {
             sub: user_id,
@@ -285,7 +297,7 @@ impl Auth {
             channels: grants,
             scope: publish.then_some("publish"),
             aud: None,
-            name: None,
+            name,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of serializable claims cannot fail")

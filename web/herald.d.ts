@@ -25,6 +25,26 @@ declare namespace Herald {
     read: boolean;
   }
 
+  /** A user present on a channel. */
+  interface Member {
+    user: string;
+    /** The token's `name` claim, if it had one. */
+    name: string | null;
+    /** RFC 3339: since when they have been present without a break. */
+    since: string;
+  }
+
+  /** A live signal: never stored, heard only by streams open when it was sent. */
+  interface Signal {
+    channel: string;
+    kind: string;
+    /** The sender's user id. */
+    from: string;
+    data: unknown;
+    /** RFC 3339. */
+    at: string;
+  }
+
   /** What `onRead` receives: some ids, or everything. */
   type ReadChange = { ids: number[] } | { all: true };
 
@@ -45,6 +65,16 @@ declare namespace Herald {
     cursor?: string | null;
     /** Long-poll even where EventSource exists. */
     forcePolling?: boolean;
+    /** Channels to be present on (each readable by the token). */
+    presence?: string[] | string;
+    /** herald's HERALD_HEARTBEAT_SECS (default 15): a stream silent for 2.5 of them is
+     *  replaced. */
+    heartbeat?: number;
+    /** Who is present on a `presence` channel, the user included, oldest first: the whole
+     *  list first, then again after each join or leave. */
+    onPresence?(channel: string, users: Member[]): void;
+    /** A live signal on a followed channel. */
+    onSignal?(signal: Signal): void;
     /** Each new notification, once per id. Insert its text as text, never as HTML. */
     onNotification?(notification: Notification): void;
     /** The inbox's unread count: first when known, then on every change. */
@@ -89,6 +119,10 @@ declare namespace Herald {
     markAllRead(): Promise<{ marked: number }>;
     /** The last cursor seen: pass it as `cursor` to resume elsewhere. */
     lastCursor(): string | null;
+    /** Who is present on a `presence` channel now, as onPresence last said. */
+    present(channel: string): Member[];
+    /** Sends a live signal to the channel's open streams (any tab may). */
+    signal(channel: string, kind: string, data?: unknown): Promise<{ delivered_to: number }>;
     /** Stops, and hands the stream over to another tab. */
     close(): void;
   }

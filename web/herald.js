@@ -10,8 +10,10 @@
  *     cursor: page.cursor,                // resume exactly after the list
  *     onNotification(n) {}, onUnreadCount(count) {}, onRead({ ids } | { all: true }) {},
  *     onReset(cursor) {}, onStatus(status) {}, onError(error) {},
+ *     presence: ["project:5"], onPresence(channel, users) {}, onSignal(signal) {},
  *   });
  *   herald.markRead(id); herald.markAllRead(); herald.close();
+ *   herald.present("project:5"); herald.signal("project:5", "typing", { task: 17 });
  *
  * Herald.connect(options) starts at once and returns the handle. Options, all optional:
  *   url           herald's base URL, such as "https://herald.example.com"; "" (the default) is
@@ -24,6 +26,11 @@
  *   cursor        resume right after this position: pass the `cursor` of a Herald.list page
  *                 and nothing falls between the list and the stream. Default: from now on.
  *   forcePolling  true: long-poll even where EventSource exists.
+ *   presence      channels to be present on (array or comma-separated), each one the token
+ *                 may read: the user shows as online there while this connection is open, in
+ *                 any tab, and onPresence hears who else is.
+ *   heartbeat     herald's HERALD_HEARTBEAT_SECS (default 15): a stream that brings nothing,
+ *                 not even its ping, for 2.5 heartbeats died silently and is replaced.
  * Callbacks, all optional:
  *   onNotification(n)     each new notification, once per id: { id, channel, kind, title, body,
  *                         level, data, created_at, read }. Insert its text as text, not HTML.
@@ -32,6 +39,11 @@
  *                         tab or any other client of the user (streams only, not long-polls).
  *   onReset(cursor)       herald cannot replay from the cursor (unknown, or too old): reload
  *                         the list. The connection goes on from `cursor` by itself.
+ *   onPresence(channel, users)  who is present on a `presence` channel, the user included:
+ *                         [{ user, name, since }], oldest first; first the whole list, then
+ *                         again after every join or leave.
+ *   onSignal(signal)      a live signal on a followed channel: { channel, kind, from, data, at }.
+ *                         Never stored: only connections open when it is sent hear it.
  *   onStatus(status)      "connecting", "live" (a stream delivers), "polling" (long-polls
  *                         deliver) or "offline" (two attempts failed in a row; retrying).
  *   onError(error)        an Error (with `status` when herald answered) from work done in the
@@ -43,13 +55,16 @@
  *   markRead(id)     → Promise of { id, read: true, unread_count }
  *   markAllRead()    → Promise of { marked }
  *   lastCursor()     → the last cursor seen (or null): pass it as `cursor` to resume elsewhere.
+ *   present(channel) → who is present on a `presence` channel now (as onPresence last said).
+ *   signal(channel, kind, data) → Promise of { delivered_to }: sends a live signal (typing, a
+ *                    position) to the channel's open streams. Any tab may send one.
  *   close()          stops, and hands the stream over to another tab.
  *   leader, status   read-only: whether this tab holds the stream; the last status.
  * Herald.list(options) → Promise of { notifications, unread_count, cursor }, one page of
  *   GET /api/notifications: newest first, or oldest first `after` a cursor. Options: url,
  *   token or getToken, channels, limit (1–200, default 50), unread (true: unread only), after.
  *   Without a token it rejects.
- * Herald.version is "1".
+ * Herald.version is "1.1" (1.1: presence, signals, the stream watchdog).
  *
  * How it behaves:
  * - One stream per user and channel set, however many tabs: the tab holding a Web Lock is the
@@ -62,6 +77,9 @@
  * - Without EventSource, or when streams keep failing (a buffering proxy), it long-polls
  *   GET /api/notifications?wait=25 instead, and tries a stream again every minute.
  * - With getToken, a token about to expire is refreshed before reconnecting.
+ * - A stream that hears nothing for 2.5 heartbeats (herald pings every one) is closed and
+ *   reopened from the cursor: a laptop waking from sleep, or a proxy that dropped the
+ *   connection without closing it, heals by itself.
  * - URLs never carry the app's token: herald.js trades it (POST /api/stream-token) for a
  *   short-lived stream token that only herald accepts, uses that for everything, and trades
  *   again before it expires. A stream token given as `token` (or by getToken) is used as is.
@@ -90,6 +108,10 @@
   const STREAM_AUDIENCE = "herald:stream";
   /** Notification ids remembered to drop repeats (a replay or catch-up overlapping a relay). */
   const SEEN_LIMIT = 2000;
+  /** herald's default HERALD_HEARTBEAT_SECS. */
+  const HEARTBEAT_SECS = 15;
+  /** Heartbeats without any event after which a stream is taken for dead. */
+  const WATCHDOG_HEARTBEATS = 2.5;
   /** herald's largest page: a joining tab catches up in as few requests as it can. */
   const CATCH_UP_PAGE = 200;
 
@@ -118,23 +140,26 @@
 
   /** Calls herald with `token` as Bearer; resolves with the JSON body, rejects with an Error
    *  that carries the HTTP `status` (and herald's own message when it sent one). */
-  async function request(method, url, token, signal) {
+  async function request(method, url, token, signal, body) {
+    const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(url, {
       method,
-      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal,
       credentials: "omit",
       cache: "no-store",
     });
     const failure = (message) => Object.assign(new Error(message), { status: response.status });
-    let body;
+    let answer;
     try {
-      body = await response.json();
+      answer = await response.json();
     } catch {
       throw failure(`HTTP ${response.status}`);
     }
-    if (!response.ok) throw failure(body?.error?.message || `HTTP ${response.status}`);
-    return body;
+    if (!response.ok) throw failure(answer?.error?.message || `HTTP ${response.status}`);
+    return answer;
   }
 
   // ---- tokens -----------------------------------------------------------------------------------
@@ -236,6 +261,10 @@
     unread_count: (data, id) => ({ type: "unread_count", data, cursor: id || null }),
     read: (data) => ({ type: "read", data }),
     reset: (data) => ({ type: "reset", data, cursor: data.cursor }),
+    presence: (data) => ({ type: "presence", data }),
+    signal: (data) => ({ type: "signal", data }),
+    // Only says the stream is alive.
+    ping: () => null,
   };
 
   /** How an attempt (one stream, or a run of long-polls) ended. */
@@ -285,6 +314,8 @@
   class Transport {
     #url;
     #channels;
+    #presence;
+    #watchdogMs;
     #tokens;
     #host;
     #canStream;
@@ -304,9 +335,11 @@
      * `host`: cursor() and setCursor(cursor), the position to resume from; dispatch(message)
      * for what herald sends; transition(name) of TRANSITIONS; report(error).
      */
-    constructor({ url, channels, tokens, forcePolling, host }) {
+    constructor({ url, channels, presence, heartbeat, tokens, forcePolling, host }) {
       this.#url = url;
       this.#channels = channels;
+      this.#presence = presence;
+      this.#watchdogMs = (Number(heartbeat) || HEARTBEAT_SECS) * WATCHDOG_HEARTBEATS * 1000;
       this.#tokens = tokens;
       this.#host = host;
       this.#canStream = typeof globalThis.EventSource === "function" && !forcePolling;
@@ -360,6 +393,7 @@
       const polling = this.#shouldPoll();
       try {
         const token = await this.#tokens.current();
+        if (this.#stopped) return DROPPED; // closed while the token was being traded
         return polling ? await this.#poll(token) : await this.#stream(token);
       } catch (error) {
         this.#host.report(error);
@@ -386,15 +420,22 @@
     #stream(token) {
       return new Promise((resolve) => {
         this.#host.transition("streamOpening");
-        const params = { token, channels: this.#channels, last_event_id: this.#host.cursor() };
+        const params = {
+          token,
+          channels: this.#channels,
+          presence: this.#presence,
+          last_event_id: this.#host.cursor(),
+        };
         const source = new EventSource(`${this.#url}/events?${query(params)}`);
         let opened = false;
         let heard = false;
         let ended = false;
+        let lastHeard = Date.now();
         const end = (outcome) => {
           if (ended) return;
           ended = true;
           clearTimeout(firstEventDue);
+          clearInterval(watchdog);
           source.close();
           this.#interrupt = null;
           resolve(outcome);
@@ -405,7 +446,13 @@
           this.#heldBack();
           end(FAILED);
         }, FIRST_EVENT_TIMEOUT_MS);
+        // Frozen, not closed (a laptop asleep, a proxy that lost it): EventSource would wait
+        // for ever. herald pings every heartbeat, so silence this long means it is gone.
+        const watchdog = setInterval(() => {
+          if (heard && Date.now() - lastHeard > this.#watchdogMs) end(DROPPED);
+        }, Math.min(1000, this.#watchdogMs / 5));
         const hear = () => {
+          lastHeard = Date.now();
           if (heard) return;
           heard = true;
           this.#failures = 0;
@@ -444,6 +491,7 @@
         const params = cursor
           ? { after: cursor, wait: POLL_WAIT_SECS, channels: this.#channels }
           : { limit: 1, channels: this.#channels }; // no cursor yet: this page's is "now"
+        params.presence = this.#presence; // present while polling, too
         const controller = new AbortController();
         this.#interrupt = () => controller.abort();
         let page;
@@ -468,8 +516,18 @@
         }
         this.#host.setCursor(page.cursor);
         this.#host.dispatch({ type: "unread_count", data: { unread_count: page.unread_count } });
+        if (this.#presence) await this.#pollPresence(token);
       }
       return DROPPED;
+    }
+
+    /** Long-polls hear no presence events: each poll asks for the lists instead. */
+    async #pollPresence(token) {
+      const url = `${this.#url}/api/presence?${query({ channels: this.#presence })}`;
+      const { presence } = await request("GET", url, token);
+      for (const [channel, present] of Object.entries(presence)) {
+        this.#host.dispatch({ type: "presence", data: { channel, present } });
+      }
     }
   }
 
@@ -483,10 +541,12 @@
    * The messages (unchanged since herald.js 1, so that tabs loaded before and after an upgrade
    * still share a stream):
    *   { type: "hello" }                          a tab joined; the leader answers with "state"
-   *   { type: "state", status, unread, cursor }  the leader's status, unread count and cursor
+   *   { type: "state", status, unread, cursor,   the leader's status, unread count and cursor,
+ *     present }                                and (since herald.js 1.1) its presence lists
    *   { type: "status", status }                 the leader's status changed
    *   { type, data, cursor }                     an event, as the leader delivered it itself
-   *                                              (type: notification, unread_count, read, reset)
+   *                                              (type: notification, unread_count, read, reset,
+ *                                              and since 1.1 presence, signal)
    */
   class Tabs {
     static supported() {
@@ -554,6 +614,9 @@
     #status = null;
     #unread;
     #seen = new RecentIds();
+    /** Who is present on each presence channel: channel → (user → { user, name, since }). */
+    #present = new Map();
+    #presence;
     #leading = false;
     #caughtUp = false;
     #closed = false;
@@ -562,11 +625,14 @@
       this.#options = options; // read at each call, as callbacks may be swapped later
       this.#url = trimSlashes(options.url);
       this.#channels = channelList(options.channels);
+      this.#presence = channelList(options.presence);
       this.#cursor = options.cursor || null;
       this.#tokens = new Tokens(this.#url, options.token, options.getToken);
       this.#transport = new Transport({
         url: this.#url,
         channels: this.#channels,
+        presence: this.#presence,
+        heartbeat: options.heartbeat,
         tokens: this.#tokens,
         forcePolling: options.forcePolling,
         host: {
@@ -605,6 +671,18 @@
       const body = await request("POST", `${this.#url}/api/notifications/read_all`, token);
       this.#dispatch({ type: "unread_count", data: { unread_count: 0 } });
       return body;
+    }
+
+    /** Who is present on `channel` now: [{ user, name, since }], oldest first. */
+    present(channel) {
+      const users = Array.from(this.#present.get(channel)?.values() || []);
+      return users.sort((a, b) => (a.since < b.since ? -1 : a.since > b.since ? 1 : 0));
+    }
+
+    /** Sends a live signal to `channel`'s open streams; resolves with { delivered_to }. */
+    async signal(channel, kind, data) {
+      const token = await this.#tokens.current();
+      return request("POST", `${this.#url}/api/signals`, token, undefined, { channel, kind, data });
     }
 
     /** The last cursor seen: pass it as `cursor` to resume elsewhere. */
@@ -670,7 +748,9 @@
       if (message.type === "hello") {
         if (this.#leading) {
           const state = { status: this.#status, unread: this.#unread, cursor: this.#cursor };
-          this.#tabs.post({ type: "state", ...state });
+          const present = {};
+          for (const channel of this.#present.keys()) present[channel] = this.present(channel);
+          this.#tabs.post({ type: "state", ...state, present });
         }
         return;
       }
@@ -684,6 +764,9 @@
           if (message.status) this.#setStatus(message.status);
           if (typeof message.unread === "number") {
             this.#deliver({ type: "unread_count", data: { unread_count: message.unread } });
+          }
+          for (const [channel, present] of Object.entries(message.present || {})) {
+            this.#deliver({ type: "presence", data: { channel, present } });
           }
           break;
         case "status":
@@ -715,6 +798,7 @@
 
     /** Hands a message to the page's callbacks, in every tab. */
     #deliver({ type, data }) {
+      if (this.#closed) return; // the page said close(): no more callbacks
       const options = this.#options;
       switch (type) {
         case "notification":
@@ -731,7 +815,23 @@
         case "reset":
           options.onReset?.(data.cursor);
           break;
+        case "presence":
+          this.#applyPresence(data);
+          options.onPresence?.(data.channel, this.present(data.channel));
+          break;
+        case "signal":
+          options.onSignal?.(data);
+          break;
       }
+    }
+
+    /** A whole list (`present`), or a change (`joined`, `left`). */
+    #applyPresence({ channel, present, joined, left }) {
+      if (present) this.#present.set(channel, new Map());
+      const users = this.#present.get(channel) || new Map();
+      this.#present.set(channel, users);
+      for (const member of present || joined || []) users.set(member.user, member);
+      for (const user of left || []) users.delete(user);
     }
 
     #transition(name) {
@@ -769,6 +869,6 @@
   globalThis.Herald = {
     connect: (options) => new Connection(options),
     list,
-    version: "1",
+    version: "1.1",
   };
 })();

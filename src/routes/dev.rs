@@ -20,9 +20,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct TokenQuery {
     user: String,
     channels: Option<String>,
+    /// Shown in presence lists.
+    name: Option<String>,
 }
 
-/// GET /dev/token?user=42&channels=order:*: a token for any user, with publish scope.
+/// GET /dev/token?user=42&channels=order:*&name=Ada: a token for any user, with publish scope.
 async fn token(query: web::Query<TokenQuery>, auth: web::Data<Auth>) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     if !channels::is_valid_user_id(&query.user) {
@@ -41,7 +43,8 @@ async fn token(query: web::Query<TokenQuery>, auth: web::Data<Auth>) -> AppResul
                 .collect()
         })
         .unwrap_or_default();
-    let token = auth.mint(&query.user, &grants, true, DEV_TOKEN_TTL_SECS);
+    let name = query.name.as_deref().filter(|name| !name.trim().is_empty());
+    let token = auth.mint_named(&query.user, name, &grants, true, DEV_TOKEN_TTL_SECS);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "token": token, "user_id": query.user, "channels": grants,
         "expires_in": DEV_TOKEN_TTL_SECS,

@@ -7,6 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
+import { createServer, connect as tcpConnect } from "node:net";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -33,6 +34,8 @@ async function startHerald(fixedPort) {
       // Set while working on web/: its files as they are now, not as compiled in.
       ...(process.env.HERALD_WEB_DIR ? { HERALD_WEB_DIR: process.env.HERALD_WEB_DIR } : {}),
       RUST_LOG: "info,actix_web=warn",
+      // Pings every 2 s, so the watchdog test (2.5 heartbeats) takes seconds, not a minute.
+      HERALD_HEARTBEAT_SECS: "2",
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -371,11 +374,142 @@ test("herald.mjs exports the same client to ES modules", async () => {
     };
   });
 
-  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1" });
+  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1.1" });
   await context.close();
 });
 
 // Last: it restarts herald.
+/** The users shown in the "Online now" row. Every demo page is present on the feed, so
+ *  other tests' users may show too (for the 5 s reconnect grace after they close). */
+const online = (page) => page.evaluate(() =>
+  Array.from(document.querySelectorAll("#online-list li")).map((li) => li.dataset.user));
+
+async function waitForOnline(page, user, shown = true) {
+  await page.waitForFunction(
+    ([who, want]) => Boolean(document.querySelector(`#online-list li[data-user="${who}"]`)) === want,
+    [String(user), shown],
+    { timeout: WAIT }
+  );
+}
+
+test("two users see each other come online, type and leave; a user without the grant sees neither", async () => {
+  const [ada, grace, outsider] = [await browser.newContext(), await browser.newContext(), await browser.newContext()];
+  const adaPage = await openDemo(ada, 1);
+  await waitForOnline(adaPage, 1);
+  assert.equal(await adaPage.locator('#online-list li[data-user="1"]').textContent(), "A");
+
+  const gracePage = await openDemo(grace, 2);
+  await waitForOnline(gracePage, 1);
+  await waitForOnline(gracePage, 2);
+  await waitForOnline(adaPage, 2);
+  assert.equal(await adaPage.locator('#online-list li[data-user="2"]').getAttribute("title"), "Grace");
+
+  // User 3's own token, without the feed's grant: the page follows only their inbox.
+  const bare = await (await fetch(`http://127.0.0.1:${port}/dev/token?user=3`)).json();
+  const outsiderPage = await outsider.newPage();
+  await outsiderPage.goto(`http://127.0.0.1:${port}/?token=${bare.token}`);
+  await outsiderPage.waitForFunction(() => document.getElementById("status").dataset.status === "live", null, { timeout: WAIT });
+
+  await gracePage.fill('#send input[name="title"]', "Order #18 is packed");
+  await adaPage.locator("#typing", { hasText: "Grace is typing…" }).waitFor({ timeout: WAIT });
+
+  // What the outsider would have heard by now, they would have shown.
+  insert("user:3", "fence for the outsider");
+  await outsiderPage.locator(".toast", { hasText: "fence for the outsider" }).waitFor({ timeout: WAIT });
+  assert.equal(await outsiderPage.locator("#online").isHidden(), true);
+  assert.deepEqual(await online(outsiderPage), []);
+  assert.equal(await outsiderPage.locator("#typing").isHidden(), true);
+  assert.ok(!(await online(adaPage)).includes("3"), "the outsider is not listed");
+
+  await grace.close();
+  // Gone once the reconnect grace (5 s) has passed: within the spec's 15 s.
+  await waitForOnline(adaPage, 2, false);
+  await ada.close();
+  await outsider.close();
+});
+
+test("a courier's location signals move the dot for everyone on the feed", async () => {
+  const [dispatcher, customer] = [await browser.newContext(), await browser.newContext()];
+  const dispatcherPage = await openDemo(dispatcher, 31);
+  const customerPage = await openDemo(customer, 32);
+  await waitForOnline(customerPage, 31);
+
+  await dispatcherPage.click("#simulate-courier");
+
+  await customerPage.waitForFunction(() => document.getElementById("courier").dataset.progress === "1", null, { timeout: WAIT });
+  assert.equal(await customerPage.locator("#courier-label").textContent(), "Order #17: delivered");
+  await dispatcher.close();
+  await customer.close();
+});
+
+/**
+ * A TCP proxy in front of herald that can freeze the /events connections open through it:
+ * their bytes stop flowing both ways, and nothing is closed, as when a laptop sleeps or a
+ * middlebox loses a connection. New connections pass.
+ */
+async function freezingProxy(target) {
+  const streams = new Set();
+  const server = createServer((client) => {
+    const upstream = tcpConnect(target, "127.0.0.1");
+    const connection = { client, upstream, frozen: false };
+    // Any request on the connection may be the stream (a browser reuses connections).
+    client.on("data", (chunk) => {
+      if (chunk.toString("latin1").startsWith("GET /events")) streams.add(connection);
+      if (!connection.frozen) upstream.write(chunk);
+    });
+    upstream.on("data", (chunk) => {
+      if (!connection.frozen) client.write(chunk);
+    });
+    const drop = () => {
+      streams.delete(connection);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop);
+    upstream.on("error", drop);
+    client.on("close", drop);
+    upstream.on("close", drop);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: server.address().port,
+    /** Freezes the /events connections open now; returns how many. */
+    freeze() {
+      const frozen = [...streams];
+      for (const connection of frozen) {
+        connection.frozen = true;
+        connection.client.pause();
+        connection.upstream.pause();
+        streams.delete(connection);
+      }
+      return frozen.length;
+    },
+    close() {
+      server.close();
+    },
+  };
+}
+
+test("a stream that freezes without closing is replaced by the watchdog, and nothing is lost", async () => {
+  const proxy = await freezingProxy(port);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // heartbeat=2: herald's (HERALD_HEARTBEAT_SECS above), so silence of 5 s means dead.
+  await page.goto(`http://127.0.0.1:${proxy.port}/?user=41&heartbeat=2`);
+  await page.waitForFunction(() => document.getElementById("status").dataset.status === "live", null, { timeout: WAIT });
+  insert("user:41", "before the freeze");
+  await page.locator(".toast", { hasText: "before the freeze" }).waitFor({ timeout: WAIT });
+
+  assert.equal(proxy.freeze(), 1, "the page's one stream is frozen");
+  insert("user:41", "while frozen");
+
+  await page.locator(".toast", { hasText: "while frozen" }).waitFor({ timeout: WAIT });
+  const received = await page.evaluate(() => window.heraldDemo.received.length);
+  assert.equal(received, 2, "each once");
+  await context.close();
+  proxy.close();
+});
+
 test("after herald restarts the page resumes without losing or repeating a notification", async () => {
   const context = await browser.newContext();
   const page = await openDemo(context, 16);
