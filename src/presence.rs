@@ -1,14 +1,16 @@
 //! Presence (SPEC section 8): who is online on a channel, across every instance.
 //!
 //! The truth is the `herald_presence` table (see its migration): a user is present on a
-//! channel while some holder's row there has not lapsed. Each instance keeps, in memory:
-//! - `held`: the (channel, user) pairs its open streams hold, with how many streams; once per
-//!   [`TICK`] it pushes their rows' `expires` [`HOLD`] ahead, and lets the rows of pairs whose
-//!   last stream closed lapse [`GRACE`] from then (a reload or a hop to another instance within
-//!   the grace is neither a leave nor a join);
+//! channel while some live holder's row there has not lapsed. Each instance keeps its own
+//! holder alive, [`HOLD`] ahead, every [`TICK`]: one row however many users it holds. In
+//! memory it keeps:
+//! - `held`: the (channel, user) pairs its open streams hold, with how many streams; a pair
+//!   whose last stream closed has its row lapse [`GRACE`] later (a reload, or a hop to another
+//!   instance, within the grace is neither a leave nor a join);
 //! - `known`: for each channel some local stream watches, who the table said was present at
-//!   the last read, with a version. Each tick reads the watched channels again and hands the
-//!   difference (`joined`, `left`) to the watching streams through the hub.
+//!   the last read, with a version. Each tick finds the watched channels whose rows started or
+//!   lapsed since the last one, reads those again, and hands the difference (`joined`, `left`)
+//!   to the watching streams through the hub.
 //!
 //! So a join shows within a tick everywhere (at once on the joining instance), a close within
 //! the grace plus a tick, and an instance killed outright within [`HOLD`] plus a tick: all
@@ -33,7 +35,7 @@ use crate::store::DbPool;
 
 /// How often an instance refreshes its rows and reads the channels its streams watch.
 pub const TICK: Duration = Duration::from_secs(1);
-/// How far ahead each refresh pushes a held row's `expires`: an instance that dies is gone
+/// How far ahead each tick pushes this instance's `expires`: an instance that dies is gone
 /// from every list within this plus a tick.
 pub const HOLD: Duration = Duration::from_secs(10);
 /// How long a user stays present after their last stream on an instance closes.
@@ -95,6 +97,8 @@ pub struct Presence {
 struct State {
     held: HashMap<(String, String), Held>,
     known: HashMap<String, Known>,
+    /// The database's clock at the last tick's read: what changed since is read again.
+    checked: Option<DateTime<Utc>>,
 }
 
 struct Held {
@@ -157,8 +161,11 @@ impl Presence {
         };
         let holder = self.holder;
         let entry = vec![(channel.to_owned(), user.to_owned(), name.map(str::to_owned))];
-        self.db(move |conn| refresh(conn, holder, &entry, HOLD))
-            .await?;
+        self.db(move |conn| {
+            keep_holder(conn, holder, HOLD)?;
+            hold_rows(conn, holder, &entry, None)
+        })
+        .await?;
         let _reading = self.reading.lock().await;
         let channels = vec![channel.to_owned()];
         let lists = self.db(move |conn| present(conn, &channels)).await?;
@@ -179,7 +186,7 @@ impl Presence {
             .into_iter()
             .map(|channel| (channel, user.to_owned(), name.map(str::to_owned)))
             .collect();
-        self.db(move |conn| refresh(conn, POLLING_HOLDER, &entries, POLL_HOLD))
+        self.db(move |conn| hold_rows(conn, POLLING_HOLDER, &entries, Some(POLL_HOLD)))
             .await
     }
 
@@ -225,24 +232,19 @@ impl Presence {
     }
 
     async fn tick(&self) -> AppResult<()> {
-        let (held, released) = {
-            let mut state = self.lock();
-            let mut held = Vec::new();
+        let released = {
             let mut released = Vec::new();
-            state.held.retain(|(channel, user), h| {
-                if h.streams > 0 {
-                    held.push((channel.clone(), user.clone(), h.name.clone()));
-                    true
-                } else {
+            self.lock().held.retain(|(channel, user), h| {
+                if h.streams == 0 {
                     released.push((channel.clone(), user.clone()));
-                    false
                 }
+                h.streams > 0
             });
-            (held, released)
+            released
         };
         let holder = self.holder;
         self.db_on(&self.tick_pool, move |conn| {
-            refresh(conn, holder, &held, HOLD)?;
+            keep_holder(conn, holder, HOLD)?;
             release(conn, holder, &released, GRACE)?;
             sweep(conn)
         })
@@ -253,11 +255,16 @@ impl Presence {
             state.known.retain(|_, known| known.watchers > 0);
             state.known.keys().cloned().collect()
         };
-        let query = watched.clone();
-        let lists = self
-            .db_on(&self.tick_pool, move |conn| present(conn, &query))
+        let checked = self.lock().checked;
+        let (lists, channels, now) = self
+            .db_on(&self.tick_pool, move |conn| {
+                let (changed, now) = changed(conn, &watched, checked)?;
+                Ok((present(conn, &changed)?, changed, now))
+            })
             .await?;
-        self.lock().apply(lists, &self.hub, &watched);
+        let mut state = self.lock();
+        state.apply(lists, &self.hub, &channels);
+        state.checked = Some(now);
         Ok(())
     }
 
@@ -360,32 +367,46 @@ fn snapshot(channel: &str, known: &Known) -> Snapshot {
     }
 }
 
-/// Pushes the rows of `entries` (channel, user, name) held by `holder` to lapse `hold` from
-/// now; a row that had lapsed starts a new `since`.
-fn refresh(
+/// Keeps `holder` (this instance) alive for `hold` from now.
+fn keep_holder(conn: &mut PgConnection, holder: i64, hold: Duration) -> QueryResult<()> {
+    diesel::sql_query(
+        "insert into herald_presence_holders as h (holder, expires)
+         values ($1, now() + make_interval(secs => $2))
+         on conflict (holder) do update set expires = greatest(h.expires, excluded.expires)",
+    )
+    .bind::<BigInt, _>(holder)
+    .bind::<Double, _>(hold.as_secs_f64())
+    .execute(conn)
+    .map(drop)
+}
+
+/// `holder` holds `entries` (channel, user, name): for as long as it lives (`until` `None`),
+/// or for `until` from now. A row that had lapsed starts a new `since`.
+fn hold_rows(
     conn: &mut PgConnection,
     holder: i64,
     entries: &[(String, String, Option<String>)],
-    hold: Duration,
+    until: Option<Duration>,
 ) -> QueryResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let (channels, users, names) = split3(entries);
     diesel::sql_query(
-        "insert into herald_presence as p (channel, user_id, holder, name, since, expires)
+        "insert into herald_presence as p (channel, user_id, holder, name, since, until)
          select c, u, $3, n, now(), now() + make_interval(secs => $5)
          from unnest($1::text[], $2::text[], $4::text[]) as e(c, u, n)
          on conflict (channel, user_id, holder) do update
          set name = excluded.name,
-             since = case when p.expires > now() then p.since else excluded.since end,
-             expires = greatest(p.expires, excluded.expires)",
+             since = case when p.until is null or p.until > now() then p.since
+                          else excluded.since end,
+             until = excluded.until",
     )
     .bind::<Array<Text>, _>(channels)
     .bind::<Array<Text>, _>(users)
     .bind::<BigInt, _>(holder)
     .bind::<Array<Nullable<Text>>, _>(names)
-    .bind::<Double, _>(hold.as_secs_f64())
+    .bind::<Nullable<Double>, _>(until.map(|d| d.as_secs_f64()))
     .execute(conn)
     .map(drop)
 }
@@ -404,7 +425,7 @@ fn release(
     let users: Vec<&str> = entries.iter().map(|(_, u)| u.as_str()).collect();
     diesel::sql_query(
         "update herald_presence p
-         set expires = least(p.expires, now() + make_interval(secs => $4))
+         set until = least(coalesce(p.until, 'infinity'), now() + make_interval(secs => $4))
          from unnest($1::text[], $2::text[]) as e(c, u)
          where p.channel = e.c and p.user_id = e.u and p.holder = $3",
     )
@@ -416,10 +437,10 @@ fn release(
     .map(drop)
 }
 
-/// Lets every row `holder` holds lapse within `grace` (it is shutting down).
+/// Lets everything `holder` holds lapse within `grace` (it is shutting down).
 fn release_all(conn: &mut PgConnection, holder: i64, grace: Duration) -> QueryResult<()> {
     diesel::sql_query(
-        "update herald_presence
+        "update herald_presence_holders
          set expires = least(expires, now() + make_interval(secs => $2))
          where holder = $1",
     )
@@ -429,11 +450,64 @@ fn release_all(conn: &mut PgConnection, holder: i64, grace: Duration) -> QueryRe
     .map(drop)
 }
 
-/// Deletes rows that lapsed more than a minute ago (any instance may: they mean nothing).
+/// Of `watched`, the channels whose lists may have changed since `checked` (all of them the
+/// first time), and the database's clock now. A join starts a row (or revives a lapsed one)
+/// with `since` = its transaction's start; a leave is a row's `until`, or its holder's
+/// `expires`, passing. Both are looked for from a
+/// little before `checked`: a transaction that started before the last check may have
+/// committed after it. Reading a channel again costs nothing but the read.
+fn changed(
+    conn: &mut PgConnection,
+    watched: &[String],
+    checked: Option<DateTime<Utc>>,
+) -> QueryResult<(Vec<String>, DateTime<Utc>)> {
+    #[derive(QueryableByName)]
+    struct Changed {
+        #[diesel(sql_type = Array<Text>)]
+        channels: Vec<String>,
+        #[diesel(sql_type = Timestamptz)]
+        now: DateTime<Utc>,
+    }
+    let found: Changed = diesel::sql_query(
+        "select now() as now,
+                array(select distinct p.channel
+                      from herald_presence p join herald_presence_holders h using (holder)
+                      where p.channel = any($1)
+                        and ($2::timestamptz is null
+                             or p.since > $2 - interval '5 seconds'
+                             or (p.until > $2 - interval '5 seconds' and p.until <= now())
+                             or (h.expires > $2 - interval '5 seconds' and h.expires <= now())))
+                  as channels",
+    )
+    .bind::<Array<Text>, _>(watched)
+    .bind::<Nullable<Timestamptz>, _>(checked)
+    .get_result(conn)?;
+    // A watched channel with no rows at all is also news the first time (everyone left).
+    let channels = if checked.is_none() {
+        watched.to_vec()
+    } else {
+        found.channels
+    };
+    Ok((channels, found.now))
+}
+
+/// Deletes rows that lapsed more than a minute ago, and holders gone as long with nothing
+/// left (any instance may: they mean nothing).
 fn sweep(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query("delete from herald_presence where expires < now() - interval '1 minute'")
-        .execute(conn)
-        .map(drop)
+    diesel::sql_query(
+        "delete from herald_presence p
+         using herald_presence_holders h
+         where h.holder = p.holder
+           and (p.until < now() - interval '1 minute' or h.expires < now() - interval '1 minute')",
+    )
+    .execute(conn)?;
+    diesel::sql_query(
+        "delete from herald_presence_holders h
+         where h.expires < now() - interval '1 minute'
+           and not exists (select 1 from herald_presence p where p.holder = h.holder)",
+    )
+    .execute(conn)
+    .map(drop)
 }
 
 #[derive(QueryableByName)]
@@ -462,8 +536,8 @@ fn present(
         "select channel, user_id,
                 (array_agg(name order by since desc) filter (where name is not null))[1] as name,
                 min(since) as since
-         from herald_presence
-         where channel = any($1) and expires > now()
+         from herald_presence p join herald_presence_holders h using (holder)
+         where channel = any($1) and h.expires > now() and (p.until is null or p.until > now())
          group by channel, user_id
          order by channel, min(since), user_id",
     )

@@ -1,1 +1,2 @@
 drop table herald_presence;
+drop table herald_presence_holders;
