@@ -198,6 +198,21 @@ impl Connection {
     /// `GET {path}` on this connection.
     pub async fn get(&mut self, path: &str) -> io::Result<Response> {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.send(request).await
+    }
+
+    /// `POST {path}` with a JSON `body` and a bearer `token`, on this connection.
+    pub async fn post(&mut self, path: &str, token: &str, body: &str) -> io::Result<Response> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.send(request).await
+    }
+
+    async fn send(&mut self, request: String) -> io::Result<Response> {
         self.reader.get_mut().write_all(request.as_bytes()).await?;
         let head = read_head(&mut self.reader).await?;
         let length = head

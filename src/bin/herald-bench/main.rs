@@ -36,6 +36,10 @@ struct Cli {
     /// by side (one process's open-file limit) disjoint users.
     #[arg(long, default_value_t = 0)]
     first_user: u32,
+    /// Streams are present (`presence=`) on `room:<user number / R>`, R users a room: what
+    /// presence costs the other scenarios. 0: no presence.
+    #[arg(long, default_value_t = 0)]
+    presence_rooms: usize,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -90,6 +94,19 @@ pub enum Scenario {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// N streams on one channel; SENDERS users post RATE signals/s in all for DURATION s:
+    /// post-to-receive latency of `event: signal`, missing.
+    Signals {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Users sending in turn (each may send 20/s).
+        #[arg(long, default_value_t = 5)]
+        senders: usize,
+    },
     /// W writers' insert throughput into `notifications` (herald's trigger, herald running)
     /// against a copy of the table with no trigger, in alternating phases.
     Writers {
@@ -110,6 +127,7 @@ pub struct Bench {
     auth: Auth,
     sources: u8,
     first_user: u32,
+    presence_rooms: usize,
 }
 
 impl Bench {
@@ -118,9 +136,15 @@ impl Bench {
         format!("bench{}", self.first_user as usize + i)
     }
 
-    /// A token for client `i`'s user, valid for an hour.
+    /// A token for client `i`'s user, valid for an hour, granting `room:*` and `signal:*`.
     pub fn token(&self, i: usize) -> String {
-        self.auth.mint(&self.user(i), &[], false, 3600)
+        let grants = ["room:*".to_owned(), "signal:*".to_owned()];
+        self.auth.mint(&self.user(i), &grants, false, 3600)
+    }
+
+    /// The `presence=` of client `i`'s stream, if streams are present.
+    pub fn presence(&self, i: usize) -> Option<String> {
+        (self.presence_rooms > 0).then(|| format!("room:{}", i / self.presence_rooms))
     }
 
     /// The source address for connection `i`.
@@ -143,6 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         auth: Auth::new(cli.secret.as_bytes(), None),
         sources: cli.sources,
         first_user: cli.first_user,
+        presence_rooms: cli.presence_rooms,
     };
     // One thread: the generator stays off the core herald and PostgreSQL share the rest of.
     let runtime = tokio::runtime::Builder::new_current_thread()

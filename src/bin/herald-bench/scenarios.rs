@@ -53,6 +53,12 @@ pub async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
             duration_secs,
             rounds,
         } => writers_scenario(bench, writers, duration_secs, rounds).await?,
+        Scenario::Signals {
+            n,
+            rate,
+            duration_secs,
+            senders,
+        } => signals(bench, n, rate, duration_secs, senders).await?,
     };
     report.print();
     Ok(())
@@ -85,11 +91,28 @@ async fn open_streams(
     n: usize,
     deliveries: mpsc::UnboundedSender<Delivery>,
 ) -> (usize, usize) {
+    open_streams_on(bench, n, None, "notification", deliveries).await
+}
+
+/// [`open_streams`] on `channels` (`None`: the inbox), delivering the events named `event`.
+async fn open_streams_on(
+    bench: &Bench,
+    n: usize,
+    channels: Option<&str>,
+    event: &'static str,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+) -> (usize, usize) {
     let opening = Rc::new(Semaphore::new(OPENING));
     let mut opened = Vec::with_capacity(n);
     for i in 0..n {
         let (server, source, host) = (bench.server, bench.source(i), bench.host.clone());
-        let path = format!("/events?token={}", bench.token(i));
+        let mut path = format!("/events?token={}", bench.token(i));
+        if let Some(channels) = channels {
+            path.push_str(&format!("&channels={channels}"));
+        }
+        if let Some(room) = bench.presence(i) {
+            path.push_str(&format!("&presence={room}"));
+        }
         let (ready, ready_rx) = oneshot::channel();
         let (opening, deliveries) = (opening.clone(), deliveries.clone());
         tokio::task::spawn_local(async move {
@@ -109,16 +132,25 @@ async fn open_streams(
                     return;
                 }
             };
-            while let Ok(Some(event)) = stream.next().await {
-                if event.name != "notification" {
+            while let Ok(Some(received_event)) = stream.next().await {
+                if received_event.name != event {
                     continue;
                 }
+                let event = received_event;
                 let received = now_micros();
-                if let Ok(note) = serde_json::from_str::<Note>(&event.data) {
-                    let latency = note.data.t.map_or(-1, |t| received - t);
+                let delivery = if event.name == "signal" {
+                    serde_json::from_str::<SignalNote>(&event.data)
+                        .ok()
+                        .map(|s| (s.data.seq, received - s.data.t))
+                } else {
+                    serde_json::from_str::<Note>(&event.data)
+                        .ok()
+                        .map(|note| (note.id, note.data.t.map_or(-1, |t| received - t)))
+                };
+                if let Some((id, latency)) = delivery {
                     let _ = deliveries.send(Delivery {
                         stream: i,
-                        id: note.id,
+                        id,
                         latency,
                     });
                 }
@@ -595,4 +627,70 @@ fn round(value: f64) -> f64 {
 
 fn round_to(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
+}
+
+/// A signal as a stream delivers it: the sender's stamp and sequence number in `data`.
+#[derive(Deserialize)]
+struct SignalNote {
+    data: SignalData,
+}
+
+#[derive(Deserialize)]
+struct SignalData {
+    t: i64,
+    seq: i64,
+}
+
+async fn signals(
+    bench: &Bench,
+    n: usize,
+    rate: u32,
+    duration_secs: u64,
+    senders: usize,
+) -> Result<Report> {
+    const CHANNEL: &str = "signal:bench";
+    let (deliveries, mut received) = mpsc::unbounded_channel();
+    let (established, failed) =
+        open_streams_on(bench, n, Some(CHANNEL), "signal", deliveries).await;
+    settle_streams(bench, established).await?;
+    let tokens: Vec<String> = (0..senders.max(1)).map(|i| bench.token(n + i)).collect();
+    let mut sender = connection(bench).await?;
+    let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let end = Instant::now() + Duration::from_secs(duration_secs);
+    let (mut sent, mut refused) = (0i64, 0usize);
+    let mut next = Instant::now();
+    while Instant::now() < end {
+        tokio::time::sleep_until(next).await;
+        next += every;
+        let body = format!(
+            r#"{{"channel":"{CHANNEL}","kind":"bench","data":{{"t":{},"seq":{sent}}}}}"#,
+            now_micros()
+        );
+        let token = &tokens[sent as usize % tokens.len()];
+        let response = sender.post("/api/signals", token, &body).await?;
+        if response.status == 202 {
+            sent += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    let mut latencies = Vec::new();
+    let grace = Instant::now() + GRACE;
+    let expected = sent as usize * established;
+    while latencies.len() < expected {
+        match tokio::time::timeout_at(grace, received.recv()).await {
+            Ok(Some(delivery)) => latencies.push(delivery.latency),
+            _ => break,
+        }
+    }
+    let mut report = Report::new("signals");
+    report
+        .set("streams", n)
+        .set("established", established)
+        .set("failed", failed)
+        .set("sent", sent)
+        .set("refused", refused)
+        .set("missing", expected - latencies.len())
+        .set("latency", percentiles(&mut latencies));
+    Ok(report)
 }
