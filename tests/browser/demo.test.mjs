@@ -290,6 +290,14 @@ test("a screenshot of the demo page is saved under target/browser", async () => 
   insert("user:1", "Card declined for order #19", "error");
   await page.locator(".toast", { hasText: "order #19" }).waitFor({ timeout: WAIT });
   await page.click("#bell");
+  // Open, the dropdown leaves the cards' headings readable.
+  const panel = await page.locator("#panel").boundingBox();
+  for (const heading of await page.locator(".card h2").all()) {
+    const box = await heading.boundingBox();
+    const overlaps = box.x < panel.x + panel.width && panel.x < box.x + box.width &&
+      box.y < panel.y + panel.height && panel.y < box.y + box.height;
+    assert.ok(!overlaps, `the dropdown covers "${await heading.textContent()}"`);
+  }
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, "demo.png"), animations: "disabled" });
   await context.close();
@@ -426,6 +434,24 @@ test("two users see each other come online, type and leave; a user without the g
   await waitForOnline(adaPage, 2, false);
   await ada.close();
   await outsider.close();
+});
+
+test("a follower tab sees who is online as its leader does, and its typing reaches others", async () => {
+  const [mine, theirs] = [await browser.newContext(), await browser.newContext()];
+  const leader = await openDemo(mine, 51);
+  const follower = await openDemo(mine, 51);
+  const other = await openDemo(theirs, 52);
+  assert.equal(await follower.evaluate(() => window.heraldDemo.herald.leader), false);
+  await waitForOnline(follower, 51);
+  await waitForOnline(follower, 52);
+  await waitForOnline(leader, 52);
+
+  await follower.fill('#send input[name="title"]', "typed in the follower");
+  await other.locator("#typing", { hasText: "is typing…" }).waitFor({ timeout: WAIT });
+  assert.equal(await other.locator("#typing").getAttribute("data-user"), "51");
+  await mine.close();
+  await waitForOnline(other, 51, false);
+  await theirs.close();
 });
 
 test("a courier's location signals move the dot for everyone on the feed", async () => {
