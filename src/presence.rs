@@ -566,3 +566,65 @@ fn split3(
     }
     (channels, users, names)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(user: usize) -> Member {
+        Member {
+            user: format!("{user:04}"),
+            name: None,
+            since: DateTime::<Utc>::from_timestamp(1_800_000_000 + user as i64, 0).unwrap(),
+        }
+    }
+
+    fn known(users: usize) -> Known {
+        Known {
+            watchers: 1,
+            version: 7,
+            members: (0..users)
+                .map(|u| (member(u).user.clone(), member(u)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_lists_the_oldest_thousand_and_says_it_left_some_out() {
+        assert_eq!(snapshot("c", &known(1001)).version, 7);
+        let json = snapshot_json(&known(1001));
+        assert_eq!(json["present"].as_array().unwrap().len(), 1000);
+        assert_eq!(json["present"][0]["user"], "0000");
+        assert_eq!(json["present"][999]["user"], "0999");
+        assert_eq!(json["truncated"], true);
+
+        let whole = snapshot_json(&known(1000));
+        assert_eq!(whole["present"].as_array().unwrap().len(), 1000);
+        assert!(whole.get("truncated").is_none());
+    }
+
+    fn snapshot_json(known: &Known) -> serde_json::Value {
+        serde_json::from_str(&snapshot("c", known).json).unwrap()
+    }
+
+    #[test]
+    fn applying_a_read_reports_who_joined_and_who_left_once() {
+        let hub = Hub::default();
+        let mut state = State::default();
+        state.known.insert("c".into(), known(3));
+        let read = |users: &[usize]| {
+            HashMap::from([("c".to_owned(), users.iter().map(|&u| member(u)).collect())])
+        };
+
+        state.apply(read(&[1, 2, 3]), &hub, &["c".to_owned()]);
+        let known = &state.known["c"];
+        assert_eq!(known.version, 8, "one change: 0 left, 3 joined");
+        assert_eq!(
+            known.members.keys().collect::<Vec<_>>(),
+            ["0001", "0002", "0003"]
+        );
+
+        state.apply(read(&[1, 2, 3]), &hub, &["c".to_owned()]);
+        assert_eq!(state.known["c"].version, 8, "no change, no version");
+    }
+}
