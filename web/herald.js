@@ -48,9 +48,8 @@
  *                         deliver) or "offline" (two attempts failed in a row; retrying).
  *   onError(error)        an Error (with `status` when herald answered) from work done in the
  *                         background: a request, a token trade, getToken. For logging: the
- *                         connection retries by itself, except when its very first token cannot
- *                         be had; then it stays "offline". (markRead and markAllRead reject
- *                         their promise instead.)
+ *                         connection retries by itself, its very first token too ("offline"
+ *                         meanwhile). (markRead and markAllRead reject their promise instead.)
  * The handle:
  *   markRead(id)     → Promise of { id, read: true, unread_count }
  *   markAllRead()    → Promise of { marked }
@@ -702,14 +701,19 @@
     /** Gets a token (its user names the tab group), then leads, or joins the other tabs. */
     async #join() {
       let token;
-      try {
-        token = await this.#tokens.current();
-      } catch (error) {
-        this.#transition("unreachable");
-        this.#report(error);
-        return;
+      // A first token that cannot be had (the network at page load, the app's token view
+      // down) is retried with the usual backoff until it comes or the page closes us.
+      for (let failures = 1; !token; failures += 1) {
+        try {
+          token = await this.#tokens.current();
+        } catch (error) {
+          if (this.#closed) return;
+          this.#transition("unreachable");
+          this.#report(error);
+          await new Promise((resolve) => setTimeout(resolve, backoff(failures)));
+        }
+        if (this.#closed) return;
       }
-      if (this.#closed) return;
       if (!Tabs.supported()) {
         this.#lead();
         return;

@@ -368,6 +368,35 @@ test("Herald.list without a token rejects rather than throwing", async () => {
   await context.close();
 });
 
+test("a first token that cannot be had is asked for again until it comes", async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context, 24);
+  const statuses = await page.evaluate(() => new Promise((resolve) => {
+    let asked = 0;
+    const seen = [];
+    const connection = Herald.connect({
+      url: "",
+      channels: ["user:25"],
+      // Down at page load, then back.
+      getToken: async () => {
+        asked += 1;
+        if (asked === 1) throw new Error("token view down");
+        const answer = await fetch("/dev/token?user=25");
+        return (await answer.json()).token;
+      },
+      onStatus: (status) => {
+        seen.push(status);
+        if (status === "live") {
+          connection.close();
+          resolve(seen);
+        }
+      },
+    });
+  }));
+  assert.deepEqual(statuses, ["connecting", "offline", "connecting", "live"]);
+  await context.close();
+});
+
 test("herald.mjs exports the same client to ES modules", async () => {
   const context = await browser.newContext();
   const page = await openDemo(context, 23);
