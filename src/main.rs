@@ -9,6 +9,9 @@ use herald::startup::Application;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    // Before libpq loads OpenSSL: without an exit handler, a pool thread that is connecting as
+    // the process exits cannot crash it (diesel-rs/diesel#3441).
+    openssl::init();
     env_logger::init_from_env(env_logger::Env::new().default_filter_or("info"));
     let result: Result<(), Failure> = match cli::parse(std::env::args_os()) {
         Command::Serve(config) => serve(*config).await,

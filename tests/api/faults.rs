@@ -25,6 +25,7 @@ struct OwnCluster {
 
 impl OwnCluster {
     async fn start(name: &str) -> OwnCluster {
+        crate::helpers::before_connecting();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("target")
             .join(format!("{name}-{}", std::process::id()));

@@ -35,6 +35,7 @@ pub struct Managed {
 /// The server, started on first use.
 pub fn managed() -> &'static Managed {
     static MANAGED: OnceLock<Managed> = OnceLock::new();
+    crate::helpers::before_connecting();
     MANAGED.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/herald-tls-pg");
         std::fs::create_dir_all(&root).unwrap();

@@ -9,9 +9,18 @@ use herald::devdb::Cluster;
 
 use super::WAIT;
 
+/// Call before any database connection: OpenSSL (libpq's and native-tls's) set up without its
+/// exit handler. With it, a herald pool thread of an earlier test, reconnecting to a database
+/// already dropped, could be inside OpenSSL as the test binary exits, and crash it after every
+/// test passed (diesel-rs/diesel#3441).
+pub fn before_connecting() {
+    openssl::init();
+}
+
 /// The maintenance database of the server test databases are created on.
 fn server() -> &'static str {
     static SERVER: OnceLock<String> = OnceLock::new();
+    before_connecting();
     SERVER.get_or_init(|| match std::env::var("TEST_DATABASE_URL") {
         Ok(url) => url,
         Err(_) => {

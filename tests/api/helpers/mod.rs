@@ -20,7 +20,7 @@ mod sse;
 use std::time::Duration;
 
 pub use app::{TestApp, spawn_app, spawn_app_on, spawn_app_with, spawn_configured, test_config};
-pub use db::{TestDb, migrated_db, roll_up_counts};
+pub use db::{TestDb, before_connecting, migrated_db, roll_up_counts};
 pub use process::Process;
 pub use rng::Rng;
 pub use sse::{EventStream, Received, SseEvent};
