@@ -35,6 +35,8 @@ use crate::store::DbPool;
 
 /// How often an instance refreshes its rows and reads the channels its streams watch.
 pub const TICK: Duration = Duration::from_secs(1);
+/// Rows that lapsed long ago are swept every this many ticks.
+const SWEEP_TICKS: u64 = 60;
 /// How far ahead each tick pushes this instance's `expires`: an instance that dies is gone
 /// from every list within this plus a tick.
 pub const HOLD: Duration = Duration::from_secs(10);
@@ -202,12 +204,12 @@ impl Presence {
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
-        loop {
+        for tick in 0.. {
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            match self.tick().await {
+            match self.tick(tick).await {
                 Ok(()) if failing => {
                     log::info!("presence recovered");
                     failing = false;
@@ -231,30 +233,36 @@ impl Presence {
         }
     }
 
-    async fn tick(&self) -> AppResult<()> {
-        let released = {
+    async fn tick(&self, tick: u64) -> AppResult<()> {
+        if tick.is_multiple_of(SWEEP_TICKS) {
+            self.db_on(&self.tick_pool, sweep).await?;
+        }
+        let (released, idle) = {
+            let mut state = self.lock();
             let mut released = Vec::new();
-            self.lock().held.retain(|(channel, user), h| {
+            state.held.retain(|(channel, user), h| {
                 if h.streams == 0 {
                     released.push((channel.clone(), user.clone()));
                 }
                 h.streams > 0
             });
-            released
+            state.known.retain(|_, known| known.watchers > 0);
+            let idle = released.is_empty() && state.held.is_empty() && state.known.is_empty();
+            (released, idle)
         };
+        // No stream here uses presence: nothing to keep alive, let go of or read. (The holder
+        // row lapses; the next stream that enters revives it before writing its own row.)
+        if idle {
+            return Ok(());
+        }
         let holder = self.holder;
         self.db_on(&self.tick_pool, move |conn| {
             keep_holder(conn, holder, HOLD)?;
-            release(conn, holder, &released, GRACE)?;
-            sweep(conn)
+            release(conn, holder, &released, GRACE)
         })
         .await?;
         let _reading = self.reading.lock().await;
-        let watched: Vec<String> = {
-            let mut state = self.lock();
-            state.known.retain(|_, known| known.watchers > 0);
-            state.known.keys().cloned().collect()
-        };
+        let watched: Vec<String> = self.lock().known.keys().cloned().collect();
         let checked = self.lock().checked;
         let (lists, channels, now) = self
             .db_on(&self.tick_pool, move |conn| {
