@@ -190,6 +190,30 @@ pub struct Config {
     /// `herald prune --older-than` does. Units: s, m, h, d, w.
     #[arg(long, env = "HERALD_PRUNE_OLDER_THAN", value_parser = parse_age)]
     pub prune_older_than: Option<Duration>,
+
+    /// Web Push: the VAPID private key, the raw 32-byte P-256 scalar in base64url (as
+    /// `web-push generate-vapid-keys` prints it). Unset: push is off (dev mode makes a key).
+    #[arg(long, env = "HERALD_VAPID_PRIVATE_KEY", hide_env_values = true,
+          value_parser = parse_secret)]
+    pub vapid_private_key: Option<SecretString>,
+
+    /// Web Push: who runs this herald, for the push services (`mailto:ops@example.com` or an
+    /// `https:` URL). Required with HERALD_VAPID_PRIVATE_KEY.
+    #[arg(long, env = "HERALD_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+
+    /// Web Push: the hosts subscription endpoints may name (comma-separated; `*.example.com`
+    /// for its subdomains; `host:port` for another port than 443). Endpoints are `https://`,
+    /// but for a listed `host:port` on a loopback address (a local test push service).
+    #[arg(long, env = "HERALD_PUSH_HOSTS", value_delimiter = ',',
+          default_value = crate::push::endpoint::DEFAULT_HOSTS)]
+    pub push_hosts: Vec<String>,
+
+    /// Web Push: how long a push may wait at the push service for an offline browser, and
+    /// how long herald retries one the push service refused for a while (seconds).
+    #[arg(long, env = "HERALD_PUSH_TTL_SECS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..=28 * 24 * 3600))]
+    pub push_ttl_secs: u64,
 }
 
 /// A setting that herald refuses to start with; the message names it. Exit code 2.
@@ -203,6 +227,29 @@ impl Config {
         self.secret.validate()?;
         for origin in &self.allowed_origins {
             check_origin(origin)?;
+        }
+        crate::push::endpoint::Hosts::parse(&self.push_hosts)
+            .map_err(|err| ConfigError(format!("HERALD_PUSH_HOSTS: {err}")))?;
+        match (&self.vapid_private_key, &self.vapid_subject) {
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "HERALD_VAPID_PRIVATE_KEY is set without HERALD_VAPID_SUBJECT (mailto: or \
+                     https:), which push services require"
+                        .into(),
+                ));
+            }
+            (_, Some(subject))
+                if !(subject.starts_with("mailto:") || subject.starts_with("https://")) =>
+            {
+                return Err(ConfigError(format!(
+                    "HERALD_VAPID_SUBJECT must be a mailto: or https: URL, not {subject:?}"
+                )));
+            }
+            _ => {}
+        }
+        if let Some(key) = &self.vapid_private_key {
+            crate::push::keys::Vapid::from_private_key(key.expose_secret(), "mailto:check")
+                .map_err(|err| ConfigError(format!("HERALD_VAPID_PRIVATE_KEY: {err}")))?;
         }
         Ok(())
     }

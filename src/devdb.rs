@@ -305,13 +305,18 @@ pub fn dev_secret(dir: &Path) -> io::Result<Vec<u8>> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, secret.as_bytes())?;
+    Ok(secret.into_bytes())
+}
+
+/// Writes a new file only its owner can read (a dev key or secret).
+pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)?;
-    file.write_all(secret.as_bytes())?;
-    Ok(secret.into_bytes())
+        .open(path)?;
+    file.write_all(contents)
 }
 
 fn run(command: &mut Command) -> io::Result<()> {

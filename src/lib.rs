@@ -35,6 +35,7 @@ pub mod models;
 pub mod origins;
 pub mod pgtls;
 pub mod presence;
+pub mod push;
 pub mod routes;
 #[rustfmt::skip]
 pub mod schema;

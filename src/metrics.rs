@@ -99,6 +99,12 @@ pub struct Metrics {
     pub signals_sent: Counter,
     /// Signals from other instances handed to this instance's streams.
     pub signals_relayed: Counter,
+    /// Web pushes a push service accepted.
+    pub pushes_sent: Counter,
+    /// Web pushes given up on (refused, or still failing when their TTL ran out).
+    pub pushes_failed: Counter,
+    /// Push subscriptions removed because their push service said they are gone.
+    pub push_subscriptions_removed: Counter,
     /// `herald_events_delivered{transport}`'s two series, looked up once: a broadcast counts
     /// one delivery per stream, and a label lookup each was 1.6% of its CPU.
     delivered_sse: Counter,
@@ -182,6 +188,15 @@ impl Metrics {
             "herald_signals_relayed",
             "Signals from other instances handed to this instance's streams",
         );
+        let pushes_sent = counter("herald_pushes_sent", "Web pushes a push service accepted");
+        let pushes_failed = counter(
+            "herald_pushes_failed",
+            "Web pushes given up on: refused, or still failing when their TTL ran out",
+        );
+        let push_subscriptions_removed = counter(
+            "herald_push_subscriptions_removed",
+            "Push subscriptions removed because their push service answered 404 or 410",
+        );
         let events_delivered = Family::<TransportLabel, Counter>::default();
         registry.register(
             "herald_events_delivered",
@@ -242,6 +257,9 @@ impl Metrics {
             slow_clients_dropped,
             signals_sent,
             signals_relayed,
+            pushes_sent,
+            pushes_failed,
+            push_subscriptions_removed,
             delivered_sse,
             delivered_poll,
             answered_memory,

@@ -48,6 +48,10 @@ pub const POLL_HOLD: Duration = Duration::from_secs(30);
 pub const POLLING_HOLDER: i64 = 0;
 /// The most users a presence list shows.
 pub const MAX_LISTED: usize = 1000;
+/// The channel on which an instance holds every user with an SSE stream open on it, with or
+/// without `presence=`, when Web Push is on: a push goes to users held nowhere. No client can
+/// name it (it is not a channel name) and nobody watches it.
+pub const STREAMS: &str = "";
 
 /// One present user, as clients see them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,6 +102,8 @@ pub struct Presence {
 #[derive(Default)]
 struct State {
     held: HashMap<(String, String), Held>,
+    /// [`STREAMS`] entries held since the last tick, which writes them.
+    pending: Vec<(String, String, Option<String>)>,
     known: HashMap<String, Known>,
     /// The database's clock at the last tick's read: what changed since is read again.
     checked: Option<DateTime<Utc>>,
@@ -177,6 +183,34 @@ impl Presence {
         Ok((hold, snapshot(channel, known)))
     }
 
+    /// A stream of `user` opened: held on [`STREAMS`] from the next tick until the [`Hold`]
+    /// drops. Costs no query of its own: a thousand streams opening in a second are one
+    /// write.
+    pub fn hold_stream(self: &Arc<Self>, user: &str) -> Hold {
+        let mut state = self.lock();
+        let key = (STREAMS.to_owned(), user.to_owned());
+        match state.held.get_mut(&key) {
+            Some(held) => held.streams += 1,
+            None => {
+                state.held.insert(
+                    key,
+                    Held {
+                        streams: 1,
+                        name: None,
+                    },
+                );
+                state
+                    .pending
+                    .push((STREAMS.to_owned(), user.to_owned(), None));
+            }
+        }
+        Hold {
+            presence: self.clone(),
+            channel: STREAMS.to_owned(),
+            user: user.to_owned(),
+        }
+    }
+
     /// A poll with `presence=channel`: `user` is present there for [`POLL_HOLD`].
     pub async fn touch(
         &self,
@@ -237,18 +271,29 @@ impl Presence {
         if tick.is_multiple_of(SWEEP_TICKS) {
             self.db_on(&self.tick_pool, sweep).await?;
         }
-        let (released, idle) = {
+        let (pending, released, closed, idle) = {
             let mut state = self.lock();
-            let mut released = Vec::new();
+            let (mut released, mut closed) = (Vec::new(), Vec::new());
             state.held.retain(|(channel, user), h| {
                 if h.streams == 0 {
-                    released.push((channel.clone(), user.clone()));
+                    // A closed tab is no reload of a presence list: the push that its user is
+                    // now owed must not wait out a grace.
+                    let list = if channel == STREAMS {
+                        &mut closed
+                    } else {
+                        &mut released
+                    };
+                    list.push((channel.clone(), user.clone()));
                 }
                 h.streams > 0
             });
             state.known.retain(|_, known| known.watchers > 0);
-            let idle = released.is_empty() && state.held.is_empty() && state.known.is_empty();
-            (released, idle)
+            let pending = std::mem::take(&mut state.pending);
+            let idle = released.is_empty()
+                && closed.is_empty()
+                && state.held.is_empty()
+                && state.known.is_empty();
+            (pending, released, closed, idle)
         };
         // No stream here uses presence: nothing to keep alive, let go of or read. (The holder
         // row lapses; the next stream that enters revives it before writing its own row.)
@@ -256,13 +301,25 @@ impl Presence {
             return Ok(());
         }
         let holder = self.holder;
-        self.db_on(&self.tick_pool, move |conn| {
-            keep_holder(conn, holder, HOLD)?;
-            release(conn, holder, &released, GRACE)
-        })
-        .await?;
+        let written = pending.clone();
+        let wrote = self
+            .db_on(&self.tick_pool, move |conn| {
+                keep_holder(conn, holder, HOLD)?;
+                hold_rows(conn, holder, &written, None)?;
+                release(conn, holder, &released, GRACE)?;
+                release(conn, holder, &closed, Duration::ZERO)
+            })
+            .await;
+        if wrote.is_err() {
+            // Written next time: a stream no row shows would have its user pushed to.
+            self.lock().pending.extend(pending);
+        }
+        wrote?;
         let _reading = self.reading.lock().await;
         let watched: Vec<String> = self.lock().known.keys().cloned().collect();
+        if watched.is_empty() {
+            return Ok(());
+        }
         let checked = self.lock().checked;
         let (lists, channels, now) = self
             .db_on(&self.tick_pool, move |conn| {

@@ -22,6 +22,9 @@ use crate::listener::Listener;
 use crate::metrics::Metrics;
 use crate::origins::Origins;
 use crate::presence::Presence;
+use crate::push::Push;
+use crate::push::endpoint::Hosts;
+use crate::push::keys::Vapid;
 use crate::state::AppState;
 use crate::store::DbPool;
 use crate::{devdb, http, listener, pgtls, routes, store, upkeep};
@@ -37,6 +40,8 @@ pub struct Application {
     upkeep: Upkeep,
     /// Presence's tick runs beside them.
     presence: Arc<Presence>,
+    /// Web Push's sender, on a thread of its own.
+    push: Option<Arc<Push>>,
     /// Over how long a shutdown ends the open streams.
     shutdown_spread: Duration,
 }
@@ -141,6 +146,18 @@ impl Application {
             upkeep.pool.clone(),
             hub.clone(),
         ));
+        // Its own connections, as upkeep's: sending a broadcast's pushes never waits for, or
+        // holds, a request's connection.
+        let push = match vapid(&config)? {
+            Some(vapid) => Some(Arc::new(Push::new(
+                vapid,
+                Hosts::parse(&config.push_hosts)?,
+                Duration::from_secs(config.push_ttl_secs),
+                store::pool(url.expose(), 2)?,
+                metrics.clone(),
+            ))),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             pool,
             hub: hub.clone(),
@@ -148,6 +165,7 @@ impl Application {
             metrics: metrics.clone(),
             signal_limits: Default::default(),
             presence: presence.clone(),
+            push: push.clone(),
         });
         let server = HttpServer::new(move || {
             // The last wrap is outermost: the access log sees every answer, CORS refusals
@@ -194,6 +212,7 @@ impl Application {
             shutdown,
             upkeep,
             presence,
+            push,
             shutdown_spread,
         })
     }
@@ -222,6 +241,19 @@ impl Application {
             self.shutdown.subscribe(),
         ));
         let presence = actix_web::rt::spawn(self.presence.run(self.shutdown.subscribe()));
+        let push = self.push.map(|push| {
+            let shutdown = self.shutdown.subscribe();
+            let (done, finished) = tokio::sync::oneshot::channel();
+            // A runtime of its own (the sender's HTTP client is not `Send`, so it is made
+            // there and stays there); the thread ends when the sender does.
+            std::thread::Builder::new()
+                .name("herald-push".into())
+                .spawn(move || {
+                    actix_web::rt::System::new().block_on(push.run(shutdown));
+                    let _ = done.send(());
+                })
+                .map(|_| finished)
+        });
         let signals = actix_web::rt::spawn(async move {
             wait_for_signal().await;
             log::info!("signal received, shutting down");
@@ -232,8 +264,44 @@ impl Application {
         signals.abort();
         let _ = self.shutdown.send(true);
         let _ = tokio::join!(listener, upkeep, presence);
+        match push {
+            Some(Ok(finished)) => {
+                let _ = finished.await;
+            }
+            Some(Err(err)) => log::error!("Web Push could not start error={err}"),
+            None => {}
+        }
         result
     }
+}
+
+/// The VAPID keys from the settings; in dev mode, generated and kept in the data dir. `None`
+/// (push off, said once) in production without them.
+fn vapid(config: &Config) -> Result<Option<Vapid>, StartupError> {
+    let (key, subject) = match &config.vapid_private_key {
+        Some(key) => (
+            key.expose_secret().to_owned(),
+            config.vapid_subject.clone().unwrap_or_default(),
+        ),
+        None if config.dev_mode() => (
+            Vapid::dev_private_key(&config.database.data_dir)?,
+            config
+                .vapid_subject
+                .clone()
+                .unwrap_or_else(|| "mailto:herald@localhost".to_owned()),
+        ),
+        None => {
+            log::info!(
+                "Web Push is off: set HERALD_VAPID_PRIVATE_KEY and HERALD_VAPID_SUBJECT to send \
+                 browser notifications to users with no tab open"
+            );
+            return Ok(None);
+        }
+    };
+    let vapid = Vapid::from_private_key(&key, &subject)
+        .map_err(|err| format!("HERALD_VAPID_PRIVATE_KEY: {err}"))?;
+    log::info!("Web Push is on hosts={}", config.push_hosts.join(","));
+    Ok(Some(vapid))
 }
 
 /// The upkeep jobs' pool and settings (see [`crate::upkeep`]).

@@ -12,6 +12,7 @@ use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::push::Push;
 use crate::signals::RateLimiter;
 use crate::store;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     /// Each user's signal budget on this instance.
     pub signal_limits: Arc<RateLimiter>,
+    /// Web Push, if configured.
+    pub push: Option<Arc<Push>>,
 }
 
 impl AppState {

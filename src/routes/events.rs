@@ -82,7 +82,13 @@ async fn events(
     // says whether it is news.
     live.watch_presence(&presence);
     let heartbeat = state.config.heartbeat();
+    // While this is open, the caller gets no Web Push: they see their notifications here.
+    let streaming = state
+        .push
+        .as_ref()
+        .map(|_| state.presence.hold_stream(&caller.user_id));
     let stream = EventStream {
+        _streaming: streaming,
         state: state.get_ref().clone(),
         expiry: Box::pin(tokio::time::sleep(caller.expires_in())),
         caller,
@@ -149,6 +155,8 @@ struct EventStream {
     ping: Interval,
     /// The channels this stream is present on and watches.
     presence: Vec<Watched>,
+    /// Holds the caller on [`presence::STREAMS`] (with Web Push on).
+    _streaming: Option<presence::Hold>,
 }
 
 /// A channel whose presence a stream holds and watches.

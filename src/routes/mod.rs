@@ -7,6 +7,7 @@ pub mod events;
 pub mod notifications;
 pub mod ops;
 pub mod presence;
+pub mod push;
 pub mod signals;
 pub mod tokens;
 pub mod web;
@@ -35,6 +36,7 @@ pub fn configure(
         .configure(notifications::configure)
         .configure(ops::configure)
         .configure(presence::configure)
+        .configure(push::configure)
         .configure(signals::configure)
         .configure(tokens::configure)
         .configure(|cfg| web::configure(cfg, web_dir));

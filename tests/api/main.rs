@@ -14,6 +14,7 @@ mod listener;
 mod managed;
 mod polling;
 mod presence;
+mod push;
 mod reads;
 mod remembered;
 mod retention;

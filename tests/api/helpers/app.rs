@@ -57,6 +57,10 @@ pub fn test_config(db_url: &str) -> Config {
         web_dir: None,
         allowed_origins: Vec::new(),
         prune_older_than: None,
+        vapid_private_key: None,
+        vapid_subject: None,
+        push_hosts: vec![],
+        push_ttl_secs: 24 * 3600,
     }
 }
 

@@ -1,0 +1,167 @@
+//! Which subscription endpoints herald accepts. An endpoint is a URL the browser, and so any
+//! user, chooses, and herald POSTs to it: unchecked, it would let anyone make herald request
+//! addresses inside the operator's network. Only the push services' hosts are accepted.
+
+use std::net::IpAddr;
+
+use actix_web::http::Uri;
+
+/// The push services of Chrome and Edge's Chromium (FCM), Firefox, Safari, and Edge's WNS.
+pub const DEFAULT_HOSTS: &str = "fcm.googleapis.com,updates.push.services.mozilla.com,\
+                                 web.push.apple.com,*.notify.windows.com";
+
+/// The longest endpoint accepted (push services' are a few hundred bytes).
+pub const MAX_ENDPOINT_LEN: usize = 2048;
+
+/// `HERALD_PUSH_HOSTS`, parsed.
+#[derive(Debug, Clone)]
+pub struct Hosts(Vec<Entry>);
+
+#[derive(Debug, Clone)]
+enum Entry {
+    /// `host` (port 443) or `host:port`, lowercase.
+    Exact { host: String, port: Option<u16> },
+    /// `*.suffix`: any subdomain of `suffix` (port 443), stored as `.suffix`.
+    Subdomains(String),
+}
+
+impl Hosts {
+    /// Parses the comma-separated entries (already split).
+    pub fn parse(entries: &[String]) -> Result<Hosts, String> {
+        let mut parsed = Vec::new();
+        for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            let lower = entry.to_ascii_lowercase();
+            if let Some(suffix) = lower.strip_prefix("*.") {
+                if suffix.is_empty() || suffix.contains(['*', ':', '/']) {
+                    return Err(format!("{entry:?} is not a host, host:port or *.domain"));
+                }
+                parsed.push(Entry::Subdomains(format!(".{suffix}")));
+                continue;
+            }
+            let uri: Uri = format!("https://{lower}/")
+                .parse()
+                .map_err(|_| format!("{entry:?} is not a host, host:port or *.domain"))?;
+            let authority = uri.authority().expect("an absolute URI has one");
+            if authority.as_str() != lower || lower.contains('@') {
+                return Err(format!("{entry:?} is not a host, host:port or *.domain"));
+            }
+            parsed.push(Entry::Exact {
+                host: authority.host().to_owned(),
+                port: authority.port_u16(),
+            });
+        }
+        Ok(Hosts(parsed))
+    }
+
+    /// Whether herald may POST pushes to `endpoint`; the error says why not, for the client.
+    pub fn check(&self, endpoint: &str) -> Result<(), String> {
+        if endpoint.len() > MAX_ENDPOINT_LEN {
+            return Err(format!("endpoint is over {MAX_ENDPOINT_LEN} bytes"));
+        }
+        let uri: Uri = endpoint
+            .parse()
+            .map_err(|_| "endpoint is not a URL".to_owned())?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err("endpoint is not an absolute URL".into());
+        };
+        if authority.as_str().contains('@') {
+            return Err("endpoint must not carry a user name or password".into());
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let port = authority.port_u16();
+        let listed = self.0.iter().find(|entry| match entry {
+            Entry::Exact { host: h, port: p } => {
+                *h == host && (*p == port || (p.is_none() && port == Some(443)))
+            }
+            Entry::Subdomains(suffix) => {
+                host.ends_with(suffix.as_str())
+                    && host.len() > suffix.len()
+                    && port.is_none_or(|p| p == 443)
+            }
+        });
+        let Some(entry) = listed else {
+            return Err(format!(
+                "endpoint host {host} is not a push service herald sends to (HERALD_PUSH_HOSTS)"
+            ));
+        };
+        let loopback_port =
+            matches!(entry, Entry::Exact { port: Some(_), .. }) && is_loopback(&host);
+        match scheme {
+            "https" => Ok(()),
+            "http" if loopback_port => Ok(()),
+            _ => Err("endpoint must be https://".into()),
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(list: &str) -> Hosts {
+        Hosts::parse(&list.split(',').map(str::to_owned).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn the_default_push_services_are_accepted_over_https_only() {
+        let hosts = hosts(DEFAULT_HOSTS);
+        for ok in [
+            "https://fcm.googleapis.com/fcm/send/abc:def",
+            "https://updates.push.services.mozilla.com/wpush/v2/gAAA",
+            "https://web.push.apple.com/QGx",
+            "https://wns2-by3p.notify.windows.com/w/?token=BQY",
+            "https://FCM.googleapis.com:443/fcm/send/x",
+        ] {
+            assert_eq!(hosts.check(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://fcm.googleapis.com/fcm/send/abc",
+            "https://fcm.googleapis.com:8443/fcm/send/abc",
+            "https://evil.example/fcm.googleapis.com",
+            "https://fcm.googleapis.com.evil.example/x",
+            "https://user@fcm.googleapis.com/x",
+            "https://notify.windows.com/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://localhost/x",
+            "ftp://fcm.googleapis.com/x",
+            "/relative/path",
+            "not a url",
+        ] {
+            assert!(hosts.check(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_a_listed_loopback_port() {
+        let hosts = hosts("127.0.0.1:9999,[::1]:9998,push.example:8443");
+        assert_eq!(hosts.check("http://127.0.0.1:9999/push/1"), Ok(()));
+        assert_eq!(hosts.check("http://[::1]:9998/push/1"), Ok(()));
+        assert_eq!(hosts.check("https://push.example:8443/p"), Ok(()));
+        assert!(hosts.check("http://127.0.0.1:9998/push/1").is_err());
+        assert!(hosts.check("http://127.0.0.1/push/1").is_err());
+        assert!(hosts.check("http://push.example:8443/p").is_err());
+        assert!(hosts.check("https://push.example/p").is_err());
+    }
+
+    #[test]
+    fn entries_that_are_not_hosts_are_refused() {
+        for bad in [
+            "https://fcm.googleapis.com",
+            "a/b",
+            "*.",
+            "user@host",
+            "*.a:443",
+        ] {
+            assert!(Hosts::parse(&[bad.to_owned()]).is_err(), "{bad}");
+        }
+    }
+}

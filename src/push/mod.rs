@@ -1,0 +1,276 @@
+//! Web Push (SPEC section 11): a notification reaches a user whose tabs are all closed.
+//!
+//! Every second one instance (whichever locks the scan position first) reads what committed
+//! since the last scan and queues a push per subscription of each reader without an open
+//! stream, due [`HOLD`] later ([`queue::scan`]). Every instance then claims due pushes with
+//! `for update skip locked` and a lease ([`queue::claim`]), drops those read, deleted or
+//! whose user came back meanwhile, and sends the rest: encrypted for the browser (RFC 8291,
+//! by `ece`), signed for the push service (VAPID, [`keys`]). So each push leaves once, within
+//! [`HOLD`] plus about two seconds of the commit, and a push whose sender died goes out when
+//! its lease runs out. All of it runs on a thread of its own: encrypting for a broadcast to
+//! thousands never takes a turn from the streams.
+
+pub mod endpoint;
+pub mod keys;
+pub mod payload;
+pub mod queue;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::store::DbPool;
+use endpoint::Hosts;
+use keys::Vapid;
+use queue::{Claimed, Outcomes};
+
+/// How long a notification waits for its user to read it before it is pushed.
+pub const HOLD: Duration = Duration::from_secs(5);
+/// How often the queue is filled and due pushes are looked for.
+const TICK: Duration = Duration::from_secs(1);
+/// Pushes claimed at a time.
+const CLAIM: i64 = 256;
+/// Pushes in flight at once.
+const IN_FLIGHT: usize = 64;
+/// How long one push may take; the lease is longer, so a slow push is never sent twice.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+const LEASE: Duration = Duration::from_secs(60);
+/// The most subscriptions one user may have (browsers and devices).
+pub const MAX_PER_USER: i64 = 10;
+
+/// Web Push, when it is configured.
+pub struct Push {
+    vapid: Vapid,
+    hosts: Hosts,
+    ttl: Duration,
+    pool: DbPool,
+    metrics: Arc<Metrics>,
+}
+
+/// What became of one push.
+enum Sent {
+    /// Accepted by the push service, or not to be sent at all.
+    Done,
+    /// The push service is busy or down: again at the given time, unless the TTL ran out.
+    Retry(Option<Duration>),
+    /// The push service refused it for good.
+    Failed,
+    /// The subscription is gone (404, 410) or unusable.
+    Gone,
+}
+
+impl Push {
+    /// Push with `vapid`'s keys, to endpoints on `hosts`, queued through `pool`.
+    pub fn new(
+        vapid: Vapid,
+        hosts: Hosts,
+        ttl: Duration,
+        pool: DbPool,
+        metrics: Arc<Metrics>,
+    ) -> Push {
+        Push {
+            vapid,
+            hosts,
+            ttl,
+            pool,
+            metrics,
+        }
+    }
+
+    /// The VAPID public key, for `GET /api/push/key`.
+    pub fn public_key(&self) -> &str {
+        self.vapid.public_key()
+    }
+
+    /// The hosts endpoints may name.
+    pub fn hosts(&self) -> &Hosts {
+        &self.hosts
+    }
+
+    /// Fills the queue and sends what is due, every [`TICK`], until `shutdown` changes. Runs
+    /// on its own thread (an actix `Arbiter`: the HTTP client is not `Send`).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let client = awc::Client::builder()
+            // A push service never redirects; following one would be a request to wherever.
+            .disable_redirects()
+            .timeout(SEND_TIMEOUT)
+            .finish();
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            match self.tick(&client).await {
+                Ok(()) if failing => {
+                    log::info!("push recovered");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(err) if !failing => {
+                    log::warn!("push queue unavailable error={err}");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn tick(&self, client: &awc::Client) -> Result<(), crate::error::AppError> {
+        let (hold, ttl) = (HOLD, self.ttl);
+        self.db(move |conn| queue::scan(conn, hold, ttl)).await?;
+        loop {
+            let claimed = self.db(|conn| queue::claim(conn, CLAIM, LEASE)).await?;
+            let full = claimed.len() as i64 == CLAIM;
+            let sent: Vec<(Claimed, Sent)> = futures_util::stream::iter(claimed)
+                .map(|push| async move {
+                    let sent = self.send(client, &push).await;
+                    (push, sent)
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
+                .await;
+            let outcomes = self.outcomes(sent);
+            self.db(move |conn| queue::settle(conn, &outcomes)).await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send(&self, client: &awc::Client, push: &Claimed) -> Sent {
+        if push.skip {
+            return Sent::Done;
+        }
+        let (Ok(p256dh), Ok(auth)) = (
+            URL_SAFE_NO_PAD.decode(push.p256dh.trim_end_matches('=')),
+            URL_SAFE_NO_PAD.decode(push.auth.trim_end_matches('=')),
+        ) else {
+            return Sent::Gone;
+        };
+        let level = push.level.as_deref().unwrap_or("info");
+        let plaintext = payload::payload(
+            push.notification_id,
+            push.title.as_deref().unwrap_or_default(),
+            push.body.as_deref().unwrap_or_default(),
+            level,
+            push.data.as_ref().unwrap_or(&serde_json::Value::Null),
+        );
+        let Ok(body) = ece::encrypt(&p256dh, &auth, &plaintext) else {
+            // Keys no browser would make (checked when subscribing; a hand-edited row).
+            return Sent::Gone;
+        };
+        let Some(audience) = origin(&push.endpoint) else {
+            return Sent::Gone;
+        };
+        let authorization = match self.vapid.authorization(&audience) {
+            Ok(value) => value,
+            Err(err) => {
+                log::warn!("push not signed error={err}");
+                return Sent::Retry(None);
+            }
+        };
+        let ttl = (push.expires - Utc::now()).num_seconds().max(0);
+        let urgency = match level {
+            "error" | "warning" => "high",
+            _ => "normal",
+        };
+        let response = client
+            .post(&push.endpoint)
+            .insert_header(("TTL", ttl.to_string()))
+            .insert_header(("Urgency", urgency))
+            .insert_header(("Content-Encoding", "aes128gcm"))
+            .insert_header(("Content-Type", "application/octet-stream"))
+            .insert_header(("Authorization", authorization))
+            .send_body(body)
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                log::debug!("push not delivered host={audience} error={err}");
+                return Sent::Retry(None);
+            }
+        };
+        let status = response.status();
+        match status.as_u16() {
+            200..=299 => Sent::Done,
+            404 | 410 => Sent::Gone,
+            429 | 500..=599 => Sent::Retry(retry_after(&response)),
+            _ => {
+                log::warn!("push refused host={audience} status={status}");
+                Sent::Failed
+            }
+        }
+    }
+
+    fn outcomes(&self, sent: Vec<(Claimed, Sent)>) -> Outcomes {
+        let mut outcomes = Outcomes::default();
+        for (push, sent) in sent {
+            let key = (push.notification_id, push.subscription_id);
+            match sent {
+                Sent::Done if push.skip => outcomes.done.push(key),
+                Sent::Done => {
+                    self.metrics.pushes_sent.inc();
+                    outcomes.done.push(key);
+                }
+                Sent::Retry(after) => {
+                    // 2, 4, 8 ... seconds, at most 10 minutes, or what the service asked.
+                    let backoff = Duration::from_secs(1 << push.attempts.clamp(1, 9) as u32)
+                        .max(after.unwrap_or_default())
+                        .min(Duration::from_secs(600));
+                    let due = Utc::now() + backoff;
+                    if due < push.expires {
+                        outcomes.retry.push((key.0, key.1, due));
+                    } else {
+                        self.metrics.pushes_failed.inc();
+                        outcomes.done.push(key);
+                    }
+                }
+                Sent::Failed => {
+                    self.metrics.pushes_failed.inc();
+                    outcomes.done.push(key);
+                }
+                Sent::Gone => {
+                    if !outcomes.gone.contains(&push.subscription_id) {
+                        self.metrics.push_subscriptions_removed.inc();
+                        outcomes.gone.push(push.subscription_id);
+                    }
+                    outcomes.done.push(key);
+                }
+            }
+        }
+        outcomes
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+    ) -> Result<T, crate::error::AppError> {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            query(&mut conn).map_err(crate::error::AppError::from)
+        })
+        .await?
+    }
+}
+
+/// `scheme://host[:port]` of `endpoint`: the audience its push service expects.
+fn origin(endpoint: &str) -> Option<String> {
+    let uri: actix_web::http::Uri = endpoint.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+}
+
+/// A `Retry-After` in seconds (the form push services use).
+fn retry_after(response: &awc::ClientResponse<impl Sized>) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?;
+    value.trim().parse().ok().map(Duration::from_secs)
+}
