@@ -41,6 +41,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Delete notifications older than an age, with their read state, in batches (cron).
     Prune(PruneArgs),
+    /// Print a new Web Push (VAPID) key pair: the private key for HERALD_VAPID_PRIVATE_KEY,
+    /// and its public key (what browsers subscribe with; herald also serves it).
+    VapidKeys,
 }
 
 /// `herald prune`.
@@ -189,5 +192,15 @@ pub fn token(args: TokenArgs) -> Result<(), Failure> {
         "{}",
         auth.mint(&args.user, &args.channels, args.publish, args.ttl)
     );
+    Ok(())
+}
+
+/// `herald vapid-keys`: a new key pair, as `web-push generate-vapid-keys` prints one.
+pub fn vapid_keys() -> Result<(), Failure> {
+    use crate::push::keys::Vapid;
+    let private = Vapid::generate_private_key()?;
+    let public = Vapid::from_private_key(&private, "mailto:unused")?;
+    println!("HERALD_VAPID_PRIVATE_KEY={private}");
+    println!("public key: {}", public.public_key());
     Ok(())
 }

@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
         Command::Send(args) => cli::send(args),
         Command::Token(args) => cli::token(args),
         Command::Prune(args) => cli::prune(args),
+        Command::VapidKeys => cli::vapid_keys(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -109,7 +109,7 @@ impl Push {
                 _ = ticks.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            match self.tick(&client).await {
+            match self.tick(&client, &shutdown).await {
                 Ok(()) if failing => {
                     log::info!("push recovered");
                     failing = false;
@@ -124,7 +124,11 @@ impl Push {
         }
     }
 
-    async fn tick(&self, client: &awc::Client) -> Result<(), crate::error::AppError> {
+    async fn tick(
+        &self,
+        client: &awc::Client,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), crate::error::AppError> {
         let (hold, ttl) = (HOLD, self.ttl);
         self.db(move |conn| queue::scan(conn, hold, ttl)).await?;
         loop {
@@ -140,7 +144,9 @@ impl Push {
                 .await;
             let outcomes = self.outcomes(sent);
             self.db(move |conn| queue::settle(conn, &outcomes)).await?;
-            if !full {
+            // A long queue is left to the next instance up (or this one's next start) rather
+            // than holding up a shutdown.
+            if !full || *shutdown.borrow() {
                 return Ok(());
             }
         }

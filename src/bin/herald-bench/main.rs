@@ -7,6 +7,7 @@
 //! ```
 
 mod client;
+mod push;
 mod scenarios;
 mod stats;
 
@@ -106,6 +107,20 @@ pub enum Scenario {
         /// Users sending in turn (each may send 20/s).
         #[arg(long, default_value_t = 5)]
         senders: usize,
+    },
+    /// N streams and M offline users with a push subscription each, on a push service this
+    /// generator runs on PORT (herald needs `HERALD_PUSH_HOSTS=127.0.0.1:PORT` and VAPID
+    /// keys): broadcast latency to the streams without the subscriptions, then with them
+    /// (pushes of earlier rounds going out meanwhile); pushes/s; any push missing or twice.
+    Push {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 10_000)]
+        offline: usize,
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        #[arg(long, default_value_t = 9099)]
+        port: u16,
     },
     /// W writers' insert throughput into `notifications` (herald's trigger, herald running)
     /// against a copy of the table with no trigger, in alternating phases.

@@ -14,10 +14,10 @@ use crate::client::{self, Connection, EventStream};
 use crate::stats::{Report, now_micros, percentiles};
 use crate::{Bench, Scenario};
 
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
+pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// How long to wait for stragglers once the load has stopped.
-const GRACE: Duration = Duration::from_secs(5);
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
 /// Streams being opened at once (the server's accept backlog is 4096).
 const OPENING: usize = 512;
 
@@ -59,6 +59,12 @@ pub async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
             duration_secs,
             senders,
         } => signals(bench, n, rate, duration_secs, senders).await?,
+        Scenario::Push {
+            n,
+            offline,
+            rounds,
+            port,
+        } => crate::push::push(bench, n, offline, rounds, port).await?,
     };
     report.print();
     Ok(())
@@ -78,15 +84,15 @@ struct NoteData {
 }
 
 /// Stream `stream` received notification `id`, `latency` µs after it was sent.
-struct Delivery {
-    stream: usize,
-    id: i64,
-    latency: i64,
+pub(crate) struct Delivery {
+    pub stream: usize,
+    pub id: i64,
+    pub latency: i64,
 }
 
 /// Opens streams `0..n` (each client's own inbox); returns how many opened and failed. Every
 /// notification they receive goes to `deliveries`.
-async fn open_streams(
+pub(crate) async fn open_streams(
     bench: &Bench,
     n: usize,
     deliveries: mpsc::UnboundedSender<Delivery>,
@@ -168,7 +174,7 @@ async fn open_streams_on(
 }
 
 /// A database connection, driven on this thread.
-async fn pg(bench: &Bench) -> Result<tokio_postgres::Client> {
+pub(crate) async fn pg(bench: &Bench) -> Result<tokio_postgres::Client> {
     let (client, connection) =
         tokio_postgres::connect(&bench.database_url, tokio_postgres::NoTls).await?;
     tokio::task::spawn_local(connection);
@@ -182,7 +188,7 @@ async fn connection(bench: &Bench) -> Result<Connection> {
 }
 
 /// The value of a `/metrics` series.
-async fn metric(bench: &Bench, name: &str) -> Result<f64> {
+pub(crate) async fn metric(bench: &Bench, name: &str) -> Result<f64> {
     let response = connection(bench).await?.get("/metrics").await?;
     let text = String::from_utf8_lossy(&response.body);
     text.lines()
@@ -191,7 +197,7 @@ async fn metric(bench: &Bench, name: &str) -> Result<f64> {
 }
 
 /// Waits until every stream herald counts is open (its gauge lags the handshake slightly).
-async fn settle_streams(bench: &Bench, expected: usize) -> Result<()> {
+pub(crate) async fn settle_streams(bench: &Bench, expected: usize) -> Result<()> {
     let deadline = Instant::now() + GRACE;
     while (metric(bench, "herald_streams_open").await? as usize) < expected
         && Instant::now() < deadline
