@@ -84,8 +84,9 @@ declare namespace Herald {
     /** herald cannot replay from the cursor: reload the list. It goes on from `cursor`. */
     onReset?(cursor: string): void;
     onStatus?(status: Status): void;
-    /** A failed request, token trade or getToken; `status` is herald's answer, if any. */
-    onError?(error: Error & { status?: number }): void;
+    /** A failed request, token trade or getToken; `status` and `code` are herald's answer,
+     *  if any. */
+    onError?(error: Error & { status?: number; code?: string }): void;
   }
 
   interface ListOptions extends Auth {
@@ -109,6 +110,26 @@ declare namespace Herald {
     reset?: true;
   }
 
+  /** Where the service worker is. */
+  interface PushScope {
+    /** The worker's scope, as given to `enablePush`. Default: the worker's directory (for
+     *  lookups: the registration that controls this page). */
+    scope?: string;
+  }
+
+  interface PushOptions extends PushScope {
+    /** The service worker's URL, on this page's own origin; default "/herald-sw.js". Where
+     *  herald has an origin of its own, the app serves a copy of herald-sw.js and names it. */
+    serviceWorker?: string;
+  }
+
+  /** Why `enablePush` failed: one of these, or herald's own error code (with `status`), such as
+   *  "push_disabled" or "endpoint_not_allowed". */
+  type PushErrorCode = "unsupported" | "permission" | "service_worker" | "push_service";
+
+  /** What `enablePush` rejects with. */
+  type PushError = Error & { code: PushErrorCode | string; status?: number };
+
   /** What `connect` returns. */
   interface Connection {
     /** True while this tab holds the stream that the user's other tabs share. */
@@ -123,6 +144,15 @@ declare namespace Herald {
     present(channel: string): Member[];
     /** Sends a live signal to the channel's open streams (any tab may). */
     signal(channel: string, kind: string, data?: unknown): Promise<{ delivered_to: number }>;
+    /** Turns on Web Push for this browser: asks permission (call it from a click), registers
+     *  the service worker, subscribes with herald's key and hands the subscription to herald.
+     *  Rejects with a `PushError`, leaving nothing subscribed. */
+    enablePush(options?: PushOptions): Promise<PushSubscription>;
+    /** Unsubscribes this browser and tells herald; false if push was off. Unsubscribes even
+     *  when herald cannot be told (and rejects then). */
+    disablePush(options?: PushScope): Promise<boolean>;
+    /** This browser's subscription, or null while push is off or unsupported. */
+    pushSubscription(options?: PushScope): Promise<PushSubscription | null>;
     /** Stops, and hands the stream over to another tab. */
     close(): void;
   }

@@ -14,6 +14,7 @@
  *   });
  *   herald.markRead(id); herald.markAllRead(); herald.close();
  *   herald.present("project:5"); herald.signal("project:5", "typing", { task: 17 });
+ *   await herald.enablePush();            // browser notifications while no tab is open
  *
  * Herald.connect(options) starts at once and returns the handle. Options, all optional:
  *   url           herald's base URL, such as "https://herald.example.com"; "" (the default) is
@@ -57,13 +58,31 @@
  *   present(channel) → who is present on a `presence` channel now (as onPresence last said).
  *   signal(channel, kind, data) → Promise of { delivered_to }: sends a live signal (typing, a
  *                    position) to the channel's open streams. Any tab may send one.
+ *   enablePush(options) → Promise of the PushSubscription: turns on Web Push for this browser,
+ *                    so herald notifies the user while none of their tabs is open (SPEC 11).
+ *                    Asks the user's permission (call it from a click: some browsers ask only
+ *                    then), registers the service worker, subscribes with herald's key
+ *                    (GET /api/push/key) and hands the subscription to herald. Options:
+ *                    serviceWorker, the worker's URL, default "/herald-sw.js": it must be on
+ *                    the page's own origin, so where herald has an origin of its own (a Django
+ *                    app's pages), the app serves a copy of herald-sw.js and passes its URL;
+ *                    scope, the worker's scope (default: its directory). Rejects with an
+ *                    Error whose `code` says why: "unsupported", "permission" (not granted),
+ *                    "service_worker", "push_service" (the browser's push service refused, or
+ *                    did not answer within 20 s), or herald's own code with `status` (such as
+ *                    "push_disabled", "endpoint_not_allowed"); nothing stays subscribed then.
+ *   disablePush(options) → Promise of true (or false: it was off): unsubscribes this browser
+ *                    and tells herald. Options: scope, as given to enablePush. The browser is
+ *                    unsubscribed even when herald cannot be told (the promise rejects then).
+ *   pushSubscription(options) → Promise of this browser's PushSubscription, or null while
+ *                    push is off (or unsupported). Options: scope.
  *   close()          stops, and hands the stream over to another tab.
  *   leader, status   read-only: whether this tab holds the stream; the last status.
  * Herald.list(options) → Promise of { notifications, unread_count, cursor }, one page of
  *   GET /api/notifications: newest first, or oldest first `after` a cursor. Options: url,
  *   token or getToken, channels, limit (1–200, default 50), unread (true: unread only), after.
  *   Without a token it rejects.
- * Herald.version is "1.1" (1.1: presence, signals, the stream watchdog).
+ * Herald.version is "1.2" (1.1: presence, signals, the stream watchdog; 1.2: Web Push).
  *
  * How it behaves:
  * - One stream per user and channel set, however many tabs: the tab holding a Web Lock is the
@@ -137,8 +156,9 @@
       .join(",");
   }
 
-  /** Calls herald with `token` as Bearer; resolves with the JSON body, rejects with an Error
-   *  that carries the HTTP `status` (and herald's own message when it sent one). */
+  /** Calls herald with `token` as Bearer; resolves with the JSON body (null for 204), rejects
+   *  with an Error that carries the HTTP `status` (and herald's own message and `code` when it
+   *  sent them). */
   async function request(method, url, token, signal, body) {
     const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -150,14 +170,18 @@
       credentials: "omit",
       cache: "no-store",
     });
-    const failure = (message) => Object.assign(new Error(message), { status: response.status });
+    const failure = (message, code) =>
+      Object.assign(new Error(message), { status: response.status }, code ? { code } : {});
+    if (response.status === 204) return null;
     let answer;
     try {
       answer = await response.json();
     } catch {
       throw failure(`HTTP ${response.status}`);
     }
-    if (!response.ok) throw failure(answer?.error?.message || `HTTP ${response.status}`);
+    if (!response.ok) {
+      throw failure(answer?.error?.message || `HTTP ${response.status}`, answer?.error?.code);
+    }
     return answer;
   }
 
@@ -586,6 +610,143 @@
     }
   }
 
+  // ---- Web Push: notifications while no tab is open ---------------------------------------------
+
+  /** Where enablePush registers the service worker unless told otherwise: the root of the
+   *  page's origin, where herald serves it (so its scope is the whole site). */
+  const SERVICE_WORKER = "/herald-sw.js";
+  /** A push service answers a subscription within seconds; one that cannot be reached (the
+   *  browser is offline) leaves Chromium's subscribe() unsettled for ever. */
+  const SUBSCRIBE_TIMEOUT_MS = 20000;
+
+  function pushSupported() {
+    const { navigator, PushManager, Notification } = globalThis;
+    return Boolean(navigator?.serviceWorker && PushManager && Notification);
+  }
+
+  /** An Error whose `code` the page can branch on, keeping what caused it. */
+  function pushError(code, message, cause) {
+    return Object.assign(new Error(message, cause ? { cause } : undefined), { code });
+  }
+
+  /** The bytes of a base64url string, such as herald's public key. */
+  function fromBase64Url(text) {
+    const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+    return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+  }
+
+  function sameBytes(buffer, bytes) {
+    const other = new Uint8Array(buffer || []);
+    return other.length === bytes.length && other.every((byte, i) => byte === bytes[i]);
+  }
+
+  /** Registers (or updates) the service worker; resolves once it is active, since a push
+   *  manager only subscribes for an active worker. */
+  async function registerWorker({ serviceWorker = SERVICE_WORKER, scope } = {}) {
+    let registration;
+    try {
+      registration = await navigator.serviceWorker.register(serviceWorker, scope ? { scope } : {});
+    } catch (error) {
+      const message = `the service worker ${serviceWorker} could not be registered`;
+      throw pushError("service_worker", `${message}: ${error.message}`, error);
+    }
+    const worker = registration.installing || registration.waiting;
+    if (registration.active || !worker) return registration;
+    return new Promise((resolve, reject) => {
+      worker.addEventListener("statechange", () => {
+        if (worker.state === "activated") resolve(registration);
+        if (worker.state === "redundant") {
+          const message = `the service worker ${serviceWorker} failed to install`;
+          reject(pushError("service_worker", message));
+        }
+      });
+    });
+  }
+
+  /** The browser's push subscription for the worker of `scope` (default: this page's). */
+  async function pushSubscription({ scope } = {}) {
+    if (!pushSupported()) return null;
+    const registration = await navigator.serviceWorker.getRegistration(scope);
+    return (await registration?.pushManager.getSubscription()) || null;
+  }
+
+  /** A new subscription with herald's `key`, within SUBSCRIBE_TIMEOUT_MS. */
+  async function subscribe(registration, key) {
+    const subscribing = registration.pushManager.subscribe({
+      userVisibleOnly: true, // the only kind browsers allow: each push shows a notification
+      applicationServerKey: key,
+    });
+    let timer;
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(resolve, SUBSCRIBE_TIMEOUT_MS);
+    });
+    try {
+      const subscription = await Promise.race([subscribing, timeout]);
+      if (subscription) return subscription;
+    } catch (error) {
+      const message = "the browser's push service did not subscribe this browser";
+      throw pushError("push_service", `${message}: ${error.message}`, error);
+    } finally {
+      clearTimeout(timer);
+    }
+    // Given up on: if it comes after all, herald never hears of it, so it must not stay.
+    subscribing.then((late) => late.unsubscribe(), () => {});
+    const message = "the browser's push service did not answer within";
+    throw pushError("push_service", `${message} ${SUBSCRIBE_TIMEOUT_MS / 1000} s`);
+  }
+
+  /** Asks permission, subscribes with herald's key, and hands the subscription to herald. */
+  async function enablePush(url, tokens, options = {}) {
+    if (!pushSupported()) {
+      throw pushError("unsupported", "this browser cannot show push notifications");
+    }
+    // Asked first, while the click that called us still counts: some browsers ask only then.
+    const permission = await Notification.requestPermission();
+    if (permission !== "granted") {
+      throw pushError("permission", permission === "denied"
+        ? "notifications are blocked for this site (the browser's site settings can allow them)"
+        : "notifications were not allowed");
+    }
+    const registration = await registerWorker(options);
+    const token = await tokens.current();
+    const { public_key: publicKey } = await request("GET", `${url}/api/push/key`, token);
+    const key = fromBase64Url(publicKey);
+    let subscription = await registration.pushManager.getSubscription();
+    // Subscribed with another key (herald's was replaced): the push service would refuse
+    // herald's pushes to it, so it is replaced too.
+    if (subscription && !sameBytes(subscription.options?.applicationServerKey, key)) {
+      await subscription.unsubscribe();
+      subscription = null;
+    }
+    subscription ||= await subscribe(registration, key);
+    try {
+      const body = subscription.toJSON();
+      await request("POST", `${url}/api/push/subscriptions`, token, undefined, body);
+    } catch (error) {
+      // Kept, it would say push is on while herald never pushes to it.
+      await subscription.unsubscribe().catch(() => {});
+      throw error;
+    }
+    return subscription;
+  }
+
+  /** Unsubscribes this browser and tells herald; false if there was nothing to turn off. */
+  async function disablePush(url, tokens, options = {}) {
+    const subscription = await pushSubscription(options);
+    if (!subscription) return false;
+    try {
+      const token = await tokens.current();
+      const body = { endpoint: subscription.endpoint };
+      await request("DELETE", `${url}/api/push/subscriptions`, token, undefined, body);
+    } finally {
+      // Even if herald could not be told: the user asked for no more notifications, and
+      // herald drops the subscription itself once the push service answers that it is gone.
+      await subscription.unsubscribe();
+    }
+    return true;
+  }
+
   // ---- the handle -------------------------------------------------------------------------------
 
   /** The last ids delivered, oldest dropped first (a Set iterates in insertion order). */
@@ -682,6 +843,21 @@
     async signal(channel, kind, data) {
       const token = await this.#tokens.current();
       return request("POST", `${this.#url}/api/signals`, token, undefined, { channel, kind, data });
+    }
+
+    /** Turns on Web Push for this browser; resolves with its PushSubscription. */
+    enablePush(options) {
+      return enablePush(this.#url, this.#tokens, options);
+    }
+
+    /** Turns Web Push off for this browser; resolves with false if it was off. */
+    disablePush(options) {
+      return disablePush(this.#url, this.#tokens, options);
+    }
+
+    /** This browser's push subscription, or null while push is off. */
+    pushSubscription(options) {
+      return pushSubscription(options);
     }
 
     /** The last cursor seen: pass it as `cursor` to resume elsewhere. */
@@ -873,6 +1049,6 @@
   globalThis.Herald = {
     connect: (options) => new Connection(options),
     list,
-    version: "1.1",
+    version: "1.2",
   };
 })();

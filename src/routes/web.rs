@@ -48,6 +48,13 @@ const ASSETS: &[Asset] = &[
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../web/herald.css"),
     },
+    // Served at the root so its default scope is the whole site (the demo's page included).
+    Asset {
+        path: "/herald-sw.js",
+        file: "herald-sw.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/herald-sw.js"),
+    },
 ];
 
 /// Routes of this module: every asset, from `web_dir` if given.

@@ -411,7 +411,7 @@ test("herald.mjs exports the same client to ES modules", async () => {
     };
   });
 
-  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1.1" });
+  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1.2" });
   await context.close();
 });
 
