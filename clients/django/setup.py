@@ -1,6 +1,7 @@
 """Build hook (the rest of the metadata is in pyproject.toml): herald's migrations become the
 package's `schema/` when the package is built, so the SQL exists once, in herald's
-`migrations/`, and every build of herald-django carries the schema of its own checkout."""
+`migrations/`, and every build of herald-django carries the schema of its own checkout. So does
+herald's service worker (`web/herald-sw.js`)."""
 
 import shutil
 from pathlib import Path
@@ -8,7 +9,10 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
+HERALD = Path(__file__).resolve().parent.parent.parent
+MIGRATIONS = HERALD / "migrations"
+# herald's service worker, which the app serves from its own origin (views.service_worker).
+SERVICE_WORKER = HERALD / "web" / "herald-sw.js"
 
 
 class BuildWithSchema(build_py):
@@ -23,6 +27,7 @@ class BuildWithSchema(build_py):
         schema.mkdir(parents=True, exist_ok=True)
         for up in sorted(MIGRATIONS.glob("*/up.sql")):
             shutil.copyfile(up, schema / f"{up.parent.name}.sql")
+        shutil.copyfile(SERVICE_WORKER, Path(self.build_lib) / "herald_django" / "herald-sw.js")
 
 
 setup(cmdclass={"build_py": BuildWithSchema})

@@ -1,6 +1,9 @@
-"""`GET herald/token/`: a fresh stream token for the signed-in user, for herald.js's getToken."""
+"""`GET herald/token/`: a fresh stream token for the signed-in user, for herald.js's getToken.
+`GET herald/sw.js`: herald's service worker, for `herald.enablePush()`."""
 
-from django.http import JsonResponse
+from pathlib import Path
+
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from . import tokens
@@ -31,3 +34,20 @@ def token(request):
                       WWW_Authenticate='Session realm="herald"')
     token, expires_in = tokens.mint(user)
     return JsonResponse({"token": token, "expires_in": expires_in})
+
+
+def service_worker(request):
+    """herald's `web/herald-sw.js` (copied into the package when it is built), served from the
+    app's origin: a browser registers service workers only from the page's own origin, and
+    herald usually has another. Its scope is `herald/`, which is enough: a worker receives its
+    pushes and opens pages whatever pages it controls.
+
+    Use it as `herald.enablePush({serviceWorker: "{% url 'herald:service_worker' %}"})`.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return _error(405, "method_not_allowed", "Use GET.", Allow="GET, HEAD")
+    body = Path(__file__).with_name("herald-sw.js").read_bytes()
+    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+    # Revalidated, so a new herald version's worker replaces the old on the next visit.
+    response["Cache-Control"] = "no-cache"
+    return response

@@ -1,5 +1,7 @@
 """`GET herald/token/`: a token for the session's user, or 401 JSON (never a login redirect)."""
 
+from pathlib import Path
+
 from django.contrib.auth.models import User
 from django.test import TestCase, override_settings
 
@@ -52,3 +54,17 @@ class TokenView(TestCase):
         response = self.client.post(URL)
         self.assert_json_error(response, 405, "method_not_allowed")
         self.assertEqual(response["Allow"], "GET, HEAD")
+
+
+class ServiceWorkerView(TestCase):
+    def test_it_serves_heralds_service_worker_from_the_apps_origin(self):
+        response = self.client.get("/herald/sw.js")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response["Content-Type"], "text/javascript; charset=utf-8")
+        self.assertEqual(response["Cache-Control"], "no-cache")
+        # The copy the package was built with is this checkout's web/herald-sw.js.
+        web = Path(__file__).resolve().parents[3] / "web" / "herald-sw.js"
+        self.assertEqual(response.content, web.read_bytes())
+
+    def test_other_methods_are_refused(self):
+        self.assertEqual(self.client.post("/herald/sw.js").status_code, 405)
