@@ -82,6 +82,8 @@ fn path() -> impl Strategy<Value = String> {
         1 => Just("/readyz".to_owned()),
         1 => Just("/metrics".to_owned()),
         1 => Just("/herald.js".to_owned()),
+        1 => Just("/api/push/key".to_owned()),
+        3 => Just("/api/push/subscriptions".to_owned()),
         1 => text().prop_map(|p| format!("/{}", encode(&p))),
     ]
 }
@@ -139,6 +141,8 @@ fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
         Just(serde_json::Value::Null),
         Just(serde_json::json!({"k": [1, "\u{0}", {"x": null}]})),
         Just(serde_json::json!([])),
+        Just(serde_json::json!("http://127.0.0.1:9/push/1")),
+        Just(serde_json::json!({"p256dh": "BAAA", "auth": "AAAAAAAAAAAAAAAAAAAAAA"})),
     ];
     let field = prop_oneof![
         Just("channel".to_owned()),
@@ -147,6 +151,8 @@ fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
         Just("kind".to_owned()),
         Just("level".to_owned()),
         Just("data".to_owned()),
+        Just("endpoint".to_owned()),
+        Just("keys".to_owned()),
         text(),
     ];
     prop_oneof![
@@ -239,6 +245,11 @@ fn any_request_gets_a_bounded_non_5xx_answer_and_4xx_are_json() {
             let app = spawn_app_with(|config| {
                 // Long-polls are part of the space; a short cap keeps each case quick.
                 config.max_wait_secs = 1;
+                // Push on, so its routes are in the space past `push_disabled`.
+                config.vapid_private_key =
+                    Some(herald::push::keys::Vapid::generate_private_key().unwrap().into());
+                config.vapid_subject = Some("mailto:fuzz@example.com".into());
+                config.push_hosts = vec!["127.0.0.1:9".into()];
             })
             .await;
             app.insert("user:1", "seed").await;
