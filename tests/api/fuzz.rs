@@ -246,8 +246,11 @@ fn any_request_gets_a_bounded_non_5xx_answer_and_4xx_are_json() {
                 // Long-polls are part of the space; a short cap keeps each case quick.
                 config.max_wait_secs = 1;
                 // Push on, so its routes are in the space past `push_disabled`.
-                config.vapid_private_key =
-                    Some(herald::push::keys::Vapid::generate_private_key().unwrap().into());
+                config.vapid_private_key = Some(
+                    herald::push::keys::Vapid::generate_private_key()
+                        .unwrap()
+                        .into(),
+                );
                 config.vapid_subject = Some("mailto:fuzz@example.com".into());
                 config.push_hosts = vec!["127.0.0.1:9".into()];
             })
