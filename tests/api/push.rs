@@ -244,15 +244,16 @@ fn with_push(config: &mut Config, key: &str, service: &PushService) {
     config.push_hosts = vec![service.host()];
 }
 
-/// herald with push on, and the push service it may send to.
-async fn app_with_push() -> (TestApp, PushService) {
+/// herald with push on, the push service it may send to, and its VAPID private key (for a
+/// second instance).
+async fn app_with_push() -> (TestApp, PushService, String) {
     let key = vapid_key();
     let public = Vapid::from_private_key(&key, "mailto:x").unwrap();
     let service = PushService::start(public.public_key().to_owned()).await;
     let db = TestDb::new();
     let mut config = test_config(&db.url);
     with_push(&mut config, &key, &service);
-    (spawn_configured(db, config).await, service)
+    (spawn_configured(db, config).await, service, key)
 }
 
 async fn subscribe(app: &TestApp, user: &str, browser: &Browser) -> StatusCode {
@@ -284,6 +285,15 @@ async fn queued(app: &TestApp) -> i64 {
         .get(0)
 }
 
+/// Waits (bounded) until nothing is left to send (nor to send again).
+async fn until_sent(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queued(app).await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "queue never drains");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits (bounded) until `user` is known to have a stream open on some instance.
 async fn until_streaming(app: &TestApp, user: &str) {
     let pg = app.pg().await;
@@ -310,7 +320,7 @@ async fn until_streaming(app: &TestApp, user: &str) {
 
 #[actix_web::test]
 async fn a_user_with_no_tab_open_gets_the_notification_once_encrypted_and_signed() {
-    let (app, service) = app_with_push().await;
+    let (app, service, _) = app_with_push().await;
     let browser = service.browser("ann-laptop");
     assert_eq!(subscribe(&app, "ann", &browser).await, StatusCode::CREATED);
 
@@ -348,7 +358,7 @@ async fn a_user_with_no_tab_open_gets_the_notification_once_encrypted_and_signed
 
 #[actix_web::test]
 async fn only_users_without_a_stream_who_did_not_read_it_are_pushed() {
-    let (app, service) = app_with_push().await;
+    let (app, service, _) = app_with_push().await;
     for user in ["online", "reader", "away"] {
         let browser = service.browser(user);
         assert_eq!(subscribe(&app, user, &browser).await, StatusCode::CREATED);
@@ -374,18 +384,14 @@ async fn only_users_without_a_stream_who_did_not_read_it_are_pushed() {
     let received = service.wait_for(1).await;
     assert_eq!(received[0].subscription, "away");
     assert_eq!(received[0].payload["id"], to_away);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while queued(&app).await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "queue never drains");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_sent(&app).await;
     assert_eq!(service.received().len(), 1, "{:?}", service.received());
     assert_eq!(app.metric("herald_pushes_sent_total").await, 1);
 }
 
 #[actix_web::test]
 async fn a_gone_subscription_is_removed_and_a_busy_service_is_retried() {
-    let (app, service) = app_with_push().await;
+    let (app, service, _) = app_with_push().await;
     let gone = service.browser("gone");
     let busy = service.browser("busy");
     assert_eq!(subscribe(&app, "gone", &gone).await, StatusCode::CREATED);
@@ -421,13 +427,7 @@ async fn a_gone_subscription_is_removed_and_a_busy_service_is_retried() {
 
 #[actix_web::test]
 async fn two_instances_send_each_push_once() {
-    let key = vapid_key();
-    let public = Vapid::from_private_key(&key, "mailto:x").unwrap();
-    let service = PushService::start(public.public_key().to_owned()).await;
-    let db = TestDb::new();
-    let mut config = test_config(&db.url);
-    with_push(&mut config, &key, &service);
-    let first = spawn_configured(db, config).await;
+    let (first, service, key) = app_with_push().await;
     let host = service.host();
     let _second = Process::start(
         &first.db,
@@ -450,11 +450,7 @@ async fn two_instances_send_each_push_once() {
     }
 
     let received = service.wait_for(users.len() + 10).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while queued(&first).await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "queue never drains");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_sent(&first).await;
     let received = service.received().len().max(received.len());
     assert_eq!(received, users.len() + 10, "every push exactly once");
     let mut seen = HashMap::new();
@@ -470,7 +466,7 @@ async fn two_instances_send_each_push_once() {
 
 #[actix_web::test]
 async fn subscriptions_are_checked_and_limited() {
-    let (app, service) = app_with_push().await;
+    let (app, service, _) = app_with_push().await;
     let token = app.token_for("cat");
 
     let (status, key) = app.get("/api/push/key", None).await;

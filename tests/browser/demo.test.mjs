@@ -6,18 +6,16 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createServer, connect as tcpConnect } from "node:net";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { ROOT, WAIT, startHerald as startHeraldProcess, withTimeout } from "./herald.mjs";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const HERALD = process.env.HERALD_BIN || join(ROOT, "target/debug/herald");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "target/browser");
-const WAIT = 15_000;
 
 let dataDir;
 let herald;
@@ -25,54 +23,15 @@ let port;
 let browser;
 
 /** Starts herald (on `port` if given) and resolves once /readyz says ready. */
-async function startHerald(fixedPort) {
-  const child = spawn(HERALD, ["serve"], {
-    env: {
-      PATH: process.env.PATH,
-      HERALD_DATA_DIR: dataDir,
-      HERALD_BIND: `127.0.0.1:${fixedPort ?? 0}`,
-      // Set while working on web/: its files as they are now, not as compiled in.
-      ...(process.env.HERALD_WEB_DIR ? { HERALD_WEB_DIR: process.env.HERALD_WEB_DIR } : {}),
-      RUST_LOG: "info,actix_web=warn",
-      // Pings every 2 s, so the watchdog test (2.5 heartbeats) takes seconds, not a minute.
-      HERALD_HEARTBEAT_SECS: "2",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let log = "";
-  const bound = new Promise((resolvePort, reject) => {
-    child.stderr.on("data", (chunk) => {
-      log += chunk;
-      const match = /listening url=http:\/\/[^ ]*:(\d+)\//.exec(log);
-      if (match) resolvePort(Number(match[1]));
-    });
-    child.on("exit", (code) => reject(new Error(`herald exited (${code}):\n${log}`)));
-  });
-  const actualPort = await withTimeout(bound, WAIT, () => `herald did not start:\n${log}`);
-  const deadline = Date.now() + WAIT;
-  for (;;) {
-    const ready = await fetch(`http://127.0.0.1:${actualPort}/readyz`).then((r) => r.ok, () => false);
-    if (ready) break;
-    if (Date.now() > deadline) throw new Error(`herald not ready:\n${log}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.stderr.removeAllListeners("data");
-  child.stderr.resume();
-  return { child, port: actualPort };
+function startHerald(fixedPort) {
+  // Pings every 2 s, so the watchdog test (2.5 heartbeats) takes seconds, not a minute.
+  return startHeraldProcess({ dataDir, port: fixedPort ?? 0, env: { HERALD_HEARTBEAT_SECS: "2" } });
 }
 
 async function stopHerald() {
   const exited = new Promise((r) => herald.child.once("exit", r));
   herald.child.kill("SIGTERM");
   await withTimeout(exited, WAIT, () => "herald did not stop on SIGTERM");
-}
-
-function withTimeout(promise, ms, message) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message())), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Runs SQL on herald's database, as psql in a cron job would. */

@@ -20,15 +20,13 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { WAIT, startHerald as startHeraldProcess, withTimeout } from "./herald.mjs";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const HERALD = process.env.HERALD_BIN || join(ROOT, "target/debug/herald");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 // Debian's python3, which has python3-dbus and python3-gi (a virtualenv's may not).
 const PYTHON = process.env.HERALD_TEST_PYTHON || "/usr/bin/python3";
-const WAIT = 15_000;
 /** The one push endpoint host herald accepts here: nothing listens on the discard port, and
  *  nothing needs to, since these tests never have herald send a push. */
 const PUSH_HOST = "127.0.0.1:9";
@@ -38,14 +36,6 @@ let herald;
 let origin;
 let bus;
 let desktop;
-
-function withTimeout(promise, ms, message) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message())), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Starts `command` and resolves with it once a line of its stdout matches `ready`. */
 async function startProcess(command, args, env, ready) {
@@ -70,35 +60,8 @@ async function stopProcess(child) {
 }
 
 /** herald in dev mode on a free port; resolves once /readyz says ready. */
-async function startHerald() {
-  const env = {
-    PATH: process.env.PATH,
-    HERALD_DATA_DIR: join(tmp, "herald"),
-    HERALD_BIND: "127.0.0.1:0",
-    HERALD_PUSH_HOSTS: PUSH_HOST,
-    // Set while working on web/: its files as they are now, not as compiled in.
-    ...(process.env.HERALD_WEB_DIR ? { HERALD_WEB_DIR: process.env.HERALD_WEB_DIR } : {}),
-    RUST_LOG: "info,actix_web=warn",
-  };
-  const child = spawn(HERALD, ["serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  const bound = new Promise((resolvePort, reject) => {
-    child.stderr.on("data", (chunk) => {
-      log += chunk;
-      const match = /listening url=http:\/\/[^ ]*:(\d+)\//.exec(log);
-      if (match) resolvePort(Number(match[1]));
-    });
-    child.on("exit", (code) => reject(new Error(`herald exited (${code}):\n${log}`)));
-  });
-  const port = await withTimeout(bound, WAIT, () => `herald did not start:\n${log}`);
-  const deadline = Date.now() + WAIT;
-  while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline) throw new Error(`herald not ready:\n${log}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.stderr.removeAllListeners("data");
-  child.stderr.resume();
-  return { child, port };
+function startHerald() {
+  return startHeraldProcess({ dataDir: join(tmp, "herald"), env: { HERALD_PUSH_HOSTS: PUSH_HOST } });
 }
 
 /** A D-Bus session bus of our own: Chromium's notifications reach no real desktop, and

@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::Bench;
-use crate::scenarios::{GRACE, Result, metric, open_streams, pg, settle_streams};
-use crate::stats::{Report, now_micros, percentiles};
+use crate::scenarios::{Result, broadcast_round, metric, open_streams, pg, settle_streams};
+use crate::stats::{Report, percentiles};
 
 /// How long all pushes of all rounds may take to arrive once the last round was inserted.
 const PUSH_GRACE: Duration = Duration::from_secs(180);
@@ -51,28 +51,9 @@ pub async fn push(
     // One broadcast per second, each timed to every stream.
     let mut round = async |latencies: &mut Vec<i64>| -> Result<usize> {
         let started = Instant::now();
-        let row = client
-            .query_one(
-                "insert into notifications (channel, title, data)
-                 values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint)) returning id",
-                &[&now_micros()],
-            )
-            .await?;
-        let id: i64 = row.get(0);
-        let mut have = 0;
-        let grace = Instant::now() + GRACE;
-        while have < established {
-            match tokio::time::timeout_at(grace, received.recv()).await {
-                Ok(Some(delivery)) if delivery.id == id => {
-                    have += 1;
-                    latencies.push(delivery.latency);
-                }
-                Ok(Some(_)) => {}
-                _ => break,
-            }
-        }
+        let missing = broadcast_round(&client, &mut received, established, latencies).await?;
         tokio::time::sleep_until(started + Duration::from_secs(1)).await;
-        Ok(established - have)
+        Ok(missing)
     };
     let (mut without, mut with) = (Vec::new(), Vec::new());
     let mut missing = 0;

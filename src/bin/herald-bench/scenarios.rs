@@ -17,7 +17,7 @@ use crate::{Bench, Scenario};
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// How long to wait for stragglers once the load has stopped.
-pub(crate) const GRACE: Duration = Duration::from_secs(5);
+const GRACE: Duration = Duration::from_secs(5);
 /// Streams being opened at once (the server's accept backlog is 4096).
 const OPENING: usize = 512;
 
@@ -331,27 +331,7 @@ async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
     let mut latencies = Vec::new();
     let mut missing = 0;
     for _ in 0..rounds {
-        let row = client
-            .query_one(
-                "insert into notifications (channel, title, data)
-                 values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint)) returning id",
-                &[&now_micros()],
-            )
-            .await?;
-        let id: i64 = row.get(0);
-        let mut have = 0;
-        let grace = Instant::now() + GRACE;
-        while have < established {
-            match tokio::time::timeout_at(grace, received.recv()).await {
-                Ok(Some(delivery)) if delivery.id == id => {
-                    have += 1;
-                    latencies.push(delivery.latency);
-                }
-                Ok(Some(_)) => {}
-                _ => break,
-            }
-        }
-        missing += established - have;
+        missing += broadcast_round(&client, &mut received, established, &mut latencies).await?;
     }
     let mut report = Report::new("broadcast");
     report
@@ -362,6 +342,37 @@ async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
         .set("missing", missing)
         .set("latency", percentiles(&mut latencies));
     Ok(report)
+}
+
+/// Inserts one broadcast and waits (up to [`GRACE`]) until each of `established` streams has
+/// it, adding their latencies to `latencies`; returns how many did not get it.
+pub(crate) async fn broadcast_round(
+    client: &tokio_postgres::Client,
+    received: &mut mpsc::UnboundedReceiver<Delivery>,
+    established: usize,
+    latencies: &mut Vec<i64>,
+) -> Result<usize> {
+    let row = client
+        .query_one(
+            "insert into notifications (channel, title, data)
+             values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint)) returning id",
+            &[&now_micros()],
+        )
+        .await?;
+    let id: i64 = row.get(0);
+    let mut have = 0;
+    let grace = Instant::now() + GRACE;
+    while have < established {
+        match tokio::time::timeout_at(grace, received.recv()).await {
+            Ok(Some(delivery)) if delivery.id == id => {
+                have += 1;
+                latencies.push(delivery.latency);
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    Ok(established - have)
 }
 
 /// What one long-polling client saw in one round.
