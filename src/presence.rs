@@ -17,7 +17,7 @@
 //! inside the spec's 3 and 15 seconds. A stream starts from a snapshot of `known` with its
 //! version and ignores changes up to that version, so it sees each change once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -102,8 +102,12 @@ pub struct Presence {
 #[derive(Default)]
 struct State {
     held: HashMap<(String, String), Held>,
-    /// [`STREAMS`] entries held since the last tick, which writes them.
-    pending: Vec<(String, String, Option<String>)>,
+    /// Users held on [`STREAMS`] since the last written tick, which writes them.
+    pending: HashSet<String>,
+    /// (channel, user) pairs whose last stream closed, to let lapse after the grace (or at
+    /// once, on [`STREAMS`]) at the next written tick. Kept until written: a row left
+    /// unreleased would show its user present, on [`STREAMS`] unpushed, until a restart.
+    releasing: Vec<(String, String)>,
     known: HashMap<String, Known>,
     /// The database's clock at the last tick's read: what changed since is read again.
     checked: Option<DateTime<Utc>>,
@@ -199,9 +203,7 @@ impl Presence {
                         name: None,
                     },
                 );
-                state
-                    .pending
-                    .push((STREAMS.to_owned(), user.to_owned(), None));
+                state.pending.insert(user.to_owned());
             }
         }
         Hold {
@@ -271,29 +273,30 @@ impl Presence {
         if tick.is_multiple_of(SWEEP_TICKS) {
             self.db_on(&self.tick_pool, sweep).await?;
         }
-        let (pending, released, closed, idle) = {
+        let (pending, releasing, idle) = {
             let mut state = self.lock();
-            let (mut released, mut closed) = (Vec::new(), Vec::new());
+            let state = &mut *state;
+            let releasing = &mut state.releasing;
             state.held.retain(|(channel, user), h| {
                 if h.streams == 0 {
-                    // A closed tab is no reload of a presence list: the push that its user is
-                    // now owed must not wait out a grace.
-                    let list = if channel == STREAMS {
-                        &mut closed
-                    } else {
-                        &mut released
-                    };
-                    list.push((channel.clone(), user.clone()));
+                    releasing.push((channel.clone(), user.clone()));
                 }
                 h.streams > 0
             });
             state.known.retain(|_, known| known.watchers > 0);
-            let pending = std::mem::take(&mut state.pending);
-            let idle = released.is_empty()
-                && closed.is_empty()
-                && state.held.is_empty()
-                && state.known.is_empty();
-            (pending, released, closed, idle)
+            // A pair held again since (a failed tick's leftovers) is not let go; a user no
+            // longer held is not written.
+            let held = &state.held;
+            let releasing: Vec<_> = std::mem::take(&mut state.releasing)
+                .into_iter()
+                .filter(|pair| !held.contains_key(pair))
+                .collect();
+            let pending: Vec<String> = std::mem::take(&mut state.pending)
+                .into_iter()
+                .filter(|user| held.contains_key(&(STREAMS.to_owned(), user.clone())))
+                .collect();
+            let idle = releasing.is_empty() && state.held.is_empty() && state.known.is_empty();
+            (pending, releasing, idle)
         };
         // No stream here uses presence: nothing to keep alive, let go of or read. (The holder
         // row lapses; the next stream that enters revives it before writing its own row.)
@@ -301,18 +304,32 @@ impl Presence {
             return Ok(());
         }
         let holder = self.holder;
-        let written = pending.clone();
+        let (written, let_go) = (pending.clone(), releasing.clone());
         let wrote = self
             .db_on(&self.tick_pool, move |conn| {
-                keep_holder(conn, holder, HOLD)?;
-                hold_rows(conn, holder, &written, None)?;
-                release(conn, holder, &released, GRACE)?;
-                release(conn, holder, &closed, Duration::ZERO)
+                conn.transaction(|conn| {
+                    keep_holder(conn, holder, HOLD)?;
+                    // A closed tab is no reload of a presence list: the push its user is now
+                    // owed must not wait out a grace.
+                    let (closed, released): (Vec<_>, Vec<_>) = let_go
+                        .into_iter()
+                        .partition(|(channel, _)| channel == STREAMS);
+                    release(conn, holder, &released, GRACE)?;
+                    release(conn, holder, &closed, Duration::ZERO)?;
+                    let streams: Vec<_> = written
+                        .into_iter()
+                        .map(|user| (STREAMS.to_owned(), user, None))
+                        .collect();
+                    hold_rows(conn, holder, &streams, None)
+                })
             })
             .await;
         if wrote.is_err() {
-            // Written next time: a stream no row shows would have its user pushed to.
-            self.lock().pending.extend(pending);
+            // Written next time: a stream no row shows would have its user pushed to, and a
+            // row never let go would keep its user present.
+            let mut state = self.lock();
+            state.pending.extend(pending);
+            state.releasing.extend(releasing);
         }
         wrote?;
         let _reading = self.reading.lock().await;

@@ -7,8 +7,8 @@
  * serves it from its root, or a `scope` path) and pass its URL as `serviceWorker`.
  *
  * What herald pushes (JSON): { id, title, body, level, data }; `data.url`, when given, is the
- * page a click leads to, relative to this worker's origin. Without it, the click leads to the
- * registration's scope (the site's root by default).
+ * page a click leads to, on this worker's origin (a URL elsewhere is not followed). Without it,
+ * the click leads to the site's root.
  */
 "use strict";
 
@@ -52,16 +52,18 @@ self.addEventListener("notificationclick", (event) => {
   event.waitUntil(focusOrOpen(targetOf(event.notification.data)));
 });
 
-/** The absolute URL a click leads to: `data.url` resolved against this origin; the scope when
- *  there is none, or when it is not a web page (a `javascript:` URL must never be opened). */
+/** The absolute URL a click leads to: `data.url` resolved against this origin; the site's root
+ *  when there is none, or when it leads elsewhere. Only the site's own pages: whoever may write
+ *  a notification must not be able to send a click to a page of theirs (or to `javascript:`).
+ *  (Not the scope: a worker served at /herald/sw.js has /herald/ as its scope, no page.) */
 function targetOf(data) {
-  const scope = self.registration.scope;
-  if (!data || typeof data.url !== "string" || !data.url) return scope;
+  const home = new URL("/", self.location.origin).href;
+  if (!data || typeof data.url !== "string" || !data.url) return home;
   try {
     const url = new URL(data.url, self.location.origin);
-    return url.protocol === "https:" || url.protocol === "http:" ? url.href : scope;
+    return url.origin === self.location.origin ? url.href : home;
   } catch {
-    return scope;
+    return home;
   }
 }
 

@@ -113,15 +113,15 @@ declare namespace Herald {
   /** Where the service worker is. */
   interface PushScope {
     /** The worker's scope, as given to `enablePush`. Default: the worker's directory (for
-     *  lookups: the registration that controls this page). */
+     *  lookups: that of `serviceWorker` if given, else the registration that controls this
+     *  page). */
     scope?: string;
-  }
-
-  interface PushOptions extends PushScope {
     /** The service worker's URL, on this page's own origin; default "/herald-sw.js". Where
      *  herald has an origin of its own, the app serves a copy of herald-sw.js and names it. */
     serviceWorker?: string;
   }
+
+  type PushOptions = PushScope;
 
   /** Why `enablePush` failed: one of these, or herald's own error code (with `status`), such as
    *  "push_disabled" or "endpoint_not_allowed". */

@@ -72,10 +72,10 @@
  *                    did not answer within 20 s), or herald's own code with `status` (such as
  *                    "push_disabled", "endpoint_not_allowed"); nothing stays subscribed then.
  *   disablePush(options) → Promise of true (or false: it was off): unsubscribes this browser
- *                    and tells herald. Options: scope, as given to enablePush. The browser is
+ *                    and tells herald. Options: serviceWorker or scope, as given to enablePush. The browser is
  *                    unsubscribed even when herald cannot be told (the promise rejects then).
  *   pushSubscription(options) → Promise of this browser's PushSubscription, or null while
- *                    push is off (or unsupported). Options: scope.
+ *                    push is off (or unsupported). Options: serviceWorker or scope.
  *   close()          stops, and hands the stream over to another tab.
  *   leader, status   read-only: whether this tab holds the stream; the last status.
  * Herald.list(options) → Promise of { notifications, unread_count, cursor }, one page of
@@ -664,10 +664,13 @@
     });
   }
 
-  /** The browser's push subscription for the worker of `scope` (default: this page's). */
-  async function pushSubscription({ scope } = {}) {
+  /** The browser's push subscription for the worker of `scope`, else of the `serviceWorker`
+   *  URL's directory (its default scope: a worker served at /herald/sw.js does not control
+   *  the pages it notifies for), else the one controlling this page. */
+  async function pushSubscription({ scope, serviceWorker } = {}) {
     if (!pushSupported()) return null;
-    const registration = await navigator.serviceWorker.getRegistration(scope);
+    const where = scope ?? (serviceWorker ? new URL(".", new URL(serviceWorker, location.href)).href : undefined);
+    const registration = await navigator.serviceWorker.getRegistration(where);
     return (await registration?.pushManager.getSubscription()) || null;
   }
 
@@ -719,13 +722,15 @@
       await subscription.unsubscribe();
       subscription = null;
     }
+    const created = !subscription;
     subscription ||= await subscribe(registration, key);
     try {
       const body = subscription.toJSON();
       await request("POST", `${url}/api/push/subscriptions`, token, undefined, body);
     } catch (error) {
-      // Kept, it would say push is on while herald never pushes to it.
-      await subscription.unsubscribe().catch(() => {});
+      // A new one, kept, would say push is on while herald never pushes to it. One that was
+      // there before may be herald's already (a 5xx, a network error): it stays.
+      if (created) await subscription.unsubscribe().catch(() => {});
       throw error;
     }
     return subscription;

@@ -126,7 +126,11 @@ impl Vapid {
         };
         let jwt = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.signing)?;
         let value = format!("vapid t={jwt}, k={}", self.public_key);
-        // A handful of push services: the map never grows past a few entries.
+        // A handful of push services, but WNS gives each browser a host of its own
+        // (`*.notify.windows.com`): past this many, start over rather than grow.
+        if signed.len() >= 1000 {
+            signed.clear();
+        }
         signed.insert(
             audience.to_owned(),
             (value.clone(), Instant::now() + JWT_LIFETIME - JWT_RENEW),

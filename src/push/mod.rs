@@ -38,9 +38,13 @@ const TICK: Duration = Duration::from_secs(1);
 const CLAIM: i64 = 256;
 /// Pushes in flight at once.
 const IN_FLIGHT: usize = 64;
-/// How long one push may take; the lease is longer, so a slow push is never sent twice.
+/// How long one push may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
-const LEASE: Duration = Duration::from_secs(60);
+/// How long claimed pushes are this instance's. A batch takes at most CLAIM / IN_FLIGHT
+/// timeouts (60 s, every push service timing out); the lease is well past that, so no other
+/// instance sends a push this one is still sending. If this one dies, its claims go out this
+/// much later.
+const LEASE: Duration = Duration::from_secs(300);
 /// The most subscriptions one user may have (browsers and devices).
 pub const MAX_PER_USER: i64 = 10;
 
@@ -156,6 +160,13 @@ impl Push {
         if push.skip {
             return Sent::Done;
         }
+        if push.expires <= Utc::now() {
+            return Sent::Failed;
+        }
+        // HERALD_PUSH_HOSTS may have shrunk since it subscribed.
+        if self.hosts.check(&push.endpoint).is_err() {
+            return Sent::Gone;
+        }
         let (Ok(p256dh), Ok(auth)) = (
             URL_SAFE_NO_PAD.decode(push.p256dh.trim_end_matches('=')),
             URL_SAFE_NO_PAD.decode(push.auth.trim_end_matches('=')),
@@ -220,7 +231,7 @@ impl Push {
     fn outcomes(&self, sent: Vec<(Claimed, Sent)>) -> Outcomes {
         let mut outcomes = Outcomes::default();
         for (push, sent) in sent {
-            let key = (push.notification_id, push.subscription_id);
+            let key = (push.notification_id, push.subscription_id, push.attempts);
             match sent {
                 Sent::Done if push.skip => outcomes.done.push(key),
                 Sent::Done => {
@@ -234,7 +245,7 @@ impl Push {
                         .min(Duration::from_secs(600));
                     let due = Utc::now() + backoff;
                     if due < push.expires {
-                        outcomes.retry.push((key.0, key.1, due));
+                        outcomes.retry.push((key.0, key.1, key.2, due));
                     } else {
                         self.metrics.pushes_failed.inc();
                         outcomes.done.push(key);
@@ -269,14 +280,45 @@ impl Push {
     }
 }
 
-/// `scheme://host[:port]` of `endpoint`: the audience its push service expects.
+/// `scheme://host[:port]` of `endpoint`, as a browser writes an origin (no default port): the
+/// audience its push service expects.
 fn origin(endpoint: &str) -> Option<String> {
     let uri: actix_web::http::Uri = endpoint.parse().ok()?;
-    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+    let (scheme, host) = (uri.scheme_str()?, uri.host()?.to_ascii_lowercase());
+    Some(match (scheme, uri.port_u16()) {
+        ("https", Some(443)) | ("http", Some(80)) | (_, None) => format!("{scheme}://{host}"),
+        (_, Some(port)) => format!("{scheme}://{host}:{port}"),
+    })
 }
 
 /// A `Retry-After` in seconds (the form push services use).
 fn retry_after(response: &awc::ClientResponse<impl Sized>) -> Option<Duration> {
     let value = response.headers().get("retry-after")?.to_str().ok()?;
     value.trim().parse().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    #[test]
+    fn the_audience_is_the_endpoints_origin_without_a_default_port() {
+        let audience = |e| origin(e).unwrap();
+        assert_eq!(
+            audience("https://fcm.googleapis.com/fcm/send/x"),
+            "https://fcm.googleapis.com"
+        );
+        assert_eq!(
+            audience("https://FCM.googleapis.com:443/x"),
+            "https://fcm.googleapis.com"
+        );
+        assert_eq!(
+            audience("http://127.0.0.1:9099/push/1"),
+            "http://127.0.0.1:9099"
+        );
+        assert_eq!(
+            audience("https://push.example:8443/p"),
+            "https://push.example:8443"
+        );
+    }
 }

@@ -167,7 +167,8 @@ pub struct Claimed {
     pub level: Option<String>,
     #[diesel(sql_type = Nullable<Jsonb>)]
     pub data: Option<serde_json::Value>,
-    /// Not to be sent: the notification is gone or read, or its user has a stream open now.
+    /// Not to be sent: the notification is gone or read, its user has a stream open now, or
+    /// the subscription has another owner than when it was queued.
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub skip: bool,
 }
@@ -205,6 +206,8 @@ fn claim_due(conn: &mut PgConnection, limit: i64, lease: Duration) -> QueryResul
          select c.notification_id, c.subscription_id, c.attempts, c.expires,
                 s.endpoint, s.p256dh, s.auth, n.title, n.body, n.level, n.data,
                 (n.id is null
+                 -- The browser changed hands since it was queued: not the new owner's to see.
+                 or not (n.channel = 'broadcast' or n.channel = 'user:' || s.user_id)
                  or exists (select 1 from notification_reads r
                             where r.user_id = s.user_id and r.notification_id = n.id)
                  or exists (select 1 from notification_read_marks m
@@ -220,13 +223,15 @@ fn claim_due(conn: &mut PgConnection, limit: i64, lease: Duration) -> QueryResul
     .load(conn)
 }
 
-/// What became of claimed pushes.
+/// What became of claimed pushes, each named by (notification, subscription, attempts): a row
+/// another instance claimed since (its lease ran out, `attempts` moved on) is that instance's
+/// to settle, not this one's.
 #[derive(Default)]
 pub struct Outcomes {
-    /// Sent, skipped or given up: (notification, subscription) off the queue.
-    pub done: Vec<(i64, i64)>,
-    /// To try again: (notification, subscription, when).
-    pub retry: Vec<(i64, i64, DateTime<Utc>)>,
+    /// Sent, skipped or given up: off the queue.
+    pub done: Vec<(i64, i64, i32)>,
+    /// To try again at the given time.
+    pub retry: Vec<(i64, i64, i32, DateTime<Utc>)>,
     /// Subscriptions whose push service said they are gone (their queued pushes go too).
     pub gone: Vec<i64>,
 }
@@ -236,27 +241,35 @@ pub fn settle(conn: &mut PgConnection, outcomes: &Outcomes) -> QueryResult<()> {
     conn.transaction(|conn| {
         no_jit(conn)?;
         if !outcomes.done.is_empty() {
-            let (n, s): (Vec<i64>, Vec<i64>) = outcomes.done.iter().copied().unzip();
+            let n: Vec<i64> = outcomes.done.iter().map(|r| r.0).collect();
+            let s: Vec<i64> = outcomes.done.iter().map(|r| r.1).collect();
+            let a: Vec<i32> = outcomes.done.iter().map(|r| r.2).collect();
             diesel::sql_query(
                 "delete from herald_push_queue q
-                 using unnest($1::bigint[], $2::bigint[]) k(n, s)
-                 where q.notification_id = k.n and q.subscription_id = k.s",
+                 using unnest($1::bigint[], $2::bigint[], $3::int[]) k(n, s, a)
+                 where q.notification_id = k.n and q.subscription_id = k.s
+                   and q.attempts = k.a",
             )
             .bind::<Array<BigInt>, _>(n)
             .bind::<Array<BigInt>, _>(s)
+            .bind::<Array<Int4>, _>(a)
             .execute(conn)?;
         }
         if !outcomes.retry.is_empty() {
             let n: Vec<i64> = outcomes.retry.iter().map(|r| r.0).collect();
             let s: Vec<i64> = outcomes.retry.iter().map(|r| r.1).collect();
-            let due: Vec<DateTime<Utc>> = outcomes.retry.iter().map(|r| r.2).collect();
+            let a: Vec<i32> = outcomes.retry.iter().map(|r| r.2).collect();
+            let due: Vec<DateTime<Utc>> = outcomes.retry.iter().map(|r| r.3).collect();
             diesel::sql_query(
                 "update herald_push_queue q set due = k.due
-                 from unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) k(n, s, due)
-                 where q.notification_id = k.n and q.subscription_id = k.s",
+                 from unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[])
+                      k(n, s, a, due)
+                 where q.notification_id = k.n and q.subscription_id = k.s
+                   and q.attempts = k.a",
             )
             .bind::<Array<BigInt>, _>(n)
             .bind::<Array<BigInt>, _>(s)
+            .bind::<Array<Int4>, _>(a)
             .bind::<Array<Timestamptz>, _>(due)
             .execute(conn)?;
         }

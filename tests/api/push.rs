@@ -571,3 +571,19 @@ async fn without_keys_push_is_off_and_says_so() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "push_disabled");
 }
+
+#[actix_web::test]
+async fn a_browser_that_changes_hands_gets_none_of_the_previous_users_pushes() {
+    let (app, service, _) = app_with_push().await;
+    let shared = service.browser("shared-laptop");
+    assert_eq!(subscribe(&app, "ann", &shared).await, StatusCode::CREATED);
+    app.insert("user:ann", "for ann's eyes only").await;
+    // Bob signs in on the same browser and switches push on within the 5 s.
+    assert_eq!(subscribe(&app, "bob", &shared).await, StatusCode::OK);
+    let for_bob = app.insert("user:bob", "for bob").await;
+
+    let received = service.wait_for(1).await;
+    assert_eq!(received[0].payload["id"], for_bob);
+    until_sent(&app).await;
+    assert_eq!(service.received().len(), 1, "{:?}", service.received());
+}
