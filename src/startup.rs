@@ -241,7 +241,7 @@ impl Application {
             self.shutdown.subscribe(),
         ));
         let presence = actix_web::rt::spawn(self.presence.run(self.shutdown.subscribe()));
-        let push = self.push.map(|push| {
+        let push = self.push.and_then(|push| {
             let shutdown = self.shutdown.subscribe();
             let (done, finished) = tokio::sync::oneshot::channel();
             // A runtime of its own (the sender's HTTP client is not `Send`, so it is made
@@ -252,6 +252,8 @@ impl Application {
                     actix_web::rt::System::new().block_on(push.run(shutdown));
                     let _ = done.send(());
                 })
+                .map_err(|err| log::error!("Web Push could not start error={err}"))
+                .ok()
                 .map(|_| finished)
         });
         let signals = actix_web::rt::spawn(async move {
@@ -264,12 +266,8 @@ impl Application {
         signals.abort();
         let _ = self.shutdown.send(true);
         let _ = tokio::join!(listener, upkeep, presence);
-        match push {
-            Some(Ok(finished)) => {
-                let _ = finished.await;
-            }
-            Some(Err(err)) => log::error!("Web Push could not start error={err}"),
-            None => {}
+        if let Some(finished) = push {
+            let _ = finished.await;
         }
         result
     }
