@@ -373,12 +373,7 @@ impl Presence {
         pool: &DbPool,
         query: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
     ) -> AppResult<T> {
-        let pool = pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
-            query(&mut conn).map_err(crate::error::AppError::from)
-        })
-        .await?
+        crate::store::run(pool, query).await
     }
 }
 

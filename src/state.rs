@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use actix_web::web;
 use diesel::pg::PgConnection;
 use diesel::result::QueryResult;
 
 use crate::config::Config;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -36,18 +35,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs `query` with a pooled connection on the blocking pool, so diesel never blocks an
-    /// actix worker. Never wait for a notification in here: that would pin a connection.
+    /// Runs `query` on a query connection ([`store::run`]).
     pub async fn db<T, F>(&self, query: F) -> AppResult<T>
     where
         F: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            query(&mut conn).map_err(AppError::from)
-        })
-        .await?
+        store::run(&self.pool, query).await
     }
 }

@@ -271,12 +271,7 @@ impl Push {
         &self,
         query: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
     ) -> Result<T, crate::error::AppError> {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
-            query(&mut conn).map_err(crate::error::AppError::from)
-        })
-        .await?
+        crate::store::run(&self.pool, query).await
     }
 }
 

@@ -54,6 +54,21 @@ fn settle(conn: &mut PgConnection) {
     conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
 }
 
+/// Runs `query` with a connection of `pool` on the blocking pool, so diesel never blocks an
+/// async task. Never wait for a notification in here: that would pin a connection.
+pub async fn run<T, F>(pool: &DbPool, query: F) -> crate::error::AppResult<T>
+where
+    F: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        query(&mut conn).map_err(crate::error::AppError::from)
+    })
+    .await?
+}
+
 /// One connection, as the pool's are (migrations and the command-line tools).
 pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
     let mut conn = PgConnection::establish(url)?;
