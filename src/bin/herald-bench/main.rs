@@ -94,6 +94,10 @@ pub enum Scenario {
         /// `limit` of each poll.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Request this path instead, with no token (`/healthz`: what a request costs in
+        /// herald's HTTP stack alone, the floor under every poll).
+        #[arg(long)]
+        path: Option<String>,
     },
     /// N streams on one channel; SENDERS users post RATE signals/s in all for DURATION s:
     /// post-to-receive latency of `event: signal`, missing.

@@ -38,6 +38,7 @@ pub async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
             duration_secs,
             users,
             limit,
+            path,
         } => {
             poll(
                 bench,
@@ -45,6 +46,7 @@ pub async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
                 duration_secs,
                 users.max(connections),
                 limit,
+                path,
             )
             .await?
         }
@@ -500,6 +502,7 @@ async fn poll(
     duration_secs: u64,
     users: usize,
     limit: u32,
+    path: Option<String>,
 ) -> Result<Report> {
     // Something to list: 20 notifications in each polling user's inbox.
     let client = pg(bench).await?;
@@ -521,10 +524,13 @@ async fn poll(
         let mut conn = Connection::new(socket, &bench.host);
         // Connection i polls users i, i + connections, ... in turn, like a worker of a
         // legacy app polling for each of its users.
-        let paths: Vec<String> = (i..users.len())
-            .step_by(connections)
-            .map(|u| format!("/api/notifications?limit={limit}&token={}", bench.token(u)))
-            .collect();
+        let paths: Vec<String> = match &path {
+            Some(path) => vec![path.clone()],
+            None => (i..users.len())
+                .step_by(connections)
+                .map(|u| format!("/api/notifications?limit={limit}&token={}", bench.token(u)))
+                .collect(),
+        };
         tasks.push(tokio::task::spawn_local(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
             for path in paths.iter().cycle() {
@@ -553,6 +559,9 @@ async fn poll(
         errors += e;
     }
     let mut report = Report::new("poll");
+    if let Some(path) = path {
+        report.set("path", path);
+    }
     report
         .set("connections", connections)
         .set("users", users.len())
