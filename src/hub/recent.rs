@@ -206,46 +206,52 @@ impl Recent {
 
     /// `user_id`'s unread count at the head, if it is known.
     pub fn unread_count(&mut self, user_id: &str) -> Option<i64> {
-        let mut entry = self.counts.remove(user_id)?;
-        let (inbox_channel, now) = (channels::personal(user_id), self.position());
+        // As `newest`: looked at in place, updated in place.
+        let entry = self.counts.get(user_id)?;
+        let inbox = |channel: &str| channels::is_inbox(user_id, channel);
+        let Some(log) = self.since(entry.seq) else {
+            self.counts.remove(user_id);
+            return None;
+        };
         let mut added = 0;
-        for e in self.since(entry.seq)? {
-            match &e.event {
+        let mut stale = false;
+        for e in log {
+            stale = match &e.event {
                 Event::Published(batch) => {
-                    if batch
-                        .changed
-                        .iter()
-                        .any(|c| c == EVERY || *c == inbox_channel || c == channels::BROADCAST)
-                        || touches_reader(batch, user_id)
-                    {
-                        return None;
-                    }
+                    let stale = batch.changed.iter().any(|c| c == EVERY || inbox(c))
+                        || touches_reader(batch, user_id);
                     added += batch
                         .rows
                         .iter()
-                        .filter(|r| {
-                            (r.channel == inbox_channel || r.channel == channels::BROADCAST)
-                                && !entry.at.is_visible(r.txid)
-                        })
+                        .filter(|r| inbox(&r.channel) && !entry.at.is_visible(r.txid))
                         .count() as i64;
+                    stale
                 }
-                Event::Reader(who) if who == user_id => return None,
-                Event::Channel(c) if *c == inbox_channel || c == channels::BROADCAST => {
-                    return None;
-                }
-                Event::Reader(_) | Event::Channel(_) => {}
-                Event::Everything => return None,
+                Event::Reader(who) => who == user_id,
+                Event::Channel(c) => inbox(c),
+                Event::Everything => true,
+            };
+            if stale {
+                break;
             }
         }
+        if stale {
+            self.counts.remove(user_id);
+            return None;
+        }
+        let now = self.position();
+        // Every row visible at `at` is published by now: later rows are all new to it.
+        let head = self
+            .head_snapshot()
+            .filter(|h| **h != entry.at && h.is_at_or_after(&entry.at))
+            .cloned();
+        let entry = self.counts.get_mut(user_id)?;
         entry.count += added;
         entry.seq = now;
-        if let Some(head) = self.head_snapshot().filter(|h| h.is_at_or_after(&entry.at)) {
-            // Every row visible at `at` is published by now: later rows are all new to it.
-            entry.at = head.clone();
+        if let Some(head) = head {
+            entry.at = head;
         }
-        let count = entry.count;
-        self.counts.insert(user_id.to_owned(), entry);
-        Some(count)
+        Some(entry.count)
     }
 
     /// Stores the newest page `key` asked for, read at snapshot `at` by a query that started
@@ -280,10 +286,17 @@ impl Recent {
 
     /// The newest page `key` asks for, at the head, if it is known (and so is the count).
     pub fn newest(&mut self, key: &PageKey) -> Option<Answer> {
-        let mut page = self.pages.remove(key)?;
-        let now = self.position();
-        for e in self.since(page.seq)? {
-            match &e.event {
+        // Looked at in place, then updated in place: a poll answered from here allocates
+        // nothing for the lookup (polls that come back unchanged are most of them).
+        let page = self.pages.get(key)?;
+        let Some(log) = self.since(page.seq) else {
+            // Older than the log: nothing can tell what changed since.
+            self.pages.remove(key);
+            return None;
+        };
+        let mut stale = false;
+        for e in log {
+            stale = match &e.event {
                 Event::Published(batch) => {
                     let newer = batch
                         .rows
@@ -293,30 +306,38 @@ impl Recent {
                         .changed
                         .iter()
                         .any(|c| c == EVERY || key.channels.contains(c));
-                    if newer || changed || touches_reader(batch, &key.user_id) {
-                        return None;
-                    }
+                    newer || changed || touches_reader(batch, &key.user_id)
                 }
-                Event::Reader(who) if *who == key.user_id => return None,
-                Event::Channel(c) if key.channels.contains(c) => return None,
-                Event::Reader(_) | Event::Channel(_) => {}
-                Event::Everything => return None,
+                Event::Reader(who) => *who == key.user_id,
+                Event::Channel(c) => key.channels.contains(c),
+                Event::Everything => true,
+            };
+            if stale {
+                break;
             }
         }
-        page.seq = now;
-        if let Some(head) = self.head_snapshot().filter(|h| h.is_at_or_after(&page.at)) {
-            page.at = head.clone();
+        if stale {
+            self.pages.remove(key);
+            return None;
         }
+        let now = self.position();
+        let head = self
+            .head_snapshot()
+            .filter(|h| **h != page.at && h.is_at_or_after(&page.at))
+            .cloned();
         let unread_count = self.unread_count(&key.user_id);
-        let answer = unread_count.map(|unread_count| Answer {
+        let page = self.pages.get_mut(key)?;
+        page.seq = now;
+        if let Some(head) = head {
+            page.at = head;
+        }
+        unread_count.map(|unread_count| Answer {
             notifications: page.notifications.clone(),
             rows: page.rows,
             created: Vec::new(),
             unread_count,
             cursor: Cursor::at(page.at.clone()),
-        });
-        self.pages.insert(key.clone(), page);
-        answer
+        })
     }
 
     /// What `user_id` reading `shows` has not had after `cursor`, at the head, if memory can
