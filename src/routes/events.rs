@@ -89,7 +89,7 @@ async fn events(
         .map(|_| state.presence.hold_stream(&caller.user_id));
     let stream = EventStream {
         _streaming: streaming,
-        state: state.get_ref().clone(),
+        state: state.clone(),
         expiry: Box::pin(tokio::time::sleep(caller.expires_in())),
         caller,
         channels,
@@ -144,7 +144,8 @@ enum Phase {
 
 /// One client's stream, polled by actix as the response body.
 struct EventStream {
-    state: AppState,
+    /// Shared, not copied: every open stream holds one.
+    state: web::Data<AppState>,
     caller: Caller,
     channels: Vec<String>,
     live: Subscription,
@@ -197,7 +198,10 @@ impl EventStream {
     async fn advance(&mut self) -> Result<(), End> {
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Start(resume_from) => {
-                let (floor, unread) = self.start(resume_from).await?;
+                // Boxed, as the recounts below: a future is as large as its largest await,
+                // and these (queries) would otherwise make every idle stream's state
+                // hundreds of bytes larger for an await it rarely is at.
+                let (floor, unread) = Box::pin(self.start(resume_from)).await?;
                 self.phase = Phase::Live { floor, unread };
             }
             Phase::Live { floor, mut unread } => {
@@ -261,9 +265,9 @@ impl EventStream {
                         };
                         self.out.push_back(json_event("read", &data));
                     }
-                    self.refresh_unread(unread).await?;
+                    Box::pin(self.refresh_unread(unread)).await?;
                 }
-                Some(HubEvent::Resync) => self.refresh_unread(unread).await?,
+                Some(HubEvent::Resync) => Box::pin(self.refresh_unread(unread)).await?,
                 Some(HubEvent::Presence(change)) => {
                     let watched = self.presence.iter_mut().find(|w| w.channel == change.channel);
                     // Changes the snapshot already showed are not news.
