@@ -187,6 +187,15 @@ impl Recent {
             .map(|h| &h.base)
     }
 
+    /// The head, if it is a plain snapshot newer than `at`: an answer exact at `at` with
+    /// nothing in the log since is exact at the head too (every row visible at `at` is
+    /// published by now, so later rows are all new to it), and moves there.
+    fn newer_head(&self, at: &Snapshot) -> Option<Snapshot> {
+        self.head_snapshot()
+            .filter(|h| *h != at && h.is_at_or_after(at))
+            .cloned()
+    }
+
     /// Stores `user_id`'s unread count, read at snapshot `at` by a query that started at log
     /// position `seq`.
     pub fn fill_count(&mut self, user_id: &str, count: i64, at: Snapshot, seq: Seq) {
@@ -240,11 +249,7 @@ impl Recent {
             return None;
         }
         let now = self.position();
-        // Every row visible at `at` is published by now: later rows are all new to it.
-        let head = self
-            .head_snapshot()
-            .filter(|h| **h != entry.at && h.is_at_or_after(&entry.at))
-            .cloned();
+        let head = self.newer_head(&entry.at);
         let entry = self.counts.get_mut(user_id)?;
         entry.count += added;
         entry.seq = now;
@@ -321,10 +326,7 @@ impl Recent {
             return None;
         }
         let now = self.position();
-        let head = self
-            .head_snapshot()
-            .filter(|h| **h != page.at && h.is_at_or_after(&page.at))
-            .cloned();
+        let head = self.newer_head(&page.at);
         let unread_count = self.unread_count(&key.user_id);
         let page = self.pages.get_mut(key)?;
         page.seq = now;
