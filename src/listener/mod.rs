@@ -14,14 +14,16 @@
 //! # Not slowing writers down
 //! A transaction that NOTIFYs takes a global lock at commit, so writers that all NOTIFY commit
 //! one at a time (SPEC section 1). The insert trigger only NOTIFYs while some instance is
-//! *armed*, which it reads from the `herald_armed` sequence (the `stamp_txid` migration).
+//! *armed*, which its `WHEN` condition reads from the `herald_armed` sequence at the end of
+//! each writing statement (the `stamp_txid` and `insert_triggers_when` migrations): while
+//! disarmed, an INSERT runs no PL/pgSQL at all.
 //! Under sustained load this listener *disarms* and polls instead (it would be reading
 //! anyway), and re-arms after a quiet spell.
 //!
 //! Re-arming must not miss a row: a writer that read "disarmed" just before the switch commits
 //! without a NOTIFY, perhaps after our last poll. A sequence is not transactional, so every
 //! writer that reads it after the switch sees "armed", whatever its snapshot; and the trigger
-//! reads it only once its transaction holds an id. So the writers that may have read the old
+//! reads it only once its statement's rows are in, so its transaction holds an id. So the writers that may have read the old
 //! value are exactly the transactions that held an id at the switch. After arming, the
 //! listener notes them (the "stragglers") and keeps polling, with backoff, until all of them
 //! have finished and its reads have covered them. Only then does it rely on NOTIFY alone.
