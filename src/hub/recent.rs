@@ -294,14 +294,9 @@ impl Recent {
         // Looked at in place, then updated in place: a poll answered from here allocates
         // nothing for the lookup (polls that come back unchanged are most of them).
         let page = self.pages.get(key)?;
-        let Some(log) = self.since(page.seq) else {
-            // Older than the log: nothing can tell what changed since.
-            self.pages.remove(key);
-            return None;
-        };
-        let mut stale = false;
-        for e in log {
-            stale = match &e.event {
+        // Older than the log, nothing can tell what changed since: as stale as a change.
+        let stale = self.since(page.seq).is_none_or(|mut log| {
+            log.any(|e| match &e.event {
                 Event::Published(batch) => {
                     let newer = batch
                         .rows
@@ -316,11 +311,8 @@ impl Recent {
                 Event::Reader(who) => *who == key.user_id,
                 Event::Channel(c) => key.channels.contains(c),
                 Event::Everything => true,
-            };
-            if stale {
-                break;
-            }
-        }
+            })
+        });
         if stale {
             self.pages.remove(key);
             return None;
