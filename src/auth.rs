@@ -381,7 +381,9 @@ impl FromRequest for Caller {
             let caller = auth.verify(&token)?;
             // A page elsewhere can make the browser POST here with the cookie attached, but
             // it cannot forge the Origin header: state changes by cookie need a trusted one.
-            if source == Source::Cookie && !req.method().is_safe() {
+            // `?presence=` is one on a GET (it shows the user online to others), which any
+            // page can make with an <img> or an EventSource.
+            if source == Source::Cookie && (!req.method().is_safe() || asks_presence(req)) {
                 let trusted = req
                     .app_data::<web::Data<Origins>>()
                     .is_some_and(|origins| origins.request_is_trusted(req));
@@ -399,6 +401,11 @@ impl FromRequest for Caller {
             Ok(caller)
         })())
     }
+}
+
+/// True if the query has a `presence` parameter (however its name is percent-encoded).
+fn asks_presence(req: &HttpRequest) -> bool {
+    form_urlencoded::parse(req.query_string().as_bytes()).any(|(key, _)| key == "presence")
 }
 
 /// A caller whose token has the `publish` scope. Checked before any body is read: a handler

@@ -78,10 +78,15 @@ pub fn is_valid_user_id(id: &str) -> bool {
     !id.is_empty() && is_valid_name(&personal(id))
 }
 
-/// Parses a comma-separated channel list (`?channels=`): trimmed, deduplicated, in order.
+/// Parses a comma-separated channel list (`?channels=`): trimmed of ASCII spaces,
+/// deduplicated, in order. Other whitespace is not trimmed but refused: `\u{a0}order:1` is
+/// not `order:1` spelled loosely, it is no channel at all.
 pub fn parse_list(list: &str) -> Result<Vec<String>, String> {
     let mut channels: Vec<String> = Vec::new();
-    for name in list.split(',').map(str::trim) {
+    for name in list
+        .split(',')
+        .map(|name| name.trim_matches(|c: char| c.is_ascii_whitespace()))
+    {
         if !is_valid_name(name) {
             let shown: String = name.chars().take(40).collect();
             return Err(format!(
@@ -144,6 +149,8 @@ mod tests {
         assert!(parse_list("a,,b").is_err());
         assert!(parse_list("order:*").is_err());
         assert!(parse_list("a b").is_err());
+        assert!(parse_list("\u{a0}order:1").is_err());
+        assert!(parse_list("order:1\u{2003}").is_err());
         assert!(parse_list(&"x".repeat(201)).is_err());
         let many: Vec<String> = (0..51).map(|i| format!("c{i}")).collect();
         assert!(parse_list(&many.join(",")).is_err());

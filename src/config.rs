@@ -66,8 +66,8 @@ pub struct DatabaseArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct SecretArgs {
     /// HS256 secret that signs tokens, at least 32 bytes (Django's SIMPLE_JWT SIGNING_KEY to
-    /// accept its tokens). Unset: dev mode, with a random secret and a token endpoint for the
-    /// demo page.
+    /// accept its tokens). Unset with nothing else configured: dev mode, with a random secret
+    /// and a token endpoint for the demo page.
     #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true,
           value_parser = parse_secret)]
     pub jwt_secret: Option<SecretString>,
@@ -111,6 +111,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub secret: SecretArgs,
+
+    /// Dev mode on purpose: a random secret and `GET /dev/token`, which mints any token for
+    /// anyone, whatever the database and address. Without it, dev mode runs only when nothing
+    /// is configured (no DATABASE_URL, no HERALD_JWT_SECRET) on a loopback address.
+    #[arg(long, env = "HERALD_DEV")]
+    pub dev: bool,
 
     /// The `aud` tokens must carry; unset, tokens that carry an `aud` are refused.
     #[arg(long, env = "HERALD_JWT_AUDIENCE")]
@@ -175,6 +181,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=60))]
     pub shutdown_spread_secs: u64,
 
+    /// Seconds the LISTEN connection must stay up for its next drop to count as a first one:
+    /// reconnects wait 100 ms, doubling to 5 s while they keep failing, and back to 100 ms
+    /// after a session this long.
+    #[arg(long, env = "HERALD_LISTENER_HEALTHY_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub listener_healthy_secs: u64,
+
     /// Origins (`https://app.example.com`, comma-separated) whose pages may call herald
     /// cross-origin (CORS) and may send cookie-authenticated POSTs. The service's own origin
     /// is always allowed; `*` and `null` are refused.
@@ -225,6 +238,7 @@ impl Config {
     /// Checks what clap cannot: settings that would make herald unsafe to run.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.secret.validate()?;
+        self.check_dev_mode()?;
         for origin in &self.allowed_origins {
             check_origin(origin)?;
         }
@@ -266,10 +280,51 @@ impl Config {
             .or(self.database.database_url.as_ref())
     }
 
-    /// True when tokens are signed with a random secret and the dev token endpoint is open.
+    /// True when tokens are signed with a random secret and the dev token endpoint is open
+    /// ([`Config::validate`] refuses a start without a secret where that is not safe).
     pub fn dev_mode(&self) -> bool {
         self.secret.jwt_secret.is_none()
     }
+
+    /// Dev mode hands anyone a token for any user, so it must never be what a forgotten
+    /// secret falls back to on a real database or a reachable address (SPEC section 9): only
+    /// `--dev`, or nothing configured on loopback, opens it.
+    fn check_dev_mode(&self) -> Result<(), ConfigError> {
+        let has_secret = self.secret.jwt_secret.is_some();
+        if has_secret || self.dev {
+            return if has_secret && self.dev {
+                Err(ConfigError(
+                    "HERALD_DEV is set together with HERALD_JWT_SECRET: dev mode signs with a \
+                     random secret of its own; unset one of them"
+                        .into(),
+                ))
+            } else {
+                Ok(())
+            };
+        }
+        let why = if self.database.database_url.is_some() {
+            "DATABASE_URL is set".to_owned()
+        } else if !is_loopback_bind(&self.bind) {
+            format!("HERALD_BIND={} is not a loopback address", self.bind)
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError(format!(
+            "HERALD_JWT_SECRET is not set and {why}: set HERALD_JWT_SECRET to a secret of at \
+             least {MIN_SECRET_BYTES} bytes (for example `openssl rand -hex 32`), or pass --dev \
+             (HERALD_DEV=true) to run in dev mode, where anyone can mint tokens, on purpose"
+        )))
+    }
+}
+
+/// True if every address `bind` names is a loopback one (`127.0.0.1:8080`, `[::1]:0`,
+/// `localhost:8080`); an address that does not resolve is not.
+fn is_loopback_bind(bind: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    bind.to_socket_addrs().is_ok_and(|addrs| {
+        let addrs: Vec<_> = addrs.collect();
+        !addrs.is_empty() && addrs.iter().all(|addr| addr.ip().is_loopback())
+    })
 }
 
 /// An allowed origin must be exactly what browsers send in `Origin`: `scheme://host[:port]`.
@@ -296,6 +351,9 @@ fn check_origin(origin: &str) -> Result<(), ConfigError> {
         || authority.starts_with(':')
     {
         return refuse("is not an origin (scheme, host and port only)");
+    }
+    if let Err(why) = crate::push::endpoint::port_of(authority) {
+        return refuse(&format!("has a bad port: {why}"));
     }
     Ok(())
 }
@@ -418,6 +476,9 @@ mod tests {
             "https://*.example.com",
             "ftp://x",
             "https://user@app.example.com",
+            "https://a.com:99999",
+            "https://a.com:-443",
+            "https://a.com:",
         ] {
             assert!(check_origin(bad).is_err(), "{bad:?}");
         }

@@ -31,7 +31,11 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
 pub type AppResult<T> = Result<T, AppError>;
 
 /// Everything that can go wrong while answering a request.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` (which actix logs at debug level for every error answer) leaves out the
+/// messages of 4xx errors: they quote the request (a refused channel list may be a pasted
+/// token), and the client has them anyway.
+#[derive(thiserror::Error)]
 pub enum AppError {
     /// 401: missing, malformed, badly signed or expired token.
     #[error("{0}")]
@@ -101,6 +105,17 @@ impl AppError {
             AppError::TooManyStreams(_) => "too_many_streams",
             AppError::RateLimited(_) => "rate_limited",
             AppError::Db(_) | AppError::Blocking(_) => "internal",
+        }
+    }
+}
+
+impl std::fmt::Debug for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::Db(err) => f.debug_tuple("Db").field(err).finish(),
+            AppError::Pool(err) => f.debug_tuple("Pool").field(err).finish(),
+            AppError::Blocking(err) => f.debug_tuple("Blocking").field(err).finish(),
+            client => write!(f, "AppError({} {})", client.status_code(), client.code()),
         }
     }
 }
@@ -223,5 +238,22 @@ impl ResponseError for AppError {
         response.json(serde_json::json!({
             "error": { "code": self.code(), "message": self.to_string() }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_debug_form_of_a_client_error_does_not_quote_the_request() {
+        let pasted = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        let forbidden = AppError::Forbidden(format!("channel not granted: {pasted}"));
+        let invalid = AppError::bad_request("invalid_query", format!("bad: {pasted}"));
+        for err in [forbidden, invalid] {
+            let debug = format!("{err:?}");
+            assert!(!debug.contains(pasted), "{debug}");
+            assert!(debug.contains(err.code()), "{debug}");
+        }
     }
 }

@@ -87,6 +87,8 @@ pub struct Metrics {
     pub listener_up: Gauge,
     /// LISTEN connection failures recovered from.
     pub listener_reconnects: Counter,
+    /// The delay before the latest reconnect of the LISTEN connection, in seconds.
+    pub listener_reconnect_delay: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// NOTIFY wake-ups received from PostgreSQL.
     pub listener_wakeups: Counter,
     /// Queries for new rows, woken by NOTIFY or polling.
@@ -153,6 +155,12 @@ impl Metrics {
         let listener_up = gauge(
             "herald_listener_up",
             "1 while the LISTEN connection is live and caught up",
+        );
+        let listener_reconnect_delay = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "herald_listener_reconnect_delay_seconds",
+            "The delay before the latest reconnect of the LISTEN connection",
+            listener_reconnect_delay.clone(),
         );
         // prometheus-client adds the `_total` of counters.
         let mut counter = |name: &str, help: &str| {
@@ -251,6 +259,7 @@ impl Metrics {
             http_connections_open,
             listener_up,
             listener_reconnects,
+            listener_reconnect_delay,
             listener_wakeups,
             listener_reads,
             notifications_received,

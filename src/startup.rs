@@ -109,6 +109,7 @@ impl Application {
             metrics.clone(),
             shutdown_rx,
             Cursor::at(start),
+            Duration::from_secs(config.listener_healthy_secs),
         );
 
         if let Some(limit) = open_file_limit()

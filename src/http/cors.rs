@@ -24,7 +24,8 @@ pub fn cors(origins: Origins) -> Cors {
                 .to_str()
                 .is_ok_and(|origin| origins.is_allowed(origin))
         })
-        .allowed_methods(["GET", "POST"])
+        // DELETE: herald.js unsubscribes from Web Push with it (`disablePush`).
+        .allowed_methods(["GET", "POST", "DELETE"])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

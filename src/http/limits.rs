@@ -17,8 +17,10 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Copy)]
 pub struct HeadLimit(pub usize);
 
-/// Refuses a request whose head is over [`HeadLimit`] with a JSON 431. (actix itself cuts
-/// off at 128 KiB or 96 headers, with an empty 431, before this runs.)
+/// Refuses a request whose head is over [`HeadLimit`] with a JSON 431 (actix itself cuts
+/// off at 128 KiB or 96 headers, with an empty 431, before this runs), and one whose query
+/// is not UTF-8 once percent-decoded with a JSON 400: the extractors would read `%FF` as
+/// U+FFFD, a different value from the one sent.
 pub async fn limit_head(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -41,7 +43,22 @@ pub async fn limit_head(
         .error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }
+    if !query_is_utf8(req.query_string()) {
+        let response = AppError::bad_request(
+            "invalid_query",
+            "the query string is not UTF-8 once percent-decoded",
+        )
+        .error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+fn query_is_utf8(query: &str) -> bool {
+    !query.contains('%')
+        || percent_encoding::percent_decode_str(query)
+            .decode_utf8()
+            .is_ok()
 }
 
 /// Tunes each accepted connection's socket and counts it (`herald_http_connections_open`)
@@ -70,5 +87,18 @@ struct OpenConnection(Gauge);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_must_decode_to_utf8() {
+        assert!(query_is_utf8("channels=order:1,user:2&after=1:2:"));
+        assert!(query_is_utf8("channels=caf%C3%A9&x=%20"));
+        assert!(!query_is_utf8("channels=a%FFb"));
+        assert!(!query_is_utf8("channels=%C3"));
     }
 }

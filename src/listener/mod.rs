@@ -35,6 +35,9 @@
 //! If the connection drops, `/readyz` says not ready, the listener reconnects with backoff,
 //! LISTENs again, and reads from its position: what was committed meanwhile is delivered.
 //! Read-state NOTIFYs sent meanwhile are lost, so streams are told to recount.
+//! The backoff doubles from 100 ms to at most 5 s (jitter included) while sessions keep
+//! failing, and starts again from 100 ms after a session that stayed live for the healthy
+//! period (`HERALD_LISTENER_HEALTHY_SECS`): drops weeks apart are each a first drop.
 
 mod arming;
 mod reader;
@@ -42,7 +45,7 @@ mod session;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_postgres::Client;
@@ -62,7 +65,7 @@ pub use session::check;
 /// The NOTIFY channel the trigger wakes herald on.
 pub const ROWS_CHANNEL: &str = "herald";
 
-/// Reconnect backoff.
+/// Reconnect backoff: the first delay, and the most any delay is, jitter included.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
@@ -73,6 +76,10 @@ pub struct Listener {
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
     reader: Reader,
+    /// A session live this long resets the backoff.
+    healthy: Duration,
+    /// When the current session went live.
+    live_since: Option<Instant>,
 }
 
 /// Why a session ended (it is then started again).
@@ -91,13 +98,15 @@ impl Listener {
     /// to `hub`.
     ///
     /// `start` must be taken before the server accepts its first request: a stream that
-    /// opens then replays up to a later snapshot and relies on the hub for the rest.
+    /// opens then replays up to a later snapshot and relies on the hub for the rest. A
+    /// session that stays live for `healthy` resets the reconnect backoff.
     pub fn new(
         connector: Connector,
         hub: Hub,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
         start: Cursor,
+        healthy: Duration,
     ) -> Listener {
         hub.start_at(start.clone());
         Listener {
@@ -106,6 +115,8 @@ impl Listener {
             metrics,
             shutdown,
             reader: Reader::new(start),
+            healthy,
+            live_since: None,
         }
     }
 
@@ -121,9 +132,20 @@ impl Listener {
                     return;
                 }
                 Err(err) => {
+                    let was_healthy = self
+                        .live_since
+                        .take()
+                        .is_some_and(|since| since.elapsed() >= self.healthy);
+                    if was_healthy {
+                        failures = 0;
+                    }
                     failures += 1;
-                    self.metrics.listener_reconnects.inc();
                     let delay = backoff(failures);
+                    // The delay first: whoever sees the count move sees its delay.
+                    self.metrics
+                        .listener_reconnect_delay
+                        .set(delay.as_secs_f64());
+                    self.metrics.listener_reconnects.inc();
                     log::warn!(
                         "listener reconnecting attempt={failures} delay_ms={} error={err}",
                         delay.as_millis()
@@ -153,6 +175,7 @@ impl Listener {
         // Catch up on whatever committed while we were away, then we are live.
         let (found, now) = self.read_and_publish(&client).await?;
         self.metrics.listener_up.set(1);
+        self.live_since = Some(Instant::now());
         log::info!("listener live reconnected={reconnected} caught_up={found}");
         if reconnected {
             // Read-state notifications sent meanwhile are lost.
@@ -214,13 +237,18 @@ impl Listener {
     }
 }
 
-/// Exponential backoff with jitter, so many instances do not reconnect in step.
+/// The delay before reconnect attempt `failures` (1 for the first): exponential, with up to
+/// half again of jitter so many instances do not reconnect in step, and never over
+/// [`RECONNECT_MAX`].
 fn backoff(failures: u32) -> Duration {
-    let base = RECONNECT_FIRST.saturating_mul(1 << failures.min(10).saturating_sub(1));
-    let base = base.min(RECONNECT_MAX);
     let mut byte = [0u8; 1];
-    let jitter = getrandom::fill(&mut byte).map_or(0, |()| byte[0]) as u32;
-    base + base * jitter / 512
+    let jitter = getrandom::fill(&mut byte).map_or(0, |()| byte[0]);
+    backoff_with(failures, jitter)
+}
+
+fn backoff_with(failures: u32, jitter: u8) -> Duration {
+    let base = RECONNECT_FIRST.saturating_mul(1 << (failures.clamp(1, 10) - 1));
+    (base + base * u32::from(jitter) / 512).min(RECONNECT_MAX)
 }
 
 #[cfg(test)]
@@ -228,9 +256,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) >= RECONNECT_FIRST && backoff(1) < RECONNECT_FIRST * 2);
-        assert!(backoff(3) >= RECONNECT_FIRST * 4);
-        assert!(backoff(30) <= RECONNECT_MAX * 2);
+    fn backoff_doubles_from_the_first_delay_and_never_passes_the_cap_jitter_included() {
+        for jitter in [0, 1, 128, 255] {
+            let first = backoff_with(1, jitter);
+            assert!(first >= RECONNECT_FIRST && first < RECONNECT_FIRST * 3 / 2);
+            assert!(backoff_with(3, jitter) >= RECONNECT_FIRST * 4);
+            for failures in [0, 6, 7, 10, 11, 30, u32::MAX] {
+                assert!(
+                    backoff_with(failures, jitter) <= RECONNECT_MAX,
+                    "{failures}"
+                );
+            }
+        }
+        assert_eq!(backoff_with(30, 255), RECONNECT_MAX);
     }
 }

@@ -45,9 +45,10 @@ impl Hosts {
             if authority.as_str() != lower || lower.contains('@') {
                 return Err(format!("{entry:?} is not a host, host:port or *.domain"));
             }
+            let port = port_of(authority.as_str()).map_err(|why| format!("{entry:?}: {why}"))?;
             parsed.push(Entry::Exact {
                 host: authority.host().to_owned(),
-                port: authority.port_u16(),
+                port,
             });
         }
         Ok(Hosts(parsed))
@@ -68,7 +69,7 @@ impl Hosts {
             return Err("endpoint must not carry a user name or password".into());
         }
         let host = authority.host().to_ascii_lowercase();
-        let port = authority.port_u16();
+        let port = port_of(authority.as_str()).map_err(|why| format!("endpoint: {why}"))?;
         let listed = self.0.iter().find(|entry| match entry {
             Entry::Exact { host: h, port: p } => {
                 *h == host && (*p == port || (p.is_none() && port == Some(443)))
@@ -91,6 +92,25 @@ impl Hosts {
             "http" if loopback_port => Ok(()),
             _ => Err("endpoint must be https://".into()),
         }
+    }
+}
+
+/// The port an authority (`host`, `host:port`, `[::1]:port`) names, if any. Anything but 1-5
+/// digits for a port from 1 to 65535 is refused: the `http` crate parses `:65536`, `:-443`
+/// and `:+443` as "no port", which would send to 443 what was meant for elsewhere.
+pub fn port_of(authority: &str) -> Result<Option<u16>, String> {
+    let after_host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
+        None => authority.find(':').map_or("", |at| &authority[at..]),
+    };
+    let Some(port) = after_host.strip_prefix(':') else {
+        return Ok(None);
+    };
+    match port.parse::<u16>() {
+        Ok(n) if n > 0 && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Some(n))
+        }
+        _ => Err(format!("{port:?} is not a port (1-65535)")),
     }
 }
 
@@ -150,6 +170,28 @@ mod tests {
         assert!(hosts.check("http://127.0.0.1/push/1").is_err());
         assert!(hosts.check("http://push.example:8443/p").is_err());
         assert!(hosts.check("https://push.example/p").is_err());
+    }
+
+    #[test]
+    fn ports_are_1_to_65535_in_digits_or_refused() {
+        assert_eq!(port_of("push.example.com"), Ok(None));
+        assert_eq!(port_of("push.example.com:8443"), Ok(Some(8443)));
+        assert_eq!(port_of("[::1]:9000"), Ok(Some(9000)));
+        assert_eq!(port_of("[::1]"), Ok(None));
+        for bad in [
+            "h:65536", "h:-443", "h:+443", "h:", "h:0", "h:443:1", "[::1]:x", "h:123456",
+        ] {
+            assert!(port_of(bad).is_err(), "{bad}");
+        }
+        let listed = hosts("fcm.googleapis.com,127.0.0.1:9000");
+        for endpoint in [
+            "https://fcm.googleapis.com:65536/x",
+            "https://fcm.googleapis.com:-443/x",
+            "https://fcm.googleapis.com:+443/x",
+        ] {
+            assert!(listed.check(endpoint).is_err(), "{endpoint}");
+        }
+        assert!(Hosts::parse(&["127.0.0.1:99999".into()]).is_err());
     }
 
     #[test]

@@ -283,7 +283,12 @@ pub fn settle(conn: &mut PgConnection, outcomes: &Outcomes) -> QueryResult<()> {
 }
 
 /// Stores `user`'s subscription; `Ok(true)` if it is new, `Ok(false)` if herald had it (for
-/// them or for whoever used that browser before), `Err` past `max` per user.
+/// them, or for whoever used that browser before).
+///
+/// A browser's endpoint belongs to whoever registered it last (a shared computer gets only
+/// its current user's pushes), but only a caller who sends the subscription's own keys may
+/// take it from another user: the endpoint alone can leak (a log, a proxy), the `auth`
+/// secret the browser made with it does not. Otherwise [`Refused::Taken`].
 pub fn subscribe(
     conn: &mut PgConnection,
     user: &str,
@@ -291,7 +296,7 @@ pub fn subscribe(
     p256dh: &str,
     auth: &str,
     max: i64,
-) -> QueryResult<Result<bool, TooMany>> {
+) -> QueryResult<Result<bool, Refused>> {
     conn.transaction(|conn| {
         // One user's subscribes take turns, so two at once cannot both pass the limit.
         diesel::sql_query("select pg_advisory_xact_lock(7454515, hashtext($1))")
@@ -313,31 +318,40 @@ pub fn subscribe(
         .bind::<Text, _>(endpoint)
         .get_result(conn)?;
         if !count.known && count.others >= max {
-            return Ok(Err(TooMany));
+            return Ok(Err(Refused::TooMany));
         }
         #[derive(QueryableByName)]
         struct Stored {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             inserted: bool,
         }
-        let stored: Stored = diesel::sql_query(
+        let stored: Option<Stored> = diesel::sql_query(
             "insert into herald_push_subscriptions as s (user_id, endpoint, p256dh, auth)
              values ($1, $2, $3, $4)
              on conflict (endpoint) do update
              set user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth
+             where s.user_id = excluded.user_id
+                or (s.p256dh = excluded.p256dh and s.auth = excluded.auth)
              returning (xmax = 0) as inserted",
         )
         .bind::<Text, _>(user)
         .bind::<Text, _>(endpoint)
         .bind::<Text, _>(p256dh)
         .bind::<Text, _>(auth)
-        .get_result(conn)?;
-        Ok(Ok(stored.inserted))
+        .get_result(conn)
+        .optional()?;
+        Ok(stored.map(|s| s.inserted).ok_or(Refused::Taken))
     })
 }
 
-/// Past the per-user limit on subscriptions.
-pub struct TooMany;
+/// Why a subscription was not stored.
+#[derive(Debug)]
+pub enum Refused {
+    /// The user is at the per-user limit.
+    TooMany,
+    /// Another user holds the endpoint, and the keys sent are not its keys.
+    Taken,
+}
 
 /// Removes `user`'s subscription with `endpoint`, if they have it.
 pub fn unsubscribe(conn: &mut PgConnection, user: &str, endpoint: &str) -> QueryResult<usize> {

@@ -8,7 +8,12 @@ use serde_json::{Value, json};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::push::{MAX_PER_USER, Push, queue};
+use crate::routes::body::JsonBody;
 use crate::state::AppState;
+
+/// The largest subscription body: a `PushSubscription`'s JSON is an endpoint of at most
+/// [`crate::push::endpoint::MAX_ENDPOINT_LEN`] bytes and two short keys.
+const MAX_BODY_BYTES: usize = 4096;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -37,7 +42,7 @@ async fn key(state: web::Data<AppState>) -> AppResult<HttpResponse> {
 /// POST /api/push/subscriptions with a `PushSubscription`'s JSON → 201 (new) or 200 (known).
 async fn subscribe(
     caller: Caller,
-    body: web::Json<Value>,
+    JsonBody(body): JsonBody<Value, MAX_BODY_BYTES>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let push = push(&state)?;
@@ -66,7 +71,7 @@ async fn subscribe(
     let status = match result {
         Ok(true) => actix_web::http::StatusCode::CREATED,
         Ok(false) => actix_web::http::StatusCode::OK,
-        Err(queue::TooMany) => {
+        Err(queue::Refused::TooMany) => {
             return Err(AppError::unprocessable(
                 "too_many_subscriptions",
                 format!(
@@ -74,6 +79,15 @@ async fn subscribe(
                      (DELETE /api/push/subscriptions)"
                 ),
             ));
+        }
+        Err(queue::Refused::Taken) => {
+            return Err(AppError::Invalid {
+                status: actix_web::http::StatusCode::CONFLICT,
+                code: "endpoint_taken",
+                message: "another user has this endpoint with other keys; a browser's own \
+                          subscription (PushSubscription.toJSON()) takes it over"
+                    .into(),
+            });
         }
     };
     Ok(HttpResponse::build(status).json(json!({ "endpoint": endpoint })))
@@ -83,7 +97,7 @@ async fn subscribe(
 /// (unsubscribing twice is no error).
 async fn unsubscribe(
     caller: Caller,
-    body: web::Json<Value>,
+    JsonBody(body): JsonBody<Value, MAX_BODY_BYTES>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     push(&state)?;

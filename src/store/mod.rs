@@ -69,6 +69,20 @@ where
     .await?
 }
 
+/// Whether the database answers `select 1` on a pool connection had within `wait`: a probe
+/// must hear "no" before its own timeout, not after the pool's 5 s.
+pub async fn ping(pool: &DbPool, wait: Duration) -> bool {
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get_timeout(wait).ok()?;
+        diesel::sql_query("select 1").execute(&mut conn).ok()
+    })
+    .await
+    .ok()
+    .flatten()
+    .is_some()
+}
+
 /// One connection, as the pool's are (migrations and the command-line tools).
 pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
     let mut conn = PgConnection::establish(url)?;

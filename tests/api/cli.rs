@@ -95,7 +95,8 @@ async fn herald_token_mints_a_token_the_service_accepts_with_its_grants() {
 #[actix_web::test]
 async fn on_sigterm_herald_ends_streams_answers_long_polls_and_exits_and_never_logs_a_token() {
     let db = TestDb::new();
-    let mut process = Process::start(&db, &[]).await;
+    // actix's own debug lines too: they echo every refused request's error.
+    let mut process = Process::start(&db, &[("RUST_LOG", "info,actix_web=debug")]).await;
     let address = process.address.clone();
     let app = TestApp::attach(address, db).await;
     let token = app.token_for("1");
@@ -113,6 +114,22 @@ async fn on_sigterm_herald_ends_streams_answers_long_polls_and_exits_and_never_l
     for name in ["access_token", "Token", "TOKEN"] {
         app.get(&format!("/healthz?{name}={token}"), None).await;
     }
+    // A token pasted where a channel list or an id belongs is refused, and not logged either.
+    let (status, _) = app
+        .get(
+            &format!("/api/notifications?channels={token}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, actix_web::http::StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .post(
+            &format!("/api/notifications/{token}/read"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, actix_web::http::StatusCode::BAD_REQUEST);
     let terminate = async {
         app.wait_for_metric("herald_long_polls_parked", 1).await;
         process.terminate();
@@ -133,6 +150,10 @@ async fn on_sigterm_herald_ends_streams_answers_long_polls_and_exits_and_never_l
     let logged = &process.logged;
     assert!(logged.contains("token=<redacted>"), "{logged}");
     assert!(logged.contains("access_token=<redacted>"), "{logged}");
+    assert!(
+        logged.contains("/api/notifications/<redacted>/read"),
+        "{logged}"
+    );
     assert!(
         !logged.contains(&token),
         "a token reached the log:\n{logged}"
@@ -163,6 +184,29 @@ fn unsafe_settings_refuse_to_start_with_exit_code_2_and_a_sentence() {
             ],
             "HERALD_ALLOWED_ORIGINS",
         ),
+        (
+            vec![
+                ("HERALD_JWT_SECRET", long_enough),
+                ("HERALD_ALLOWED_ORIGINS", "https://a.com:99999"),
+            ],
+            "is not a port",
+        ),
+        (
+            vec![
+                ("HERALD_JWT_SECRET", long_enough),
+                ("HERALD_PUSH_HOSTS", "fcm.googleapis.com:65536"),
+            ],
+            "is not a port",
+        ),
+        // A forgotten secret on a real database is no reason to hand out tokens.
+        (
+            vec![],
+            "HERALD_JWT_SECRET is not set and DATABASE_URL is set",
+        ),
+        (
+            vec![("HERALD_JWT_SECRET", long_enough), ("HERALD_DEV", "true")],
+            "HERALD_DEV",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_herald"))
             .arg("serve")
@@ -185,6 +229,63 @@ fn unsafe_settings_refuse_to_start_with_exit_code_2_and_a_sentence() {
         .output()
         .unwrap();
     assert_eq!(token.status.code(), Some(2), "herald token refuses it too");
+}
+
+#[test]
+fn without_a_secret_dev_mode_needs_a_loopback_address_and_nothing_configured() {
+    let data = tempdir("herald-dev-refused");
+    for bind in ["0.0.0.0:0", "[::]:0"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("serve")
+            .env_remove("DATABASE_URL")
+            .env_remove("HERALD_JWT_SECRET")
+            .env("HERALD_BIND", bind)
+            .env("HERALD_DATA_DIR", &data)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bind}: {stderr}");
+        assert!(stderr.contains("is not a loopback address"), "{stderr}");
+        assert!(
+            stderr.contains("--dev"),
+            "it says how to ask for dev mode: {stderr}"
+        );
+    }
+    assert!(
+        !data.join("pg").exists(),
+        "no private cluster was started for a start that is refused"
+    );
+}
+
+#[actix_web::test]
+async fn dev_mode_on_a_real_database_runs_only_when_asked_for() {
+    let db = TestDb::new();
+    let mut process = Process::start_unset(
+        &db,
+        &[
+            ("HERALD_DEV", "true"),
+            ("HERALD_DATA_DIR", tempdir("herald-dev").to_str().unwrap()),
+        ],
+        &["HERALD_JWT_SECRET"],
+    )
+    .await;
+    let app = TestApp::attach(process.address.clone(), db).await;
+    let (status, body) = app.get("/dev/token?user=7", None).await;
+    assert_eq!(status, actix_web::http::StatusCode::OK, "{body}");
+    assert!(body["token"].is_string(), "{body}");
+    process.terminate();
+    assert!(process.exit().await.success());
+    assert!(process.logged.contains("DEV MODE"), "{}", process.logged);
+}
+
+/// A fresh directory under target/ for this test.
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]

@@ -156,6 +156,13 @@ async fn after_postgresql_restarts_under_load_every_stream_has_every_row_exactly
         app.get("/readyz", None).await.0 == StatusCode::SERVICE_UNAVAILABLE
     })
     .await;
+    // A load balancer's probe gives up after a second or so: it must hear "not ready", not
+    // wait for the pool's 5 s to run out.
+    let (status, body) = tokio::time::timeout(Duration::from_secs(1), app.get("/readyz", None))
+        .await
+        .expect("/readyz answers a 1 s probe while the database is down");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["listener"], false, "{body}");
     let before_restart = count();
     pg.restart().await;
     wait_for("/readyz to recover", async || {

@@ -34,14 +34,22 @@ async fn malformed_query_values_get_400_json() {
         "channels=a,,b",
         "channels=order:*",
         "channels=%00",
+        // Not UTF-8, and Unicode spaces: refused, not read as U+FFFD or trimmed away.
+        "channels=a%FFb",
+        "channels=%C3",
+        "channels=%C2%A0order:1",
+        "channels=user:1%E2%80%83",
+        "after=%FF",
     ] {
         let (status, body) = app
             .get(&format!("/api/notifications?{query}"), Some(&token))
             .await;
         assert_json_error(status, &body, StatusCode::BAD_REQUEST, query);
     }
-    let (status, body) = app.get("/events?channels=a%0Ab", Some(&token)).await;
-    assert_json_error(status, &body, StatusCode::BAD_REQUEST, "newline in channel");
+    for query in ["channels=a%0Ab", "channels=a%FFb", "channels=%C2%A0user:1"] {
+        let (status, body) = app.get(&format!("/events?{query}"), Some(&token)).await;
+        assert_json_error(status, &body, StatusCode::BAD_REQUEST, query);
+    }
 }
 
 #[actix_web::test]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -131,7 +131,7 @@ async fn a_request_head_over_the_limit_gets_431_json() {
 }
 
 /// Reads from `socket` until the server closes it; what it sent. Panics after [`WAIT`].
-async fn read_until_closed(socket: &mut TcpStream) -> String {
+pub async fn read_until_closed(socket: &mut TcpStream) -> String {
     let mut received = Vec::new();
     let read = tokio::time::timeout(WAIT, async {
         let mut buf = [0u8; 4096];
@@ -276,23 +276,16 @@ async fn a_cookie_authenticated_post_needs_a_trusted_origin() {
     let app = spawn_with_app_origin().await;
     let token = app.token_for("1");
     let own_origin = app.address.clone();
-    let read_all = |origin: Option<&str>, bearer: bool| {
-        let mut request = app
-            .client
-            .post(format!("{}/api/notifications/read_all", app.address));
+    let read_all = async |origin: Option<&str>, bearer: bool| {
+        let path = "/api/notifications/read_all";
         if bearer {
-            request = request.bearer_auth(&token);
-        } else {
-            request = request.insert_header(("cookie", format!("herald_token={token}")));
+            return app.post(path, Some(&token), None).await;
         }
-        if let Some(origin) = origin {
-            request = request.insert_header(("origin", origin.to_owned()));
-        }
-        async move {
-            let mut response = request.send().await.unwrap();
-            let body: Value = serde_json::from_slice(&response.body().await.unwrap()).unwrap();
-            (response.status(), body)
-        }
+        let headers: Vec<_> = origin
+            .map(|origin| ("origin", origin))
+            .into_iter()
+            .collect();
+        by_cookie(&app, Method::POST, path, &token, &headers).await
     };
     app.insert("user:1", "unread").await;
 
@@ -315,15 +308,69 @@ async fn a_cookie_authenticated_post_needs_a_trusted_origin() {
         assert_eq!(status, StatusCode::OK, "{origin:?} bearer={bearer}: {body}");
     }
     // Reading by cookie needs no Origin: another site cannot read the answer anyway.
-    let mut response = app
+    let path = "/api/notifications/unread_count";
+    let (status, body) = by_cookie(&app, Method::GET, path, &token, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[actix_web::test]
+async fn presence_by_cookie_needs_a_trusted_origin_too() {
+    let app = spawn_with_app_origin().await;
+    let token = app.token_with("1", &["room:5"], false);
+    let path = "/api/notifications?channels=room:5&presence=room:5";
+    let watcher = app.token_with("2", &["room:5"], false);
+    let who = async || {
+        let (status, body) = app
+            .get("/api/presence?channels=room:5", Some(&watcher))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["presence"]["room:5"].clone()
+    };
+
+    // An <img> or an EventSource on another site: the cookie rides along, Origin does not
+    // lie, and a page may send no Referer at all.
+    for headers in [
+        &[("origin", "https://evil.example.com")][..],
+        &[("referer", "https://evil.example.com/page")],
+        &[],
+    ] {
+        let (status, body) = by_cookie(&app, Method::GET, path, &token, headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+        assert_eq!(body["error"]["code"], "untrusted_origin");
+    }
+    assert_eq!(
+        who().await,
+        serde_json::json!([]),
+        "nobody was made present"
+    );
+
+    // The app's own page may; so may any page reading without presence.
+    let (status, body) =
+        by_cookie(&app, Method::GET, path, &token, &[("origin", APP_ORIGIN)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(who().await[0]["user"], "1");
+    let (status, body) = by_cookie(&app, Method::GET, "/api/notifications", &token, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A request authenticated by the `herald_token` cookie alone, with `headers` added.
+async fn by_cookie(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = app
         .client
-        .get(format!("{}/api/notifications/unread_count", app.address))
-        .insert_header(("cookie", format!("herald_token={token}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let _ = response.body().await;
+        .request(method, format!("{}{path}", app.address))
+        .insert_header(("cookie", format!("herald_token={token}")));
+    for &(name, value) in headers {
+        request = request.insert_header((name, value));
+    }
+    let mut response = request.send().await.unwrap();
+    let body = serde_json::from_slice(&response.body().await.unwrap()).unwrap_or(Value::Null);
+    (response.status(), body)
 }
 
 /// Sends a POST /api/notifications head promising 1,000 bytes of body, then only `{`.

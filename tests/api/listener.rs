@@ -1,6 +1,61 @@
 //! The LISTEN connection's failures, and the wake-up switch.
 
-use crate::helpers::spawn_app;
+use std::time::Duration;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+/// Ends this app's LISTEN session from the server side, as a failover or a pooler would.
+async fn kill_listener(app: &TestApp) {
+    app.sql(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where application_name = 'herald-listener' and datname = current_database()",
+    )
+    .await;
+}
+
+/// Kills the live listener and returns the delay herald chose before reconnecting.
+async fn drop_and_read_delay(app: &TestApp) -> f64 {
+    app.wait_for_metric("herald_listener_up", 1).await;
+    let reconnects = app.metric("herald_listener_reconnects_total").await;
+    kill_listener(app).await;
+    app.wait_for_metric("herald_listener_reconnects_total", reconnects + 1)
+        .await;
+    app.metric_f64("herald_listener_reconnect_delay_seconds")
+        .await
+}
+
+#[actix_web::test]
+async fn reconnect_delays_double_while_drops_repeat_and_start_over_after_a_healthy_session() {
+    const HEALTHY: u64 = 3;
+    let app = spawn_app_with(|config| config.listener_healthy_secs = HEALTHY).await;
+
+    // Drops in a row, each as soon as the listener is live again: 100 ms, 200, 400, 800
+    // (plus up to half again of jitter).
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        delays.push(drop_and_read_delay(&app).await);
+    }
+    for (n, (delay, base)) in delays.iter().zip([0.1, 0.2, 0.4, 0.8]).enumerate() {
+        assert!(
+            (base..base * 1.5).contains(delay),
+            "drop {}: delay {delay} s, expected {base} s plus jitter ({delays:?})",
+            n + 1
+        );
+    }
+
+    // A session that stays live for the healthy period makes the next drop a first one
+    // again: after the fifth drop herald waits 100 ms, not 1.6 s.
+    app.wait_for_metric("herald_listener_up", 1).await;
+    tokio::time::sleep(Duration::from_millis(HEALTHY * 1000 + 200)).await;
+    let delay = drop_and_read_delay(&app).await;
+    assert!(
+        (0.1..0.15).contains(&delay),
+        "after a healthy session: {delay} s"
+    );
+    let mut events = app.open_events(&app.token_for("1"), "", None).await;
+    app.insert("user:1", "after the drops").await;
+    assert_eq!(events.titles(1).await, vec!["after the drops"]);
+}
 
 #[actix_web::test]
 async fn after_the_listener_backend_is_killed_herald_reconnects_and_delivers_what_was_missed() {
@@ -9,11 +64,7 @@ async fn after_the_listener_backend_is_killed_herald_reconnects_and_delivers_wha
     app.insert("user:1", "before").await;
     assert_eq!(events.titles(1).await, vec!["before"]);
 
-    app.sql(
-        "select pg_terminate_backend(pid) from pg_stat_activity
-         where application_name = 'herald-listener' and datname = current_database()",
-    )
-    .await;
+    kill_listener(&app).await;
     app.insert("user:1", "while down 1").await;
     app.insert("broadcast", "while down 2").await;
 

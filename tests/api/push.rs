@@ -15,9 +15,12 @@ use herald::config::Config;
 use herald::push::keys::Vapid;
 use serde_json::{Value, json};
 
+use tokio::io::AsyncWriteExt;
+
 use crate::helpers::{
     Process, TestApp, TestDb, WAIT, spawn_app_with, spawn_configured, test_config,
 };
+use crate::limits::read_until_closed;
 
 /// Long enough for the 5 s a notification waits to be read, the scan and the send.
 const PUSH_WAIT: Duration = Duration::from_secs(20);
@@ -247,12 +250,18 @@ fn with_push(config: &mut Config, key: &str, service: &PushService) {
 /// herald with push on, the push service it may send to, and its VAPID private key (for a
 /// second instance).
 async fn app_with_push() -> (TestApp, PushService, String) {
+    app_with_push_tuned(|_| {}).await
+}
+
+/// [`app_with_push`] with its settings changed by `tune`.
+async fn app_with_push_tuned(tune: impl FnOnce(&mut Config)) -> (TestApp, PushService, String) {
     let key = vapid_key();
     let public = Vapid::from_private_key(&key, "mailto:x").unwrap();
     let service = PushService::start(public.public_key().to_owned()).await;
     let db = TestDb::new();
     let mut config = test_config(&db.url);
     with_push(&mut config, &key, &service);
+    tune(&mut config);
     (spawn_configured(db, config).await, service, key)
 }
 
@@ -586,4 +595,67 @@ async fn a_browser_that_changes_hands_gets_none_of_the_previous_users_pushes() {
     assert_eq!(received[0].payload["id"], for_bob);
     until_sent(&app).await;
     assert_eq!(service.received().len(), 1, "{:?}", service.received());
+}
+
+#[actix_web::test]
+async fn an_endpoint_alone_does_not_take_another_users_subscription() {
+    let (app, service, _) = app_with_push().await;
+    let anns = service.browser("anns-laptop");
+    assert_eq!(subscribe(&app, "ann", &anns).await, StatusCode::CREATED);
+    // Mallory learnt ann's endpoint (a log, a proxy) and registers it with keys of her own.
+    let mut forged = service.browser("mallorys-keys").json;
+    forged["endpoint"] = anns.endpoint.clone().into();
+    let (status, body) = app
+        .post(
+            "/api/push/subscriptions",
+            Some(&app.token_for("mallory")),
+            Some(&forged.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "endpoint_taken");
+
+    // Ann's pushes still reach ann's browser, readable with ann's keys.
+    let for_ann = app.insert("user:ann", "still ann's").await;
+    let received = service.wait_for(1).await;
+    assert_eq!(received[0].subscription, "anns-laptop");
+    assert_eq!(received[0].payload["id"], for_ann);
+}
+
+#[actix_web::test]
+async fn a_stalled_subscription_body_is_cut_off_with_408_and_counted_under_the_limits() {
+    let (app, _service, _) = app_with_push_tuned(|config| {
+        config.request_timeout_secs = 3;
+        config.max_streams_per_user = 2;
+    })
+    .await;
+    let token = app.token_with("ann", &[], true);
+
+    // Heads, then one byte of body, for both methods the route has.
+    let mut stalled = Vec::new();
+    for method in ["POST", "DELETE"] {
+        let mut socket = app.raw_socket().await;
+        let head = format!(
+            "{method} /api/push/subscriptions HTTP/1.1\r\nHost: x\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000\r\n\r\n{{"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(socket);
+    }
+    app.wait_for_metric("herald_request_bodies_pending", 2)
+        .await;
+    let (status, body) = app
+        .post("/api/notifications", Some(&token), Some("{}"))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams");
+
+    for socket in &mut stalled {
+        let answer = read_until_closed(socket).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    }
+    app.wait_for_metric("herald_request_bodies_pending", 0)
+        .await;
 }

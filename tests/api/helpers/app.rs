@@ -42,6 +42,7 @@ pub fn test_config(db_url: &str) -> Config {
         secret: SecretArgs {
             jwt_secret: Some(SECRET.into()),
         },
+        dev: false,
         jwt_audience: None,
         heartbeat_secs: 15,
         db_pool_size: 4,
@@ -54,6 +55,7 @@ pub fn test_config(db_url: &str) -> Config {
         keep_alive_secs: 30,
         write_timeout_secs: 30,
         shutdown_spread_secs: 1,
+        listener_healthy_secs: 10,
         web_dir: None,
         allowed_origins: Vec::new(),
         prune_older_than: None,
@@ -130,6 +132,13 @@ impl TestApp {
 
     /// The value of a `/metrics` series.
     pub async fn metric(&self, name: &str) -> i64 {
+        let value = self.metric_f64(name).await;
+        assert_eq!(value.fract(), 0.0, "{name} is not a whole number: {value}");
+        value as i64
+    }
+
+    /// The value of a `/metrics` series that may have a fraction (seconds).
+    pub async fn metric_f64(&self, name: &str) -> f64 {
         let mut response = self
             .client
             .get(format!("{}/metrics", self.address))

@@ -17,14 +17,24 @@ pub struct Process {
 
 impl Process {
     pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> Process {
+        Process::start_unset(db, env, &[]).await
+    }
+
+    /// As [`Process::start`], without the variables named in `unset` (the secret, say).
+    pub async fn start_unset(db: &TestDb, env: &[(&str, &str)], unset: &[&str]) -> Process {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
             .arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("HERALD_JWT_SECRET", SECRET)
             .env("HERALD_BIND", "127.0.0.1:0")
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        for name in unset {
+            command.env_remove(name);
+        }
+        let mut child = command
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
