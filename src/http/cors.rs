@@ -43,17 +43,33 @@ pub async fn json_cors_errors(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let res = next.call(req).await?;
-    let refused = res
+    let refusal = res
         .response()
         .error()
-        .is_some_and(|err| err.as_error::<CorsError>().is_some());
-    if !refused {
+        .and_then(|err| err.as_error::<CorsError>());
+    let Some(refusal) = refusal else {
         return Ok(res.map_into_left_body());
-    }
+    };
+    // Say what was refused: an allowed page asking for a method herald lacks must not be told
+    // its origin is the problem.
+    let (code, message) = match refusal {
+        CorsError::MethodNotAllowed | CorsError::BadRequestMethod => (
+            "method_not_allowed",
+            "herald does not take this method cross-origin (GET, POST and DELETE only)",
+        ),
+        CorsError::HeadersNotAllowed | CorsError::BadRequestHeaders => (
+            "headers_not_allowed",
+            "herald takes only Authorization, Content-Type and Last-Event-ID cross-origin",
+        ),
+        _ => (
+            "origin_not_allowed",
+            "this origin may not call herald cross-origin (HERALD_ALLOWED_ORIGINS)",
+        ),
+    };
     let json = AppError::Invalid {
         status: StatusCode::FORBIDDEN,
-        code: "origin_not_allowed",
-        message: "this origin may not call herald cross-origin (HERALD_ALLOWED_ORIGINS)".into(),
+        code,
+        message: message.into(),
     }
     .error_response();
     let (req, refusal) = res.into_parts();

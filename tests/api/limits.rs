@@ -204,17 +204,18 @@ async fn spawn_with_app_origin() -> TestApp {
 #[actix_web::test]
 async fn cors_lets_allowed_origins_in_and_no_one_else() {
     let app = spawn_with_app_origin().await;
-    let preflight = |origin: &'static str| {
+    let preflight_for = |origin: &'static str, method: &'static str| {
         app.client
             .request(
                 actix_web::http::Method::OPTIONS,
                 format!("{}/api/notifications/read_all", app.address),
             )
             .insert_header(("origin", origin))
-            .insert_header(("access-control-request-method", "POST"))
+            .insert_header(("access-control-request-method", method))
             .insert_header(("access-control-request-headers", "authorization"))
             .send()
     };
+    let preflight = |origin: &'static str| preflight_for(origin, "POST");
 
     let allowed = preflight(APP_ORIGIN).await.unwrap();
     assert!(allowed.status().is_success(), "{}", allowed.status());
@@ -253,6 +254,13 @@ async fn cors_lets_allowed_origins_in_and_no_one_else() {
     );
     let body: Value = serde_json::from_slice(&refused.body().await.unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "origin_not_allowed");
+    // herald.js's disablePush sends DELETE; a method herald lacks is named as such.
+    let delete = preflight_for(APP_ORIGIN, "DELETE").await.unwrap();
+    assert!(delete.status().is_success(), "{}", delete.status());
+    let mut put = preflight_for(APP_ORIGIN, "PUT").await.unwrap();
+    assert_eq!(put.status(), StatusCode::FORBIDDEN);
+    let body: Value = serde_json::from_slice(&put.body().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
 
     let token = app.token_for("1");
     for (origin, readable) in [(APP_ORIGIN, true), ("https://evil.example.com", false)] {
