@@ -32,9 +32,17 @@ pub const FORBIDDEN: &[(char, char)] = &[
     ('\u{3000}', '\u{3000}'),
 ];
 
+/// What every personal channel starts with: `user:<id>`.
+pub const PERSONAL_PREFIX: &str = "user:";
+
 /// The personal channel of `user_id`.
 pub fn personal(user_id: &str) -> String {
-    format!("user:{user_id}")
+    format!("{PERSONAL_PREFIX}{user_id}")
+}
+
+/// The user whose personal channel `channel` is, if it is one.
+pub fn owner(channel: &str) -> Option<&str> {
+    channel.strip_prefix(PERSONAL_PREFIX)
 }
 
 /// A user's inbox: their personal channel and `broadcast`. Unread counts cover exactly this.
@@ -44,7 +52,7 @@ pub fn inbox(user_id: &str) -> Vec<String> {
 
 /// True if `channel` is in `user_id`'s inbox.
 pub fn is_inbox(user_id: &str, channel: &str) -> bool {
-    channel == BROADCAST || channel.strip_prefix("user:") == Some(user_id)
+    channel == BROADCAST || owner(channel) == Some(user_id)
 }
 
 /// True if a user with `grants` may read `channel`.

@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `send`, `token`, `prune`.
+//! The command line: `serve` (default), `migrate`, `send`, `token`, `prune`, `vapid-keys`.
 //!
 //! Each command takes only the settings it uses (see [`crate::config`]), so its `--help` is
 //! about it. `herald` alone, or `herald --bind ...`, means `herald serve ...`.

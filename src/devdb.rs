@@ -10,10 +10,10 @@
 //! directory of its own that `postgres` owns, `/var/tmp/herald-pg-<random>`, and `pg` and
 //! `run` under the data dir are links to it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -305,18 +305,8 @@ pub fn dev_secret(dir: &Path) -> io::Result<Vec<u8>> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&path, secret.as_bytes())?;
+    crate::files::write_private(&path, secret.as_bytes())?;
     Ok(secret.into_bytes())
-}
-
-/// Writes a new file only its owner can read (a dev key or secret).
-pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents)
 }
 
 fn run(command: &mut Command) -> io::Result<()> {

@@ -63,7 +63,11 @@ pub enum AppError {
     #[error("{0}")]
     TooManyStreams(&'static str),
     /// 429: too many requests of this kind; try again after this long (seconds).
-    #[error("too many signals: at most 20 per second (40 at once); try again in {0} s")]
+    #[error(
+        "too many signals: at most {rate} per second ({burst} at once); try again in {0} s",
+        rate = crate::signals::RATE_PER_SEC,
+        burst = crate::signals::BURST
+    )]
     RateLimited(u64),
     /// 500: a query failed. `diesel::NotFound` becomes 404 instead.
     #[error("database error")]

@@ -5,9 +5,10 @@
 //!
 //! # How data flows
 //! One way: [`listener`] → [`hub`] → [`routes`] (streams and long-polls), and
-//! [`routes`] → [`store`]. Nothing points back up: `store` knows SQL and diesel only (no
-//! actix, no hub), `hub` knows neither diesel nor actix, `channels` and `cursor` are pure,
-//! `metrics` is a leaf, and nothing imports `startup`.
+//! [`routes`] → [`store`]. `store` knows SQL and diesel, no hub (it still runs its queries on
+//! actix's blocking pool and answers with the HTTP error type: issue 25 moves both out);
+//! `hub` knows neither diesel nor actix, `channels` and `cursor` are pure, `metrics` and
+//! `files` are leaves, and nothing imports `startup`.
 //!
 //! # Where things are
 //! - A row is read in [`listener`] (its own connection), fanned out in [`hub`], sent by
@@ -15,6 +16,8 @@
 //! - A request is authorised in [`auth`] (tokens, grants, CSRF) with [`channels`]' rules, and
 //!   [`http`] puts CORS, limits and the access log in front of every route.
 //! - Background upkeep (count roll-up, txid repair, pruning) runs in [`upkeep`].
+//! - Who is online where is [`presence`] (shared through PostgreSQL); ephemeral events between
+//!   instances are [`signals`]; browser push while no tab is open is [`push`].
 //! - [`startup`] assembles the service; [`state`] is what handlers share; [`config`] and
 //!   [`cli`] read settings and commands; [`devdb`] runs the private cluster of dev mode and
 //!   tests; [`pgtls`] gives the LISTEN connection libpq's TLS settings.
@@ -27,6 +30,7 @@ pub mod config;
 pub mod cursor;
 pub mod devdb;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod listener;

@@ -1,4 +1,5 @@
-//! Background upkeep on timers, on the query pool (never the listener's connection): the
+//! Background upkeep on timers, on a pool of its own (never the query pool, never the
+//! listener's connection): the
 //! unread-count roll-up every second, with the repair of rows whose txid is from the future
 //! and the pruning of the change log, and pruning every hour when `HERALD_PRUNE_OLDER_THAN` is set. Every instance runs them; an
 //! instance that finds another at the same job skips its turn (and pruning instances share

@@ -640,10 +640,7 @@ impl Registry {
             if channel == "*" || channel == channels::BROADCAST {
                 return self.subscribers.keys().copied().collect();
             }
-            if let Some(ids) = channel
-                .strip_prefix("user:")
-                .and_then(|user| self.by_user.get(user))
-            {
+            if let Some(ids) = channels::owner(channel).and_then(|user| self.by_user.get(user)) {
                 found.extend(ids.iter().copied());
             }
         }

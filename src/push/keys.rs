@@ -92,7 +92,7 @@ impl Vapid {
             Err(err) => return Err(err),
         }
         let key = Vapid::generate_private_key().map_err(std::io::Error::other)?;
-        crate::devdb::write_private(&path, key.as_bytes())?;
+        crate::files::write_private(&path, key.as_bytes())?;
         Ok(key)
     }
 

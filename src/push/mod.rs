@@ -98,7 +98,8 @@ impl Push {
     }
 
     /// Fills the queue and sends what is due, every [`TICK`], until `shutdown` changes. Runs
-    /// on its own thread (an actix `Arbiter`: the HTTP client is not `Send`).
+    /// on a thread of its own with its own actix `System` (startup starts it there: the HTTP
+    /// client is not `Send`).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let client = awc::Client::builder()
             // A push service never redirects; following one would be a request to wherever.

@@ -99,9 +99,7 @@ async fn send(
 /// Who may signal where: anyone who may read the channel, except that `broadcast` and
 /// other users' inboxes need the `publish` scope (and an app token, not a stream token).
 fn authorize(caller: &Caller, channel: &str) -> AppResult<()> {
-    let someone_elses_inbox = channel
-        .strip_prefix("user:")
-        .is_some_and(|owner| owner != caller.user_id);
+    let someone_elses_inbox = channels::owner(channel).is_some_and(|owner| owner != caller.user_id);
     if channel == channels::BROADCAST || someone_elses_inbox {
         if caller.can_publish && !caller.stream_token {
             return Ok(());
