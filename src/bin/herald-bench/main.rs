@@ -193,5 +193,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, scenarios::run(&bench, cli.scenario))
+    local.block_on(&runtime, run(&bench, cli.scenario))
+}
+
+/// Runs `scenario` and prints its report.
+async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
+    use scenarios::{broadcast, longpoll, personal, poll, signals, streams, writers_scenario};
+    let report = match scenario {
+        Scenario::Streams { n, hold_secs } => streams(bench, n, hold_secs).await?,
+        Scenario::Personal {
+            n,
+            rate,
+            duration_secs,
+            writers,
+        } => personal(bench, n, rate, duration_secs, writers).await?,
+        Scenario::Broadcast { n, rounds } => broadcast(bench, n, rounds).await?,
+        Scenario::Longpoll { n, rounds } => longpoll(bench, n, rounds).await?,
+        Scenario::Poll {
+            connections,
+            duration_secs,
+            users,
+            limit,
+            path,
+        } => {
+            poll(
+                bench,
+                connections,
+                duration_secs,
+                users.max(connections),
+                limit,
+                path,
+            )
+            .await?
+        }
+        Scenario::Writers {
+            writers,
+            duration_secs,
+            rounds,
+        } => writers_scenario(bench, writers, duration_secs, rounds).await?,
+        Scenario::Signals {
+            n,
+            rate,
+            duration_secs,
+            senders,
+        } => signals(bench, n, rate, duration_secs, senders).await?,
+        Scenario::Push {
+            n,
+            offline,
+            rounds,
+            port,
+        } => push::push(bench, n, offline, rounds, port).await?,
+    };
+    report.print();
+    Ok(())
 }

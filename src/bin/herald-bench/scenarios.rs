@@ -10,9 +10,9 @@ use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::Bench;
 use crate::client::{self, Connection, EventStream};
 use crate::stats::{Report, now_micros, percentiles};
-use crate::{Bench, Scenario};
 
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -20,57 +20,6 @@ pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
 const GRACE: Duration = Duration::from_secs(5);
 /// Streams being opened at once (the server's accept backlog is 4096).
 const OPENING: usize = 512;
-
-/// Runs `scenario` and prints its report.
-pub async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
-    let report = match scenario {
-        Scenario::Streams { n, hold_secs } => streams(bench, n, hold_secs).await?,
-        Scenario::Personal {
-            n,
-            rate,
-            duration_secs,
-            writers,
-        } => personal(bench, n, rate, duration_secs, writers).await?,
-        Scenario::Broadcast { n, rounds } => broadcast(bench, n, rounds).await?,
-        Scenario::Longpoll { n, rounds } => longpoll(bench, n, rounds).await?,
-        Scenario::Poll {
-            connections,
-            duration_secs,
-            users,
-            limit,
-            path,
-        } => {
-            poll(
-                bench,
-                connections,
-                duration_secs,
-                users.max(connections),
-                limit,
-                path,
-            )
-            .await?
-        }
-        Scenario::Writers {
-            writers,
-            duration_secs,
-            rounds,
-        } => writers_scenario(bench, writers, duration_secs, rounds).await?,
-        Scenario::Signals {
-            n,
-            rate,
-            duration_secs,
-            senders,
-        } => signals(bench, n, rate, duration_secs, senders).await?,
-        Scenario::Push {
-            n,
-            offline,
-            rounds,
-            port,
-        } => crate::push::push(bench, n, offline, rounds, port).await?,
-    };
-    report.print();
-    Ok(())
-}
 
 /// A notification as a stream or a poll delivers it: its id and the writer's send stamp.
 #[derive(Deserialize)]
@@ -209,7 +158,7 @@ pub(crate) async fn settle_streams(bench: &Bench, expected: usize) -> Result<()>
     Ok(())
 }
 
-async fn streams(bench: &Bench, n: usize, hold_secs: u64) -> Result<Report> {
+pub(crate) async fn streams(bench: &Bench, n: usize, hold_secs: u64) -> Result<Report> {
     let rss_before = metric(bench, "process_resident_memory_bytes").await?;
     let (deliveries, _keep) = mpsc::unbounded_channel();
     let started = Instant::now();
@@ -233,7 +182,7 @@ async fn streams(bench: &Bench, n: usize, hold_secs: u64) -> Result<Report> {
     Ok(report)
 }
 
-async fn personal(
+pub(crate) async fn personal(
     bench: &Bench,
     n: usize,
     rate: u32,
@@ -325,7 +274,7 @@ async fn personal(
     Ok(report)
 }
 
-async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
+pub(crate) async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
     let (deliveries, mut received) = mpsc::unbounded_channel();
     let (established, failed) = open_streams(bench, n, deliveries).await;
     settle_streams(bench, established).await?;
@@ -387,7 +336,7 @@ enum Woken {
     Failed(String),
 }
 
-async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
+pub(crate) async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
     let client = pg(bench).await?;
     let (woken_tx, mut woken) = mpsc::unbounded_channel();
     // Each client connects, takes its cursor, and parks at once, then parks again as soon as
@@ -496,7 +445,7 @@ fn cursor_of(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Page>(body).ok().map(|p| p.cursor)
 }
 
-async fn poll(
+pub(crate) async fn poll(
     bench: &Bench,
     connections: usize,
     duration_secs: u64,
@@ -577,7 +526,7 @@ async fn poll(
     Ok(report)
 }
 
-async fn writers_scenario(
+pub(crate) async fn writers_scenario(
     bench: &Bench,
     writers: usize,
     duration_secs: u64,
@@ -667,7 +616,7 @@ struct SignalData {
     seq: i64,
 }
 
-async fn signals(
+pub(crate) async fn signals(
     bench: &Bench,
     n: usize,
     rate: u32,
