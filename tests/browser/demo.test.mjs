@@ -6,15 +6,14 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createServer, connect as tcpConnect } from "node:net";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { ROOT, WAIT, startHerald as startHeraldProcess, withTimeout } from "./herald.mjs";
+import {
+  ROOT, WAIT, launchChromium, sql as runSql, startHerald as startHeraldProcess, stopHerald, withTimeout,
+} from "./herald.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "target/browser");
 
 let dataDir;
@@ -28,17 +27,8 @@ function startHerald(fixedPort) {
   return startHeraldProcess({ dataDir, port: fixedPort ?? 0, env: { HERALD_HEARTBEAT_SECS: "2" } });
 }
 
-async function stopHerald() {
-  const exited = new Promise((r) => herald.child.once("exit", r));
-  herald.child.kill("SIGTERM");
-  await withTimeout(exited, WAIT, () => "herald did not stop on SIGTERM");
-}
-
 /** Runs SQL on herald's database, as psql in a cron job would. */
-function sql(statement) {
-  const url = `postgresql://herald@/herald?host=${join(dataDir, "run")}`;
-  return execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-qAtc", statement], { encoding: "utf8" });
-}
+const sql = (statement) => runSql(dataDir, statement);
 
 function insert(channel, title, level = "info") {
   const quote = (s) => `'${s.replace(/'/g, "''")}'`;
@@ -78,18 +68,12 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "herald-browser-"));
   herald = await startHerald();
   port = herald.port;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  if (herald) await stopHerald();
+  if (herald) await stopHerald(herald);
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -535,7 +519,7 @@ test("after herald restarts the page resumes without losing or repeating a notif
   // page must catch up from its cursor rather than receive it live.
   await page.route("**/events**", (route) => route.abort());
   await page.route("**/api/notifications**", (route) => route.abort());
-  await stopHerald();
+  await stopHerald(herald);
   herald = await startHerald(port);
   const during = insert("user:16", "while the page was away");
   await page.unroute("**/events**");

@@ -1,12 +1,30 @@
-// What the browser test files share: herald started as a process, and bounded waits.
+// What the browser test files share: herald started and stopped as a process, SQL on its
+// database, bounded waits, Debian's headless Chromium launched, and a stand-in for the
+// browser's push service.
 // (Not a test file: node --test runs only *.test.mjs here.)
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const HERALD = process.env.HERALD_BIN || join(ROOT, "target/debug/herald");
 export const WAIT = 15_000;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/** Stops a herald from `startHerald` with SIGTERM, as a deploy does; waits (bounded) for it. */
+export async function stopHerald(herald) {
+  const exited = new Promise((r) => herald.child.once("exit", r));
+  herald.child.kill("SIGTERM");
+  await withTimeout(exited, WAIT, () => "herald did not stop on SIGTERM");
+}
+
+/** Runs SQL on the database of the dev-mode herald under `dataDir`, as psql in a cron job
+ *  would; returns what psql printed. */
+export function sql(dataDir, statement) {
+  const url = `postgresql://herald@/herald?host=${join(dataDir, "run")}`;
+  return execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-qAtc", statement], { encoding: "utf8" });
+}
 
 /** `promise`, or a rejection with `message()` after `ms`. */
 export function withTimeout(promise, ms, message) {
@@ -52,4 +70,56 @@ export async function startHerald({ dataDir, port = 0, env = {} }) {
   child.stderr.removeAllListeners("data");
   child.stderr.resume();
   return { child, port: actualPort };
+}
+
+/**
+ * Debian's headless Chromium (or $CHROMIUM), with `args` added to the flags every test file
+ * uses; `options` go to playwright as they are (`env`, say). Resolves with a Browser, or with
+ * `profile` (a directory) with a persistent BrowserContext on that profile.
+ */
+export function launchChromium({ profile, args = [], ...options } = {}) {
+  const launch = {
+    executablePath: CHROMIUM,
+    ...options,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      ...args,
+    ],
+  };
+  return profile === undefined ? chromium.launch(launch) : chromium.launchPersistentContext(profile, launch);
+}
+
+/**
+ * Replaces the browser's push service in `page`: headless Chromium offline cannot reach
+ * Google's, so PushManager.subscribe would fail. The stand-in hands out a subscription to
+ * `endpoint` with keys as a push service makes them (p256dh: a P-256 public point; auth: 16
+ * random bytes), and keeps in `window.pushStandIn` the `current` subscription and the
+ * `serverKeys` it was asked to subscribe with. Everything else is real: the worker's
+ * registration, herald's key, and herald.
+ */
+export function standInPushService(page, endpoint) {
+  return page.evaluate(async (endpoint) => {
+    const base64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"]);
+    const keys = {
+      p256dh: base64url(await crypto.subtle.exportKey("raw", pair.publicKey)),
+      auth: base64url(crypto.getRandomValues(new Uint8Array(16))),
+    };
+    const standIn = (window.pushStandIn = { current: null, serverKeys: [] });
+    PushManager.prototype.subscribe = async function (options) {
+      const applicationServerKey = new Uint8Array(options.applicationServerKey);
+      standIn.serverKeys.push(base64url(applicationServerKey));
+      standIn.current = {
+        endpoint,
+        expirationTime: null,
+        options: { userVisibleOnly: options.userVisibleOnly, applicationServerKey: applicationServerKey.buffer },
+        toJSON: () => ({ endpoint, expirationTime: null, keys }),
+        unsubscribe: async () => { standIn.current = null; return true; },
+      };
+      return standIn.current;
+    };
+    PushManager.prototype.getSubscription = async () => standIn.current;
+  }, endpoint);
 }

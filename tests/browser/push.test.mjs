@@ -21,10 +21,10 @@ import { createInterface } from "node:readline";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { WAIT, startHerald as startHeraldProcess, withTimeout } from "./herald.mjs";
+import {
+  WAIT, launchChromium, standInPushService, startHerald as startHeraldProcess, withTimeout,
+} from "./herald.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 // Debian's python3, which has python3-dbus and python3-gi (a virtualenv's may not).
 const PYTHON = process.env.HERALD_TEST_PYTHON || "/usr/bin/python3";
 /** The one push endpoint host herald accepts here: nothing listens on the discard port, and
@@ -132,13 +132,9 @@ async function startDesktop(bus) {
  */
 async function openBrowser(t, { notifications = true } = {}) {
   const profile = mkdtempSync(join(tmp, "profile-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+  const context = await launchChromium({
+    profile,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, DBUS_SESSION_BUS_ADDRESS: bus.address },
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
   });
   t.after(() => context.close());
   if (notifications) await context.grantPermissions(["notifications"], { origin });
@@ -198,38 +194,6 @@ async function waitForNotifications(page, count) {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/**
- * Replaces the browser's push service in `page`: headless Chromium offline cannot reach
- * Google's, so PushManager.subscribe would fail. The stand-in hands out a subscription to
- * `endpoint` with keys as a push service makes them (p256dh: a P-256 public point; auth: 16
- * random bytes). Everything else is real: the worker's registration, herald's key, and herald.
- */
-function standInPushService(page, endpoint) {
-  return page.evaluate(async (endpoint) => {
-    const base64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
-      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-    const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"]);
-    const keys = {
-      p256dh: base64url(await crypto.subtle.exportKey("raw", pair.publicKey)),
-      auth: base64url(crypto.getRandomValues(new Uint8Array(16))),
-    };
-    const standIn = (window.pushStandIn = { current: null, serverKeys: [] });
-    PushManager.prototype.subscribe = async function (options) {
-      const applicationServerKey = new Uint8Array(options.applicationServerKey);
-      standIn.serverKeys.push(base64url(applicationServerKey));
-      standIn.current = {
-        endpoint,
-        expirationTime: null,
-        options: { userVisibleOnly: options.userVisibleOnly, applicationServerKey: applicationServerKey.buffer },
-        toJSON: () => ({ endpoint, expirationTime: null, keys }),
-        unsubscribe: async () => { standIn.current = null; return true; },
-      };
-      return standIn.current;
-    };
-    PushManager.prototype.getSubscription = async () => standIn.current;
-  }, endpoint);
 }
 
 /** POSTs `subscription` to herald as `user` (a dev token); resolves with the status. */
