@@ -77,7 +77,7 @@ pub enum AppError {
     Pool(#[from] diesel::r2d2::PoolError),
     /// 500: the blocking thread pool failed us.
     #[error("internal error")]
-    Blocking(#[from] actix_web::error::BlockingError),
+    Blocking(#[source] tokio::task::JoinError),
 }
 
 impl AppError {
@@ -133,6 +133,17 @@ impl From<crate::hub::Refused> for AppError {
                 "this user has too many open streams, long-polls and unfinished requests",
             ),
             Refused::TotalLimit => AppError::TooManyStreams("herald is at its stream limit"),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(err: crate::store::StoreError) -> AppError {
+        use crate::store::StoreError;
+        match err {
+            StoreError::Pool(err) => AppError::Pool(err),
+            StoreError::Query(err) => AppError::from(err),
+            StoreError::Task(err) => AppError::Blocking(err),
         }
     }
 }

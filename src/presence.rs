@@ -29,9 +29,8 @@ use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::error::AppResult;
 use crate::hub::Hub;
-use crate::store::DbPool;
+use crate::store::{DbPool, StoreResult};
 
 /// How often an instance refreshes its rows and reads the channels its streams watch.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -151,7 +150,7 @@ impl Presence {
         channel: &str,
         user: &str,
         name: Option<&str>,
-    ) -> AppResult<(Hold, Snapshot)> {
+    ) -> StoreResult<(Hold, Snapshot)> {
         {
             let mut state = self.lock();
             let held = state
@@ -219,7 +218,7 @@ impl Presence {
         channels: Vec<String>,
         user: &str,
         name: Option<&str>,
-    ) -> AppResult<()> {
+    ) -> StoreResult<()> {
         let entries: Vec<_> = channels
             .into_iter()
             .map(|channel| (channel, user.to_owned(), name.map(str::to_owned)))
@@ -229,7 +228,7 @@ impl Presence {
     }
 
     /// Who is present on each of `channels` now, from the table.
-    pub async fn lists(&self, channels: Vec<String>) -> AppResult<HashMap<String, Vec<Member>>> {
+    pub async fn lists(&self, channels: Vec<String>) -> StoreResult<HashMap<String, Vec<Member>>> {
         self.db(move |conn| present(conn, &channels)).await
     }
 
@@ -269,7 +268,7 @@ impl Presence {
         }
     }
 
-    async fn tick(&self, tick: u64) -> AppResult<()> {
+    async fn tick(&self, tick: u64) -> StoreResult<()> {
         if tick.is_multiple_of(SWEEP_TICKS) {
             self.db_on(&self.tick_pool, sweep).await?;
         }
@@ -364,7 +363,7 @@ impl Presence {
     async fn db<T: Send + 'static>(
         &self,
         query: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
-    ) -> AppResult<T> {
+    ) -> StoreResult<T> {
         self.db_on(&self.pool, query).await
     }
 
@@ -372,7 +371,7 @@ impl Presence {
         &self,
         pool: &DbPool,
         query: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
-    ) -> AppResult<T> {
+    ) -> StoreResult<T> {
         crate::store::run(pool, query).await
     }
 }

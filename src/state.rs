@@ -41,6 +41,6 @@ impl AppState {
         F: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        store::run(&self.pool, query).await
+        Ok(store::run(&self.pool, query).await?)
     }
 }

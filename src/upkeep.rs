@@ -107,14 +107,7 @@ async fn every<T: Send + 'static>(
             _ = ticks.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let (pool, job) = (pool.clone(), job.clone());
-        let result = actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            job(&mut conn).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
-        report(result);
+        let result = crate::store::run(&pool, job.clone()).await;
+        report(result.map_err(|err| crate::error::describe(&err)));
     }
 }

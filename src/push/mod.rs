@@ -272,7 +272,7 @@ impl Push {
         &self,
         query: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
     ) -> Result<T, crate::error::AppError> {
-        crate::store::run(&self.pool, query).await
+        Ok(crate::store::run(&self.pool, query).await?)
     }
 }
 

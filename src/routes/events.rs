@@ -132,6 +132,12 @@ impl From<AppError> for End {
     }
 }
 
+impl From<crate::store::StoreError> for End {
+    fn from(err: crate::store::StoreError) -> End {
+        End::Failed(err.into())
+    }
+}
+
 /// Where a stream is.
 enum Phase {
     /// Nothing sent yet; the cursor to resume after, if the client gave one.

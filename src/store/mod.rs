@@ -1,8 +1,9 @@
 //! Synchronous diesel queries, and the pool and migrations they run on.
 //!
-//! Nothing here knows about HTTP, the hub or tokio: routes call in through `AppState::db`, which
-//! runs the closure on the blocking pool with a pooled connection, and upkeep does the same on
-//! its timers. Every query a user's request can reach takes that user as a parameter.
+//! The floor: nothing here knows about HTTP, actix or the hub. [`run`] puts a query on tokio's
+//! blocking pool with a pooled connection (routes through `AppState::db`, presence, push and
+//! upkeep alike) and answers with [`StoreError`], which the HTTP layer turns into its own
+//! error. Every query a user's request can reach takes that user as a parameter.
 
 pub mod notifications;
 pub mod reads;
@@ -54,17 +55,34 @@ fn settle(conn: &mut PgConnection) {
     conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
 }
 
+/// Why a query run through [`run`] did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection could be had from the pool in time.
+    #[error(transparent)]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// The query itself failed (a refused row, a lost connection, ...).
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    /// The blocking task panicked or was cancelled.
+    #[error("the query's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// What [`run`] answers.
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// Runs `query` with a connection of `pool` on the blocking pool, so diesel never blocks an
 /// async task. Never wait for a notification in here: that would pin a connection.
-pub async fn run<T, F>(pool: &DbPool, query: F) -> crate::error::AppResult<T>
+pub async fn run<T, F>(pool: &DbPool, query: F) -> StoreResult<T>
 where
     F: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
     T: Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
+    tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
-        query(&mut conn).map_err(crate::error::AppError::from)
+        Ok(query(&mut conn)?)
     })
     .await?
 }
@@ -73,7 +91,7 @@ where
 /// must hear "no" before its own timeout, not after the pool's 5 s.
 pub async fn ping(pool: &DbPool, wait: Duration) -> bool {
     let pool = pool.clone();
-    actix_web::web::block(move || {
+    tokio::task::spawn_blocking(move || {
         let mut conn = pool.get_timeout(wait).ok()?;
         diesel::sql_query("select 1").execute(&mut conn).ok()
     })
