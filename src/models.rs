@@ -139,6 +139,18 @@ impl FromSql<Xid8, Pg> for Xid {
     }
 }
 
+/// A change of a channel's presence list, as presence makes it and the hub hands it to the
+/// streams watching that channel.
+#[derive(Debug)]
+pub struct PresenceChange {
+    /// The channel.
+    pub channel: String,
+    /// Streams whose snapshot has this version or a later one have it already.
+    pub version: u64,
+    /// The `event: presence` data: `{"channel", "joined": [...], "left": [...]}`.
+    pub json: bytestring::ByteString,
+}
+
 /// A change to one user's read state, as the read-state triggers announce it on `herald_reads`
 /// (the `change_log` migration), and the hub carries it to the user's streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

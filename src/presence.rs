@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -30,6 +29,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::hub::Hub;
+use crate::models::PresenceChange;
 use crate::store::{DbPool, StoreResult};
 
 /// How often an instance refreshes its rows and reads the channels its streams watch.
@@ -61,17 +61,6 @@ pub struct Member {
     pub name: Option<String>,
     /// Since when they have been present without a lapse.
     pub since: DateTime<Utc>,
-}
-
-/// A change of a channel's presence list, as the hub hands it to watching streams.
-#[derive(Debug)]
-pub struct Change {
-    /// The channel.
-    pub channel: String,
-    /// Streams whose snapshot has this version or a later one have it already.
-    pub version: u64,
-    /// The `event: presence` data: `{"channel", "joined": [...], "left": [...]}`.
-    pub json: ByteString,
 }
 
 /// A channel's list as one stream starts from.
@@ -417,7 +406,7 @@ impl State {
             }
             known.version += 1;
             let json = serde_json::json!({ "channel": channel, "joined": joined, "left": left });
-            let change = Change {
+            let change = PresenceChange {
                 channel: channel.clone(),
                 version: known.version,
                 json: json.to_string().into(),

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use crate::channels;
 use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::metrics::Metrics;
-use crate::models::ReadChange;
+use crate::models::{PresenceChange, ReadChange};
 use prometheus_client::metrics::gauge::Gauge;
 use recent::Recent;
 
@@ -100,7 +100,7 @@ pub enum HubEvent {
     /// A live signal on a channel the stream shows (streams only).
     Signal(Arc<Signal>),
     /// Who is present changed on a channel the stream watches.
-    Presence(Arc<crate::presence::Change>),
+    Presence(Arc<PresenceChange>),
 }
 
 /// A live signal (SPEC section 8): not stored, never replayed, no cursor.
@@ -537,7 +537,7 @@ impl Hub {
     }
 
     /// Hands a presence change to the streams watching its channel.
-    pub fn presence_changed(&self, change: crate::presence::Change) {
+    pub fn presence_changed(&self, change: PresenceChange) {
         let mut registry = self.lock();
         let Some(ids) = registry.by_presence.get(&change.channel) else {
             return;
