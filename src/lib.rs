@@ -5,10 +5,10 @@
 //!
 //! # How data flows
 //! One way: [`listener`] → [`hub`] → [`routes`] (streams and long-polls), and
-//! [`routes`] → [`store`]. `store` knows SQL and diesel, no hub (it still runs its queries on
-//! actix's blocking pool and answers with the HTTP error type: issue 25 moves both out);
-//! `hub` knows neither diesel nor actix, `channels` and `cursor` are pure, `metrics` and
-//! `files` are leaves, and nothing imports `startup`.
+//! [`routes`] → [`store`]. Nothing points back up: `store` knows SQL, diesel and tokio's
+//! blocking pool only (no actix, no hub; its [`store::StoreError`] becomes the HTTP error at
+//! the edge), `hub` knows neither diesel nor actix, `channels` and `cursor` are pure,
+//! `metrics` and `files` are leaves, and nothing imports `startup`.
 //!
 //! # Where things are
 //! - A row is read in [`listener`] (its own connection), fanned out in [`hub`], sent by
