@@ -33,6 +33,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod hub;
+pub mod inbox;
 pub mod listener;
 pub mod metrics;
 pub mod models;

@@ -18,6 +18,7 @@ use crate::cursor::Cursor;
 use crate::error::describe;
 use crate::http::HeadLimit;
 use crate::hub::{Hub, Limits};
+use crate::inbox::Inbox;
 use crate::listener::Listener;
 use crate::metrics::Metrics;
 use crate::origins::Origins;
@@ -160,6 +161,7 @@ impl Application {
             None => None,
         };
         let state = web::Data::new(AppState {
+            inbox: Inbox::new(pool.clone(), hub.clone(), metrics.clone()),
             pool,
             hub: hub.clone(),
             config: Arc::new(config),

@@ -9,6 +9,7 @@ use diesel::result::QueryResult;
 use crate::config::Config;
 use crate::error::AppResult;
 use crate::hub::Hub;
+use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::push::Push;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub pool: store::DbPool,
     /// Fan-out to open streams and parked long-polls.
     pub hub: Hub,
+    /// Every answer about a user's notifications, and every write to them.
+    pub inbox: Inbox,
     /// Settings.
     pub config: Arc<Config>,
     /// Every counter and gauge, the listener's health included.

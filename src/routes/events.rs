@@ -32,7 +32,6 @@ use crate::hub::{Batch, HubEvent, Subscription};
 use crate::metrics::Transport;
 use crate::presence;
 use crate::state::AppState;
-use crate::store::{self, notifications::PageRequest, notifications::Reader};
 
 /// How soon EventSource reconnects after a drop.
 const RETRY: Duration = Duration::from_secs(3);
@@ -306,25 +305,17 @@ impl EventStream {
     async fn replay(&mut self, mut cursor: Cursor) -> Result<Snapshot, End> {
         let mut sent = 0;
         loop {
-            let (user_id, channels, after) = (
-                self.caller.user_id.clone(),
-                self.channels.clone(),
-                cursor.clone(),
-            );
+            let after = Some(cursor.clone());
             let page = self
                 .state
-                .db(move |conn| {
-                    let reader = Reader {
-                        user_id: &user_id,
-                        channels: &channels,
-                    };
-                    let request = PageRequest {
-                        after: Some(&after),
-                        limit: REPLAY_PAGE,
-                        unread_only: false,
-                    };
-                    store::notifications::page(conn, &reader, &request)
-                })
+                .inbox
+                .read(
+                    &self.caller.user_id,
+                    &self.channels,
+                    after,
+                    REPLAY_PAGE,
+                    false,
+                )
                 .await?;
             if page.reset {
                 self.push_reset(&page.cursor);
@@ -366,11 +357,7 @@ impl EventStream {
     }
 
     async fn recount(&self) -> Result<Unread, End> {
-        let user_id = self.caller.user_id.clone();
-        let (count, at) = self
-            .state
-            .db(move |conn| store::reads::unread_count(conn, &user_id))
-            .await?;
+        let (count, at) = self.state.inbox.count_now(&self.caller.user_id).await?;
         Ok(Unread { count, at })
     }
 

@@ -3,18 +3,17 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use bytestring::ByteString;
 use serde::Deserialize;
 
 use crate::auth::{Caller, Publisher};
 use crate::cursor::Cursor;
 use crate::error::{AppError, AppResult};
-use crate::hub::{Answer, HubEvent, Kind, PageKey, Subscription};
-use crate::metrics::{Source, Transport};
-use crate::models::{NewNotification, NotificationJson};
+use crate::hub::{HubEvent, Kind, Subscription};
+use crate::inbox::{Page, PageQuery};
+use crate::metrics::Transport;
+use crate::models::NewNotification;
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
-use crate::store::{self, notifications::PageRequest, notifications::Reader};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
@@ -44,17 +43,10 @@ struct ListQuery {
     presence: Option<String>,
 }
 
-/// A `GET /api/notifications` request, checked.
-#[derive(Clone)]
+/// A `GET /api/notifications` request, checked: the page it asks for, and how long it may
+/// wait for something newer than `after`.
 struct Listing {
-    channels: Vec<String>,
-    /// After this cursor; `None`: the newest.
-    after: Option<Cursor>,
-    /// `after` was given but herald cannot read it: answer the newest, with `reset`.
-    unknown: bool,
-    limit: i64,
-    unread_only: bool,
-    /// How long to wait for something newer than `after`.
+    query: PageQuery,
     wait: Duration,
 }
 
@@ -90,27 +82,20 @@ impl Listing {
             Some(Err(_)) => (None, true),
         };
         Ok(Listing {
-            channels,
-            after,
-            unknown,
-            limit,
-            unread_only,
+            query: PageQuery {
+                channels,
+                after,
+                unknown,
+                limit,
+                unread_only,
+            },
             wait: Duration::from_secs(wait),
         })
     }
 
-    /// The same request, after `cursor`.
-    fn after(&self, cursor: Cursor) -> Listing {
-        Listing {
-            after: Some(cursor),
-            unknown: false,
-            ..self.clone()
-        }
-    }
-
     /// Only a wait for something newer than a known cursor parks.
     fn parks(&self) -> bool {
-        self.after.is_some() && !self.wait.is_zero()
+        self.query.after.is_some() && !self.wait.is_zero()
     }
 }
 
@@ -137,127 +122,20 @@ async fn list(
     }
     // Subscribe before looking, so nothing published after the look can slip by.
     let live = match listing.parks() {
-        true => Some(
-            state
-                .hub
-                .subscribe(Kind::LongPoll, &caller.user_id, &listing.channels)?,
-        ),
+        true => Some(state.hub.subscribe(
+            Kind::LongPoll,
+            &caller.user_id,
+            &listing.query.channels,
+        )?),
         false => None,
     };
-    let answer = look_up(&state, &caller, &listing).await?;
+    let answer = state.inbox.page(&caller.user_id, &listing.query).await?;
     match live {
         Some(live) if answer.rows == 0 && !answer.reset => {
             park(&state, &caller, &listing, live, answer).await
         }
         _ => Ok(respond(&state, &answer)),
     }
-}
-
-/// A page as it is sent: the notifications' JSON array, and what goes with it.
-struct Reply {
-    notifications: ByteString,
-    rows: usize,
-    /// When live rows were inserted, for the delivery-latency histogram.
-    created: Vec<chrono::DateTime<chrono::Utc>>,
-    unread_count: i64,
-    cursor: Cursor,
-    /// The cursor asked for was unknown.
-    reset: bool,
-}
-
-impl From<Answer> for Reply {
-    fn from(answer: Answer) -> Reply {
-        Reply {
-            notifications: answer.notifications,
-            rows: answer.rows,
-            created: answer.created,
-            unread_count: answer.unread_count,
-            cursor: answer.cursor,
-            reset: false,
-        }
-    }
-}
-
-/// The answer to `listing`: from the hub's memory if it has one, else from the database.
-async fn look_up(state: &AppState, caller: &Caller, listing: &Listing) -> AppResult<Reply> {
-    match remembered(state, caller, listing) {
-        Some(answer) => Ok(answer),
-        None => read_page(state, caller, listing).await,
-    }
-}
-
-/// The answer to `listing` from the hub's memory, if it has one.
-fn remembered(state: &AppState, caller: &Caller, listing: &Listing) -> Option<Reply> {
-    let hub = &state.hub;
-    let answer = match (&listing.after, listing.unknown) {
-        (_, true) => None,
-        (None, false) => hub.newest(&page_key(caller, listing)),
-        (Some(after), false) => hub.after(&caller.user_id, &listing.channels, after, listing.limit),
-    };
-    let reply = answer.map(Reply::from);
-    if reply.is_some() {
-        state.metrics.answered(Source::Memory);
-    }
-    reply
-}
-
-fn page_key(caller: &Caller, listing: &Listing) -> PageKey {
-    PageKey {
-        user_id: caller.user_id.clone(),
-        channels: listing.channels.clone(),
-        limit: listing.limit,
-        unread_only: listing.unread_only,
-    }
-}
-
-/// The caller's page, as `listing` asks, from the database; the hub remembers the unread
-/// count, and the page if it is the newest.
-async fn read_page(state: &AppState, caller: &Caller, listing: &Listing) -> AppResult<Reply> {
-    let (user_id, channels) = (caller.user_id.clone(), listing.channels.clone());
-    let (after, limit, unread_only) = (listing.after.clone(), listing.limit, listing.unread_only);
-    let seq = state.hub.position();
-    state.metrics.answered(Source::Database);
-    let page = state
-        .db(move |conn| {
-            let reader = Reader {
-                user_id: &user_id,
-                channels: &channels,
-            };
-            let request = PageRequest {
-                after: after.as_ref(),
-                limit,
-                unread_only,
-            };
-            store::notifications::page(conn, &reader, &request)
-        })
-        .await?;
-    let notifications: Vec<NotificationJson> = page
-        .rows
-        .iter()
-        .map(|row| row.notification.to_json(row.read))
-        .collect();
-    let notifications: ByteString = serde_json::to_string(&notifications)
-        .expect("notifications serialize")
-        .into();
-    let hub = &state.hub;
-    hub.remember_count(
-        &caller.user_id,
-        page.unread_count,
-        page.snapshot.clone(),
-        seq,
-    );
-    if listing.after.is_none() && !listing.unknown {
-        let rows = (notifications.clone(), page.rows.len());
-        hub.remember_page(page_key(caller, listing), rows, page.snapshot.clone(), seq);
-    }
-    Ok(Reply {
-        notifications,
-        rows: page.rows.len(),
-        created: Vec::new(),
-        unread_count: page.unread_count,
-        cursor: page.cursor,
-        reset: page.reset || listing.unknown,
-    })
 }
 
 /// Waits for rows newer than `empty` (an empty answer) and answers with them, from memory
@@ -268,7 +146,7 @@ async fn park(
     caller: &Caller,
     listing: &Listing,
     mut live: Subscription,
-    empty: Reply,
+    empty: Page,
 ) -> AppResult<HttpResponse> {
     live.mark_parked();
     let mut after = empty.cursor.clone();
@@ -286,13 +164,15 @@ async fn park(
             },
             _ = tokio::time::sleep_until(deadline) => break,
         }
-        let answer = look_up(state, caller, &listing.after(after.clone())).await?;
+        let query = listing.query.after(after.clone());
+        let answer = state.inbox.page(&caller.user_id, &query).await?;
         if answer.rows > 0 || answer.reset {
             return Ok(respond(state, &answer));
         }
         after = answer.cursor;
     }
-    let answer = look_up(state, caller, &listing.after(after)).await?;
+    let query = listing.query.after(after);
+    let answer = state.inbox.page(&caller.user_id, &query).await?;
     Ok(respond(state, &answer))
 }
 
@@ -315,7 +195,7 @@ fn number_param<T: std::str::FromStr + PartialOrd>(
 /// Every page's JSON: `{"notifications", "unread_count", "cursor"}`, and `"reset": true` when
 /// the cursor asked for was unknown. Written by hand: the notifications are JSON already,
 /// and the cursor is digits, `:`, `,` and `~` only.
-fn respond(state: &AppState, reply: &Reply) -> HttpResponse {
+fn respond(state: &AppState, reply: &Page) -> HttpResponse {
     for created in &reply.created {
         state.metrics.observe_delivery(*created);
     }
@@ -340,21 +220,7 @@ fn respond(state: &AppState, reply: &Reply) -> HttpResponse {
 
 /// GET /api/notifications/unread_count: the caller's unread inbox notifications.
 async fn unread_count(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let count = match state.hub.unread_count(&caller.user_id) {
-        Some(count) => {
-            state.metrics.answered(Source::Memory);
-            count
-        }
-        None => {
-            state.metrics.answered(Source::Database);
-            let (seq, user_id) = (state.hub.position(), caller.user_id.clone());
-            let (count, at) = state
-                .db(move |conn| store::reads::unread_count(conn, &user_id))
-                .await?;
-            state.hub.remember_count(&caller.user_id, count, at, seq);
-            count
-        }
-    };
+    let count = state.inbox.unread_count(&caller.user_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "unread_count": count })))
 }
 
@@ -367,17 +233,11 @@ async fn mark_read(
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::bad_request("invalid_id", "a notification id is a whole number"))?;
-    let user_id = caller.user_id.clone();
     let count = state
-        .db(move |conn| {
-            store::reads::mark_read(conn, &caller.user_id, id, |channel| {
-                caller.may_read(channel)
-            })
-        })
+        .inbox
+        .mark_read(&caller, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    // The caller's next poll, on this instance, must not be answered from before this.
-    state.hub.forget_reader(&user_id);
     // Other tabs hear of it through NOTIFY, from whichever instance serves them.
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": id, "read": true, "unread_count": count
@@ -386,11 +246,7 @@ async fn mark_read(
 
 /// POST /api/notifications/read_all: marks everything the caller can see read.
 async fn read_all(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let user_id = caller.user_id.clone();
-    let marked = state
-        .db(move |conn| store::reads::mark_all_read(conn, &user_id))
-        .await?;
-    state.hub.forget_reader(&caller.user_id);
+    let marked = state.inbox.mark_all_read(&caller.user_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "marked": marked })))
 }
 
@@ -402,10 +258,6 @@ async fn publish(
 ) -> AppResult<HttpResponse> {
     new.validate()
         .map_err(|message| AppError::unprocessable("invalid_notification", message))?;
-    let stored = state
-        .db(move |conn| store::notifications::insert(conn, &new))
-        .await?;
-    // The publisher's next poll, on this instance, must not be answered from before this.
-    state.hub.forget_channel(&stored.channel);
+    let stored = state.inbox.publish(new).await?;
     Ok(HttpResponse::Created().json(stored.to_json(false)))
 }
