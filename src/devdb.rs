@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::{DatabaseArgs, DatabaseUrl};
@@ -193,24 +192,7 @@ impl Cluster {
     /// Creates database `name` unless it exists.
     pub fn create_database(&self, name: &str) -> io::Result<()> {
         let mut conn = PgConnection::establish(&self.url("postgres")).map_err(io::Error::other)?;
-        #[derive(QueryableByName)]
-        struct Found {
-            #[diesel(sql_type = Text)]
-            #[allow(dead_code)]
-            datname: String,
-        }
-        let found: Vec<Found> =
-            diesel::sql_query("select datname from pg_database where datname = $1")
-                .bind::<Text, _>(name)
-                .load(&mut conn)
-                .map_err(io::Error::other)?;
-        if found.is_empty() {
-            // Identifiers cannot be bind parameters; the name is ours, quote it anyway.
-            diesel::sql_query(format!("create database \"{}\"", name.replace('"', "\"\"")))
-                .execute(&mut conn)
-                .map_err(io::Error::other)?;
-        }
-        Ok(())
+        crate::store::create_database(&mut conn, name).map_err(io::Error::other)
     }
 
     /// Stops the cluster if this process started it.

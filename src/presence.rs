@@ -24,12 +24,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz};
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::hub::Hub;
 use crate::models::PresenceChange;
+use crate::store::presence::{self as rows, Member, STREAMS};
 use crate::store::{DbPool, StoreResult};
 
 /// How often an instance refreshes its rows and reads the channels its streams watch.
@@ -47,22 +46,6 @@ pub const POLL_HOLD: Duration = Duration::from_secs(30);
 pub const POLLING_HOLDER: i64 = 0;
 /// The most users a presence list shows.
 pub const MAX_LISTED: usize = 1000;
-/// The channel on which an instance holds every user with an SSE stream open on it, with or
-/// without `presence=`, when Web Push is on: a push goes to users held nowhere. No client can
-/// name it (it is not a channel name) and nobody watches it.
-pub const STREAMS: &str = "";
-
-/// One present user, as clients see them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Member {
-    /// The user id.
-    pub user: String,
-    /// Their token's `name` claim, if it had one.
-    pub name: Option<String>,
-    /// Since when they have been present without a lapse.
-    pub since: DateTime<Utc>,
-}
-
 /// A channel's list as one stream starts from.
 pub struct Snapshot {
     /// Changes up to this version are in it.
@@ -162,13 +145,13 @@ impl Presence {
         let holder = self.holder;
         let entry = vec![(channel.to_owned(), user.to_owned(), name.map(str::to_owned))];
         self.db(move |conn| {
-            keep_holder(conn, holder, HOLD)?;
-            hold_rows(conn, holder, &entry, None)
+            rows::keep_holder(conn, holder, HOLD)?;
+            rows::hold_rows(conn, holder, &entry, None)
         })
         .await?;
         let _reading = self.reading.lock().await;
         let channels = vec![channel.to_owned()];
-        let lists = self.db(move |conn| present(conn, &channels)).await?;
+        let lists = self.db(move |conn| rows::present(conn, &channels)).await?;
         let mut state = self.lock();
         state.apply(lists, &self.hub, &[channel.to_owned()]);
         let known = state.known.get(channel).expect("watched while held");
@@ -212,13 +195,13 @@ impl Presence {
             .into_iter()
             .map(|channel| (channel, user.to_owned(), name.map(str::to_owned)))
             .collect();
-        self.db(move |conn| hold_rows(conn, POLLING_HOLDER, &entries, Some(POLL_HOLD)))
+        self.db(move |conn| rows::hold_rows(conn, POLLING_HOLDER, &entries, Some(POLL_HOLD)))
             .await
     }
 
     /// Who is present on each of `channels` now, from the table.
     pub async fn lists(&self, channels: Vec<String>) -> StoreResult<HashMap<String, Vec<Member>>> {
-        self.db(move |conn| present(conn, &channels)).await
+        self.db(move |conn| rows::present(conn, &channels)).await
     }
 
     /// Refreshes what this instance holds, lets go of what it no longer holds, and tells
@@ -249,7 +232,7 @@ impl Presence {
         let holder = self.holder;
         if let Err(err) = self
             .db_on(&self.tick_pool, move |conn| {
-                release_all(conn, holder, GRACE)
+                rows::release_all(conn, holder, GRACE)
             })
             .await
         {
@@ -259,7 +242,7 @@ impl Presence {
 
     async fn tick(&self, tick: u64) -> StoreResult<()> {
         if tick.is_multiple_of(SWEEP_TICKS) {
-            self.db_on(&self.tick_pool, sweep).await?;
+            self.db_on(&self.tick_pool, rows::sweep).await?;
         }
         let (pending, releasing, idle) = {
             let mut state = self.lock();
@@ -296,19 +279,19 @@ impl Presence {
         let wrote = self
             .db_on(&self.tick_pool, move |conn| {
                 conn.transaction(|conn| {
-                    keep_holder(conn, holder, HOLD)?;
+                    rows::keep_holder(conn, holder, HOLD)?;
                     // A closed tab is no reload of a presence list: the push its user is now
                     // owed must not wait out a grace.
                     let (closed, released): (Vec<_>, Vec<_>) = let_go
                         .into_iter()
                         .partition(|(channel, _)| channel == STREAMS);
-                    release(conn, holder, &released, GRACE)?;
-                    release(conn, holder, &closed, Duration::ZERO)?;
+                    rows::release(conn, holder, &released, GRACE)?;
+                    rows::release(conn, holder, &closed, Duration::ZERO)?;
                     let streams: Vec<_> = written
                         .into_iter()
                         .map(|user| (STREAMS.to_owned(), user, None))
                         .collect();
-                    hold_rows(conn, holder, &streams, None)
+                    rows::hold_rows(conn, holder, &streams, None)
                 })
             })
             .await;
@@ -328,8 +311,8 @@ impl Presence {
         let checked = self.lock().checked;
         let (lists, channels, now) = self
             .db_on(&self.tick_pool, move |conn| {
-                let (changed, now) = changed(conn, &watched, checked)?;
-                Ok((present(conn, &changed)?, changed, now))
+                let (changed, now) = rows::changed(conn, &watched, checked)?;
+                Ok((rows::present(conn, &changed)?, changed, now))
             })
             .await?;
         let mut state = self.lock();
@@ -430,206 +413,6 @@ fn snapshot(channel: &str, known: &Known) -> Snapshot {
         version: known.version,
         json: json.to_string(),
     }
-}
-
-/// Keeps `holder` (this instance) alive for `hold` from now.
-fn keep_holder(conn: &mut PgConnection, holder: i64, hold: Duration) -> QueryResult<()> {
-    diesel::sql_query(
-        "insert into herald_presence_holders as h (holder, expires)
-         values ($1, now() + make_interval(secs => $2))
-         on conflict (holder) do update set expires = greatest(h.expires, excluded.expires)",
-    )
-    .bind::<BigInt, _>(holder)
-    .bind::<Double, _>(hold.as_secs_f64())
-    .execute(conn)
-    .map(drop)
-}
-
-/// `holder` holds `entries` (channel, user, name): for as long as it lives (`until` `None`),
-/// or for `until` from now. A row that had lapsed starts a new `since`.
-fn hold_rows(
-    conn: &mut PgConnection,
-    holder: i64,
-    entries: &[(String, String, Option<String>)],
-    until: Option<Duration>,
-) -> QueryResult<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let (channels, users, names) = split3(entries);
-    diesel::sql_query(
-        "insert into herald_presence as p (channel, user_id, holder, name, since, until)
-         select c, u, $3, n, now(), now() + make_interval(secs => $5)
-         from unnest($1::text[], $2::text[], $4::text[]) as e(c, u, n)
-         on conflict (channel, user_id, holder) do update
-         set name = excluded.name,
-             since = case when p.until is null or p.until > now() then p.since
-                          else excluded.since end,
-             until = excluded.until",
-    )
-    .bind::<Array<Text>, _>(channels)
-    .bind::<Array<Text>, _>(users)
-    .bind::<BigInt, _>(holder)
-    .bind::<Array<Nullable<Text>>, _>(names)
-    .bind::<Nullable<Double>, _>(until.map(|d| d.as_secs_f64()))
-    .execute(conn)
-    .map(drop)
-}
-
-/// Lets the rows of `entries` (channel, user) held by `holder` lapse within `grace`.
-fn release(
-    conn: &mut PgConnection,
-    holder: i64,
-    entries: &[(String, String)],
-    grace: Duration,
-) -> QueryResult<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let channels: Vec<&str> = entries.iter().map(|(c, _)| c.as_str()).collect();
-    let users: Vec<&str> = entries.iter().map(|(_, u)| u.as_str()).collect();
-    diesel::sql_query(
-        "update herald_presence p
-         set until = least(coalesce(p.until, 'infinity'), now() + make_interval(secs => $4))
-         from unnest($1::text[], $2::text[]) as e(c, u)
-         where p.channel = e.c and p.user_id = e.u and p.holder = $3",
-    )
-    .bind::<Array<Text>, _>(channels)
-    .bind::<Array<Text>, _>(users)
-    .bind::<BigInt, _>(holder)
-    .bind::<Double, _>(grace.as_secs_f64())
-    .execute(conn)
-    .map(drop)
-}
-
-/// Lets everything `holder` holds lapse within `grace` (it is shutting down).
-fn release_all(conn: &mut PgConnection, holder: i64, grace: Duration) -> QueryResult<()> {
-    diesel::sql_query(
-        "update herald_presence_holders
-         set expires = least(expires, now() + make_interval(secs => $2))
-         where holder = $1",
-    )
-    .bind::<BigInt, _>(holder)
-    .bind::<Double, _>(grace.as_secs_f64())
-    .execute(conn)
-    .map(drop)
-}
-
-/// Of `watched`, the channels whose lists may have changed since `checked` (all of them the
-/// first time), and the database's clock now. A join starts a row (or revives a lapsed one)
-/// with `since` = its transaction's start; a leave is a row's `until`, or its holder's
-/// `expires`, passing. Both are looked for from a
-/// little before `checked`: a transaction that started before the last check may have
-/// committed after it. Reading a channel again costs nothing but the read.
-fn changed(
-    conn: &mut PgConnection,
-    watched: &[String],
-    checked: Option<DateTime<Utc>>,
-) -> QueryResult<(Vec<String>, DateTime<Utc>)> {
-    #[derive(QueryableByName)]
-    struct Changed {
-        #[diesel(sql_type = Array<Text>)]
-        channels: Vec<String>,
-        #[diesel(sql_type = Timestamptz)]
-        now: DateTime<Utc>,
-    }
-    let found: Changed = diesel::sql_query(
-        "select now() as now,
-                array(select distinct p.channel
-                      from herald_presence p join herald_presence_holders h using (holder)
-                      where p.channel = any($1)
-                        and ($2::timestamptz is null
-                             or p.since > $2 - interval '5 seconds'
-                             or (p.until > $2 - interval '5 seconds' and p.until <= now())
-                             or (h.expires > $2 - interval '5 seconds' and h.expires <= now())))
-                  as channels",
-    )
-    .bind::<Array<Text>, _>(watched)
-    .bind::<Nullable<Timestamptz>, _>(checked)
-    .get_result(conn)?;
-    // A watched channel with no rows at all is also news the first time (everyone left).
-    let channels = if checked.is_none() {
-        watched.to_vec()
-    } else {
-        found.channels
-    };
-    Ok((channels, found.now))
-}
-
-/// Deletes rows that lapsed more than a minute ago, and holders gone as long with nothing
-/// left (any instance may: they mean nothing).
-fn sweep(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query(
-        "delete from herald_presence p
-         using herald_presence_holders h
-         where h.holder = p.holder
-           and (p.until < now() - interval '1 minute' or h.expires < now() - interval '1 minute')",
-    )
-    .execute(conn)?;
-    diesel::sql_query(
-        "delete from herald_presence_holders h
-         where h.expires < now() - interval '1 minute'
-           and not exists (select 1 from herald_presence p where p.holder = h.holder)",
-    )
-    .execute(conn)
-    .map(drop)
-}
-
-#[derive(QueryableByName)]
-struct PresentRow {
-    #[diesel(sql_type = Text)]
-    channel: String,
-    #[diesel(sql_type = Text)]
-    user_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    name: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
-    since: DateTime<Utc>,
-}
-
-/// Who is present on each of `channels` now, by the table: each user once (the earliest
-/// `since` of their live rows, the name of the latest).
-fn present(
-    conn: &mut PgConnection,
-    channels: &[String],
-) -> QueryResult<HashMap<String, Vec<Member>>> {
-    let mut lists: HashMap<String, Vec<Member>> = HashMap::new();
-    if channels.is_empty() {
-        return Ok(lists);
-    }
-    let rows: Vec<PresentRow> = diesel::sql_query(
-        "select channel, user_id,
-                (array_agg(name order by since desc) filter (where name is not null))[1] as name,
-                min(since) as since
-         from herald_presence p join herald_presence_holders h using (holder)
-         where channel = any($1) and h.expires > now() and (p.until is null or p.until > now())
-         group by channel, user_id
-         order by channel, min(since), user_id",
-    )
-    .bind::<Array<Text>, _>(channels)
-    .load(conn)?;
-    for row in rows {
-        lists.entry(row.channel).or_default().push(Member {
-            user: row.user_id,
-            name: row.name,
-            since: row.since,
-        });
-    }
-    Ok(lists)
-}
-
-fn split3(
-    entries: &[(String, String, Option<String>)],
-) -> (Vec<&str>, Vec<&str>, Vec<Option<&str>>) {
-    let mut channels = Vec::with_capacity(entries.len());
-    let mut users = Vec::with_capacity(entries.len());
-    let mut names = Vec::with_capacity(entries.len());
-    for (channel, user, name) in entries {
-        channels.push(channel.as_str());
-        users.push(user.as_str());
-        names.push(name.as_deref());
-    }
-    (channels, users, names)
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@
 pub mod endpoint;
 pub mod keys;
 pub mod payload;
-pub mod queue;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +25,9 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::store::DbPool;
+use crate::store::push::{self as queue, Claimed, Outcomes};
 use endpoint::Hosts;
 use keys::Vapid;
-use queue::{Claimed, Outcomes};
 
 /// How long a notification waits for its user to read it before it is pushed.
 pub const HOLD: Duration = Duration::from_secs(5);

@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::push::{MAX_PER_USER, Push, queue};
+use crate::push::{MAX_PER_USER, Push};
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
+use crate::store::push as queue;
 
 /// The largest subscription body: a `PushSubscription`'s JSON is an endpoint of at most
 /// [`crate::push::endpoint::MAX_ENDPOINT_LEN`] bytes and two short keys.

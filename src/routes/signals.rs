@@ -4,8 +4,6 @@
 use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
-use diesel::RunQueryDsl;
-use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -14,8 +12,9 @@ use crate::channels;
 use crate::error::{AppError, AppResult};
 use crate::hub::Signal;
 use crate::routes::body::JsonBody;
-use crate::signals::{MAX_BODY_BYTES, MAX_KIND_CHARS, SIGNALS_CHANNEL, Wire};
+use crate::signals::{MAX_BODY_BYTES, MAX_KIND_CHARS, Wire};
 use crate::state::AppState;
+use crate::store;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -85,12 +84,7 @@ async fn send(
     });
     // The other instances' streams, through the database they share.
     state
-        .db(move |conn| {
-            diesel::sql_query("select pg_notify($1, $2)")
-                .bind::<Text, _>(SIGNALS_CHANNEL)
-                .bind::<Text, _>(payload)
-                .execute(conn)
-        })
+        .db(move |conn| store::signals::relay(conn, &payload))
         .await?;
     state.metrics.signals_sent.inc();
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "delivered_to": delivered_to })))

@@ -6,8 +6,11 @@
 //! error. Every query a user's request can reach takes that user as a parameter.
 
 pub mod notifications;
+pub mod presence;
+pub mod push;
 pub mod reads;
 pub mod retention;
+pub mod signals;
 
 use std::time::Duration;
 
@@ -106,6 +109,25 @@ pub fn connect(url: &str) -> ConnectionResult<PgConnection> {
     let mut conn = PgConnection::establish(url)?;
     settle(&mut conn);
     Ok(conn)
+}
+
+/// Creates database `name` on `conn`'s server unless it exists (dev mode's private cluster).
+pub fn create_database(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = Text)]
+        #[allow(dead_code)]
+        datname: String,
+    }
+    let found: Vec<Found> = diesel::sql_query("select datname from pg_database where datname = $1")
+        .bind::<Text, _>(name)
+        .load(conn)?;
+    if found.is_empty() {
+        // Identifiers cannot be bind parameters; the name is ours, quote it anyway.
+        diesel::sql_query(format!("create database \"{}\"", name.replace('"', "\"\"")))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Applies pending migrations; returns how many ran.

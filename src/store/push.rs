@@ -16,7 +16,8 @@ const SCAN_BATCH: i64 = 1000;
 const SCAN_BATCHES: usize = 20;
 
 /// Whether a user has an SSE stream open on some live instance: a row in herald_presence on
-/// the channel `''`, which no client can name (see [`crate::presence::STREAMS`]).
+/// the channel [`super::presence::STREAMS`], which no client can name. The one SQL spelling of it; a test
+/// below holds it to the constant.
 const STREAMING: &str = "exists (select 1 from herald_presence p
                                  join herald_presence_holders h using (holder)
                                  where p.channel = '' and p.user_id = s.user_id
@@ -359,4 +360,16 @@ pub fn unsubscribe(conn: &mut PgConnection, user: &str, endpoint: &str) -> Query
         .bind::<Text, _>(user)
         .bind::<Text, _>(endpoint)
         .execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::presence::STREAMS;
+
+    #[test]
+    fn the_streaming_check_looks_for_the_streams_channel() {
+        let quoted = format!("p.channel = '{}'", STREAMS.replace('\'', "''"));
+        assert!(STREAMING.contains(&quoted), "{STREAMING}");
+    }
 }
