@@ -19,6 +19,52 @@ diesel::table! {
 }
 
 diesel::table! {
+    herald_presence (channel, user_id, holder) {
+        channel -> Text,
+        user_id -> Text,
+        holder -> Int8,
+        name -> Nullable<Text>,
+        since -> Timestamptz,
+        until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    herald_presence_holders (holder) {
+        holder -> Int8,
+        expires -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    herald_push_queue (notification_id, subscription_id) {
+        notification_id -> Int8,
+        subscription_id -> Int8,
+        due -> Timestamptz,
+        expires -> Timestamptz,
+        attempts -> Int4,
+    }
+}
+
+diesel::table! {
+    herald_push_scan (only_row) {
+        only_row -> Bool,
+        position -> Text,
+    }
+}
+
+diesel::table! {
+    herald_push_subscriptions (id) {
+        id -> Int8,
+        user_id -> Text,
+        endpoint -> Text,
+        p256dh -> Text,
+        auth -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Xid8;
 
@@ -80,10 +126,16 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(herald_push_queue -> herald_push_subscriptions (subscription_id));
 diesel::joinable!(notification_reads -> notifications (notification_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     herald_listeners,
+    herald_presence,
+    herald_presence_holders,
+    herald_push_queue,
+    herald_push_scan,
+    herald_push_subscriptions,
     notification_counts,
     notification_counts_through,
     notification_read_marks,
