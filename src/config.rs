@@ -181,12 +181,15 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=60))]
     pub shutdown_spread_secs: u64,
 
-    /// Seconds the LISTEN connection must stay up for its next drop to count as a first one:
-    /// reconnects wait 100 ms, doubling to 5 s while they keep failing, and back to 100 ms
-    /// after a session this long.
-    #[arg(long, env = "HERALD_LISTENER_HEALTHY_SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub listener_healthy_secs: u64,
+    /// Milliseconds the LISTEN connection must stay up for its next drop to count as a first
+    /// one: reconnects wait 100 ms, doubling to 5 s while they keep failing, and back to
+    /// 100 ms after a session this long.
+    #[arg(long, env = "HERALD_LISTENER_HEALTHY_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub listener_healthy_ms: u64,
+
+    #[command(flatten)]
+    pub periods: Periods,
 
     /// Origins (`https://app.example.com`, comma-separated) whose pages may call herald
     /// cross-origin (CORS) and may send cookie-authenticated POSTs. The service's own origin
@@ -227,6 +230,77 @@ pub struct Config {
     #[arg(long, env = "HERALD_PUSH_TTL_SECS", default_value_t = 24 * 3600,
           value_parser = clap::value_parser!(u64).range(60..=28 * 24 * 3600))]
     pub push_ttl_secs: u64,
+}
+
+/// How often herald's background jobs run ([`crate::jobs`]). The defaults are what SPEC's
+/// promises are measured against; tests shorten them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Periods {
+    /// Milliseconds between presence ticks: each refreshes this instance's rows and reads the
+    /// channels its streams watch (a join shows within one, SPEC: 3 s).
+    #[arg(long, env = "HERALD_PRESENCE_TICK_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=2000))]
+    pub presence_tick_ms: u64,
+
+    /// Milliseconds a user stays present after their last stream on an instance closes: a
+    /// reload within it is neither a leave nor a join (SPEC: 5 s).
+    #[arg(long, env = "HERALD_PRESENCE_GRACE_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(0..=8000))]
+    pub presence_grace_ms: u64,
+
+    /// Milliseconds between Web Push scans for notifications to push and pushes due.
+    #[arg(long, env = "HERALD_PUSH_TICK_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=5000))]
+    pub push_tick_ms: u64,
+
+    /// Milliseconds between roll-ups of unread counts (a count reads the rows since the last).
+    #[arg(long, env = "HERALD_ROLL_UP_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub roll_up_ms: u64,
+
+    /// Seconds between prunes when HERALD_PRUNE_OLDER_THAN is set.
+    #[arg(long, env = "HERALD_PRUNE_EVERY_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
+    pub prune_every_secs: u64,
+}
+
+impl Default for Periods {
+    fn default() -> Periods {
+        Periods {
+            presence_tick_ms: 1000,
+            presence_grace_ms: 5000,
+            push_tick_ms: 1000,
+            roll_up_ms: 1000,
+            prune_every_secs: 3600,
+        }
+    }
+}
+
+impl Periods {
+    /// The presence tick.
+    pub fn presence_tick(&self) -> Duration {
+        Duration::from_millis(self.presence_tick_ms)
+    }
+
+    /// Presence's grace after a last stream closes.
+    pub fn presence_grace(&self) -> Duration {
+        Duration::from_millis(self.presence_grace_ms)
+    }
+
+    /// The Web Push tick.
+    pub fn push_tick(&self) -> Duration {
+        Duration::from_millis(self.push_tick_ms)
+    }
+
+    /// The unread-count roll-up's period.
+    pub fn roll_up(&self) -> Duration {
+        Duration::from_millis(self.roll_up_ms)
+    }
+
+    /// How often `serve` prunes.
+    pub fn prune_every(&self) -> Duration {
+        Duration::from_secs(self.prune_every_secs)
+    }
 }
 
 /// A setting that herald refuses to start with; the message names it. Exit code 2.

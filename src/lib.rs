@@ -34,6 +34,7 @@ pub mod files;
 pub mod http;
 pub mod hub;
 pub mod inbox;
+pub mod jobs;
 pub mod listener;
 pub mod metrics;
 pub mod models;

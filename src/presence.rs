@@ -2,11 +2,12 @@
 //!
 //! The truth is the `herald_presence` table (see its migration): a user is present on a
 //! channel while some live holder's row there has not lapsed. Each instance keeps its own
-//! holder alive, [`HOLD`] ahead, every [`TICK`]: one row however many users it holds. In
-//! memory it keeps:
+//! holder alive, [`HOLD`] ahead, every tick (`HERALD_PRESENCE_TICK_MS`, 1 s): one row however
+//! many users it holds. In memory it keeps:
 //! - `held`: the (channel, user) pairs its open streams hold, with how many streams; a pair
-//!   whose last stream closed has its row lapse [`GRACE`] later (a reload, or a hop to another
-//!   instance, within the grace is neither a leave nor a join);
+//!   whose last stream closed has its row lapse the grace later (`HERALD_PRESENCE_GRACE_MS`,
+//!   5 s: a reload, or a hop to another instance, within the grace is neither a leave nor a
+//!   join);
 //! - `known`: for each channel some local stream watches, who the table said was present at
 //!   the last read, with a version. Each tick finds the watched channels whose rows started or
 //!   lapsed since the last one, reads those again, and hands the difference (`joined`, `left`)
@@ -26,20 +27,18 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use tokio::sync::watch;
 
+use crate::config::Periods;
 use crate::hub::Hub;
+use crate::jobs::Job;
 use crate::models::PresenceChange;
 use crate::store::presence::{self as rows, Member, STREAMS};
 use crate::store::{DbPool, StoreResult};
 
-/// How often an instance refreshes its rows and reads the channels its streams watch.
-pub const TICK: Duration = Duration::from_secs(1);
-/// Rows that lapsed long ago are swept every this many ticks.
-const SWEEP_TICKS: u64 = 60;
+/// Rows that lapsed long ago are swept about this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How far ahead each tick pushes this instance's `expires`: an instance that dies is gone
 /// from every list within this plus a tick.
 pub const HOLD: Duration = Duration::from_secs(10);
-/// How long a user stays present after their last stream on an instance closes.
-pub const GRACE: Duration = Duration::from_secs(5);
 /// How long one poll with `presence=` keeps its user present.
 pub const POLL_HOLD: Duration = Duration::from_secs(30);
 /// The holder of polling clients' rows (instances are never 0).
@@ -63,6 +62,10 @@ pub struct Presence {
     /// must not delay the refresh, or held rows would lapse and users flap.
     tick_pool: DbPool,
     hub: Hub,
+    /// How often it refreshes and reads.
+    tick: Duration,
+    /// How long a user stays present after their last stream here closes.
+    grace: Duration,
     state: Mutex<State>,
     /// Held across each read of the table and the applying of what it found. Reads run one
     /// at a time, so a later read never started before an earlier one: applied in order,
@@ -98,14 +101,16 @@ struct Known {
 
 impl Presence {
     /// Presence for the instance `hub` belongs to: requests query `pool`, the tick
-    /// `tick_pool`.
-    pub fn new(pool: DbPool, tick_pool: DbPool, hub: Hub) -> Presence {
+    /// `tick_pool`, at the tick and with the grace of `periods`.
+    pub fn new(pool: DbPool, tick_pool: DbPool, hub: Hub, periods: &Periods) -> Presence {
         Presence {
             // Never the polling holder.
             holder: hub.origin() as i64 | 1,
             pool,
             tick_pool,
             hub,
+            tick: periods.presence_tick(),
+            grace: periods.presence_grace(),
             state: Mutex::default(),
             reading: tokio::sync::Mutex::new(()),
         }
@@ -205,34 +210,25 @@ impl Presence {
     }
 
     /// Refreshes what this instance holds, lets go of what it no longer holds, and tells
-    /// watching streams what changed; every [`TICK`] until `shutdown` changes. On the way out,
+    /// watching streams what changed; every tick until `shutdown` changes. On the way out,
     /// every row it holds lapses after the grace: its clients reconnect elsewhere in time.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut ticks = tokio::time::interval(TICK);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        for tick in 0.. {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.changed() => break,
-            }
-            match self.tick(tick).await {
-                Ok(()) if failing => {
-                    log::info!("presence recovered");
-                    failing = false;
-                }
-                Ok(()) => {}
-                Err(err) if !failing => {
-                    log::warn!("presence refresh failed error={err}");
-                    failing = true;
-                }
-                Err(_) => {}
-            }
-        }
-        let holder = self.holder;
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let job = Job {
+            name: "presence",
+            period: self.tick,
+        };
+        let sweep_every = (SWEEP_EVERY.as_millis() / self.tick.as_millis()).max(1) as u64;
+        let mut ticks = 0u64;
+        job.run(shutdown, async || {
+            let sweep = ticks.is_multiple_of(sweep_every);
+            ticks += 1;
+            self.refresh(sweep).await
+        })
+        .await;
+        let (holder, grace) = (self.holder, self.grace);
         if let Err(err) = self
             .db_on(&self.tick_pool, move |conn| {
-                rows::release_all(conn, holder, GRACE)
+                rows::release_all(conn, holder, grace)
             })
             .await
         {
@@ -240,8 +236,8 @@ impl Presence {
         }
     }
 
-    async fn tick(&self, tick: u64) -> StoreResult<()> {
-        if tick.is_multiple_of(SWEEP_TICKS) {
+    async fn refresh(&self, sweep: bool) -> StoreResult<()> {
+        if sweep {
             self.db_on(&self.tick_pool, rows::sweep).await?;
         }
         let (pending, releasing, idle) = {
@@ -274,7 +270,7 @@ impl Presence {
         if idle {
             return Ok(());
         }
-        let holder = self.holder;
+        let (holder, grace) = (self.holder, self.grace);
         let (written, let_go) = (pending.clone(), releasing.clone());
         let wrote = self
             .db_on(&self.tick_pool, move |conn| {
@@ -285,7 +281,7 @@ impl Presence {
                     let (closed, released): (Vec<_>, Vec<_>) = let_go
                         .into_iter()
                         .partition(|(channel, _)| channel == STREAMS);
-                    rows::release(conn, holder, &released, GRACE)?;
+                    rows::release(conn, holder, &released, grace)?;
                     rows::release(conn, holder, &closed, Duration::ZERO)?;
                     let streams: Vec<_> = written
                         .into_iter()

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
-use crate::config::Config;
+use crate::config::{Config, Periods};
 use crate::cursor::Cursor;
 use crate::error::describe;
 use crate::http::HeadLimit;
@@ -110,7 +110,7 @@ impl Application {
             metrics.clone(),
             shutdown_rx,
             Cursor::at(start),
-            Duration::from_secs(config.listener_healthy_secs),
+            Duration::from_millis(config.listener_healthy_ms),
         );
 
         if let Some(limit) = open_file_limit()
@@ -141,12 +141,14 @@ impl Application {
         let upkeep = Upkeep {
             pool: store::pool(url.expose(), 2)?,
             prune_older_than: config.prune_older_than,
+            periods: config.periods.clone(),
         };
         let shutdown_spread = Duration::from_secs(config.shutdown_spread_secs);
         let presence = Arc::new(Presence::new(
             pool.clone(),
             upkeep.pool.clone(),
             hub.clone(),
+            &config.periods,
         ));
         // Its own connections, as upkeep's: sending a broadcast's pushes never waits for, or
         // holds, a request's connection.
@@ -157,6 +159,7 @@ impl Application {
                 Duration::from_secs(config.push_ttl_secs),
                 store::pool(url.expose(), 2)?,
                 metrics.clone(),
+                config.periods.push_tick(),
             ))),
             None => None,
         };
@@ -241,6 +244,7 @@ impl Application {
         let upkeep = actix_web::rt::spawn(upkeep::run(
             self.upkeep.pool,
             self.upkeep.prune_older_than,
+            self.upkeep.periods,
             self.shutdown.subscribe(),
         ));
         let presence = actix_web::rt::spawn(self.presence.run(self.shutdown.subscribe()));
@@ -309,6 +313,7 @@ fn vapid(config: &Config) -> Result<Option<Vapid>, StartupError> {
 struct Upkeep {
     pool: DbPool,
     prune_older_than: Option<Duration>,
+    periods: Periods,
 }
 
 /// Stops a running [`Application`].

@@ -37,7 +37,7 @@
 //! Read-state NOTIFYs sent meanwhile are lost, so streams are told to recount.
 //! The backoff doubles from 100 ms to at most 5 s (jitter included) while sessions keep
 //! failing, and starts again from 100 ms after a session that stayed live for the healthy
-//! period (`HERALD_LISTENER_HEALTHY_SECS`): drops weeks apart are each a first drop.
+//! period (`HERALD_LISTENER_HEALTHY_MS`): drops weeks apart are each a first drop.
 
 mod arming;
 mod reader;

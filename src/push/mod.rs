@@ -23,6 +23,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use crate::jobs::Job;
 use crate::metrics::Metrics;
 use crate::store::DbPool;
 use crate::store::push::{self as queue, Claimed, Outcomes};
@@ -31,8 +32,6 @@ use keys::Vapid;
 
 /// How long a notification waits for its user to read it before it is pushed.
 pub const HOLD: Duration = Duration::from_secs(5);
-/// How often the queue is filled and due pushes are looked for.
-const TICK: Duration = Duration::from_secs(1);
 /// Pushes claimed at a time.
 const CLAIM: i64 = 256;
 /// Pushes in flight at once.
@@ -54,6 +53,8 @@ pub struct Push {
     ttl: Duration,
     pool: DbPool,
     metrics: Arc<Metrics>,
+    /// How often it looks for work.
+    tick: Duration,
 }
 
 /// What became of one push.
@@ -69,13 +70,15 @@ enum Sent {
 }
 
 impl Push {
-    /// Push with `vapid`'s keys, to endpoints on `hosts`, queued through `pool`.
+    /// Push with `vapid`'s keys, to endpoints on `hosts`, queued through `pool`, looking for
+    /// work every `tick`.
     pub fn new(
         vapid: Vapid,
         hosts: Hosts,
         ttl: Duration,
         pool: DbPool,
         metrics: Arc<Metrics>,
+        tick: Duration,
     ) -> Push {
         Push {
             vapid,
@@ -83,6 +86,7 @@ impl Push {
             ttl,
             pool,
             metrics,
+            tick,
         }
     }
 
@@ -96,36 +100,23 @@ impl Push {
         &self.hosts
     }
 
-    /// Fills the queue and sends what is due, every [`TICK`], until `shutdown` changes. Runs
-    /// on a thread of its own with its own actix `System` (startup starts it there: the HTTP
-    /// client is not `Send`).
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Fills the queue and sends what is due, every tick (`HERALD_PUSH_TICK_MS`), until
+    /// `shutdown` changes. Runs on a thread of its own with its own actix `System` (startup
+    /// starts it there: the HTTP client is not `Send`).
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let client = awc::Client::builder()
             // A push service never redirects; following one would be a request to wherever.
             .disable_redirects()
             .timeout(SEND_TIMEOUT)
             .finish();
-        let mut ticks = tokio::time::interval(TICK);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.changed() => break,
-            }
-            match self.tick(&client, &shutdown).await {
-                Ok(()) if failing => {
-                    log::info!("push recovered");
-                    failing = false;
-                }
-                Ok(()) => {}
-                Err(err) if !failing => {
-                    log::warn!("push queue unavailable error={err}");
-                    failing = true;
-                }
-                Err(_) => {}
-            }
-        }
+        let job = Job {
+            name: "push",
+            period: self.tick,
+        };
+        job.run(shutdown.clone(), async || {
+            self.tick(&client, &shutdown).await
+        })
+        .await;
     }
 
     async fn tick(

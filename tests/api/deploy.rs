@@ -2,8 +2,6 @@
 //! role, writers that may only INSERT (and DELETE), and PgBouncer in transaction mode. Every
 //! test runs against a real server and a real PgBouncer ([`crate::managed`]).
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use herald::config::DatabaseUrl;
 use herald::startup::Application;
@@ -204,10 +202,11 @@ async fn behind_pgbouncer_in_transaction_mode_delivery_polling_reads_and_prune_w
         .post("/api/notifications/read_all", Some(&token), None)
         .await;
     assert_eq!((status, all["marked"].as_i64()), (StatusCode::OK, Some(4)));
-    // Pruning through the pooler.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Pruning through the pooler, of rows made an hour old.
+    app.sql("update notifications set created_at = created_at - interval '1 hour'")
+        .await;
     let prune = crate::cli::herald_on(&bouncer.url(OWNER, &name))
-        .args(["prune", "--older-than", "1s"])
+        .args(["prune", "--older-than", "30m"])
         .output()
         .unwrap();
     assert!(

@@ -26,8 +26,8 @@ async fn drop_and_read_delay(app: &TestApp) -> f64 {
 
 #[actix_web::test]
 async fn reconnect_delays_double_while_drops_repeat_and_start_over_after_a_healthy_session() {
-    const HEALTHY: u64 = 3;
-    let app = spawn_app_with(|config| config.listener_healthy_secs = HEALTHY).await;
+    const HEALTHY_MS: u64 = 700;
+    let app = spawn_app_with(|config| config.listener_healthy_ms = HEALTHY_MS).await;
 
     // Drops in a row, each as soon as the listener is live again: 100 ms, 200, 400, 800
     // (plus up to half again of jitter).
@@ -46,7 +46,7 @@ async fn reconnect_delays_double_while_drops_repeat_and_start_over_after_a_healt
     // A session that stays live for the healthy period makes the next drop a first one
     // again: after the fifth drop herald waits 100 ms, not 1.6 s.
     app.wait_for_metric("herald_listener_up", 1).await;
-    tokio::time::sleep(Duration::from_millis(HEALTHY * 1000 + 200)).await;
+    tokio::time::sleep(Duration::from_millis(HEALTHY_MS + 100)).await;
     let delay = drop_and_read_delay(&app).await;
     assert!(
         (0.1..0.15).contains(&delay),
@@ -219,6 +219,8 @@ async fn rows_with_a_hand_set_txid_are_delivered_once_and_never_read_again() {
         .collect();
     assert_eq!(polled.len(), 4, "each row once by polling too: {polled:?}");
     // And the listener is not re-reading anything in a loop.
+    // Over a whole second: re-arming polls with backoff from 1 ms first (a few dozen reads),
+    // a loop would go on reading.
     let reads = app.metric("herald_listener_reads_total").await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let per_second = app.metric("herald_listener_reads_total").await - reads;

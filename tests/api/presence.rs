@@ -6,7 +6,9 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{EventStream, Process, SECRET, SseEvent, TestApp, TestDb, spawn_app};
+use crate::helpers::{
+    EventStream, Process, SECRET, SseEvent, TestApp, TestDb, spawn_app, spawn_app_with,
+};
 
 /// A token for `user` called `name`, granted `project:*`.
 fn named(user: &str, name: &str) -> String {
@@ -85,7 +87,12 @@ async fn two_users_see_each_other_arrive_and_leave() {
 
 #[actix_web::test]
 async fn a_reload_within_the_grace_is_neither_a_leave_nor_a_join() {
-    let app = spawn_app().await;
+    const GRACE_MS: u64 = 600;
+    let app = spawn_app_with(|config| {
+        config.periods.presence_grace_ms = GRACE_MS;
+        config.periods.presence_tick_ms = 100;
+    })
+    .await;
     let mut ada = app
         .open_events(&named("1", "Ada"), PRESENT_ON_5, None)
         .await;
@@ -95,11 +102,12 @@ async fn a_reload_within_the_grace_is_neither_a_leave_nor_a_join() {
     assert_eq!(ada.next("presence").await.json()["joined"][0]["user"], "2");
 
     drop(bob);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(GRACE_MS / 4)).await;
     let mut bob = app.open_events(&bob_token, PRESENT_ON_5, None).await;
     assert_eq!(present(&opened_with(&mut bob)), vec!["1", "2"]);
-    // Past the grace and a tick after the reload: had it counted as a leave, it would show.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Past the grace and a few ticks after the reload: had it counted as a leave, it would
+    // show.
+    tokio::time::sleep(Duration::from_millis(GRACE_MS + 300)).await;
     nothing_but_the_fence(&app, &mut ada).await;
 }
 
