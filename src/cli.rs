@@ -8,13 +8,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use secrecy::ExposeSecret;
 
 use crate::auth::Auth;
-use crate::config::{Config, DatabaseArgs, SecretArgs};
+use crate::config::{Config, DatabaseArgs, Secret, SecretArgs};
 use crate::devdb::Database;
 use crate::models::NewNotification;
-use crate::{devdb, store};
+use crate::store;
 
 /// Real-time notifications for PostgreSQL apps: INSERT a row, every open tab gets it.
 #[derive(Parser)]
@@ -177,14 +176,14 @@ pub fn token(args: TokenArgs) -> Result<(), Failure> {
     if !crate::channels::is_valid_user_id(&args.user) {
         return Err(format!("{:?} cannot be a user id", args.user).into());
     }
-    let secret = match &args.secret.jwt_secret {
-        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-        None => {
+    let secret = match args.secret.resolve(&args.data_dir)? {
+        Secret::Configured(secret) => secret,
+        Secret::Dev(secret) => {
             eprintln!(
                 "note: HERALD_JWT_SECRET is not set; signing with the dev secret in {}",
                 args.data_dir.display()
             );
-            devdb::dev_secret(&args.data_dir)?
+            secret
         }
     };
     let auth = Auth::new(&secret, None);

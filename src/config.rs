@@ -77,7 +77,24 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s))
 }
 
+/// The secret tokens are signed with, and where it came from.
+pub enum Secret {
+    /// `HERALD_JWT_SECRET`.
+    Configured(Vec<u8>),
+    /// Dev mode's random secret, kept in the data dir.
+    Dev(Vec<u8>),
+}
+
 impl SecretArgs {
+    /// The secret to sign with: `HERALD_JWT_SECRET`, or else dev mode's, made once and kept in
+    /// `data_dir` (the one place `serve` and `token` both get it from).
+    pub fn resolve(&self, data_dir: &std::path::Path) -> std::io::Result<Secret> {
+        Ok(match &self.jwt_secret {
+            Some(secret) => Secret::Configured(secret.expose_secret().as_bytes().to_vec()),
+            None => Secret::Dev(crate::files::dev_secret(data_dir)?),
+        })
+    }
+
     /// Refuses a secret that is set but too short to be safe: an empty one would let anyone
     /// sign tokens. Only an unset secret means dev mode.
     pub fn validate(&self) -> Result<(), ConfigError> {

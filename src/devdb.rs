@@ -273,24 +273,6 @@ impl Drop for Database {
     }
 }
 
-/// Dev mode's JWT secret: random, kept under `dir` so tokens outlive a restart (open tabs
-/// keep working) and `herald token` mints tokens the dev server accepts.
-pub fn dev_secret(dir: &Path) -> io::Result<Vec<u8>> {
-    fs::create_dir_all(dir)?;
-    let path = dir.join("dev-jwt-secret");
-    match fs::read(&path) {
-        Ok(secret) if secret.len() >= 32 => return Ok(secret),
-        Ok(_) => fs::remove_file(&path)?,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    crate::files::write_private(&path, secret.as_bytes())?;
-    Ok(secret.into_bytes())
-}
-
 fn run(command: &mut Command) -> io::Result<()> {
     let output = command.stdin(Stdio::null()).output()?;
     if output.status.success() {

@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
-use crate::config::{Config, Periods};
-use crate::cursor::Cursor;
+use crate::config::{Config, DatabaseUrl, Periods, Secret};
+use crate::cursor::{Cursor, Snapshot};
 use crate::error::describe;
 use crate::http::HeadLimit;
 use crate::hub::{Hub, Limits};
@@ -28,7 +28,7 @@ use crate::push::endpoint::Hosts;
 use crate::push::keys::Vapid;
 use crate::state::AppState;
 use crate::store::DbPool;
-use crate::{devdb, http, listener, pgtls, routes, store, upkeep};
+use crate::{http, listener, pgtls, routes, store, upkeep};
 
 /// A built, not yet running, herald.
 pub struct Application {
@@ -54,172 +54,21 @@ impl Application {
     /// Connects, migrates, binds. `config.database_url` must be set (main resolves dev mode's
     /// private cluster first).
     pub async fn build(config: Config) -> Result<Application, StartupError> {
-        let url = config
-            .database
-            .database_url
-            .clone()
-            .ok_or("DATABASE_URL is not set")?;
-        let listen_url = config.listen_url().unwrap_or(&url).clone();
-        // Each URL is tried once, directly, before anything retries it: a wrong CA or a
-        // refused role is a clear error now rather than a pool or a listener waiting on it.
-        let connector = pgtls::Connector::new(listen_url.expose())
-            .map_err(|err| format!("the LISTEN connection's URL ({listen_url}): {err}"))?;
-        // The listener delivers what commits after this snapshot: taken before we accept
-        // requests, so no stream can start live from an earlier one.
-        let migrate_url = url.clone();
-        let (applied, start) = web::block(move || {
-            let mut conn = store::connect(migrate_url.expose())
-                .map_err(|err| format!("cannot connect to {migrate_url}: {err}"))?;
-            let applied = store::migrate(&mut conn)?;
-            Ok::<_, StartupError>((applied, store::current_snapshot(&mut conn)?))
-        })
-        .await??;
-        log::info!("database ready migrations_applied={applied}");
-        listener::check(&connector)
-            .await
-            .map_err(|err| format!("cannot LISTEN on {listen_url}: {}", describe(&err)))?;
-        let pool = store::pool(url.expose(), config.db_pool_size)?;
-
-        let dev_mode = config.dev_mode();
-        let secret = match &config.secret.jwt_secret {
-            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-            None => {
-                log::warn!(
-                    "DEV MODE: HERALD_JWT_SECRET is not set. Tokens are signed with a random dev \
-                     secret (kept in {}) and GET /dev/token mints tokens for anyone. \
-                     Never run like this in production.",
-                    config.database.data_dir.display()
-                );
-                devdb::dev_secret(&config.database.data_dir)?
-            }
-        };
-        let auth = web::Data::new(Auth::new(&secret, config.jwt_audience.as_deref()));
-
-        let metrics = Arc::new(Metrics::new());
-        let hub = Hub::with_limits(
-            Limits {
-                per_user: config.max_streams_per_user as usize,
-                total: config.max_streams as usize,
-            },
-            metrics.clone(),
-        );
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let listener = Listener::new(
-            connector,
-            hub.clone(),
-            metrics.clone(),
-            shutdown_rx,
-            Cursor::at(start),
-            Duration::from_millis(config.listener_healthy_ms),
-        );
-
-        if let Some(limit) = open_file_limit()
-            && u64::from(config.max_streams) + 256 > limit
-        {
-            log::warn!(
-                "HERALD_MAX_STREAMS={} is near or above this process's open-file limit ({limit}): \
-                 past it, connections fail instead of getting 503; raise `ulimit -n` or lower \
-                 HERALD_MAX_STREAMS",
-                config.max_streams
-            );
-        }
-        let tcp = TcpListener::bind(&config.bind)
-            .map_err(|err| format!("cannot listen on {} (HERALD_BIND): {err}", config.bind))?;
-        let local = tcp.local_addr()?;
-        let port = local.port();
-        let origins = web::Data::new(Origins::new(&config.allowed_origins));
-        let head_limit = web::Data::new(HeadLimit(config.max_header_bytes as usize));
-        let max_body = config.max_body_bytes as usize;
-        let web_dir = config.web_dir.clone();
-        let write_timeout = Duration::from_secs(config.write_timeout_secs);
-        let (request_timeout, keep_alive) = (
-            Duration::from_secs(config.request_timeout_secs),
-            Duration::from_secs(config.keep_alive_secs),
-        );
-        // Upkeep runs on connections of its own: a burst of requests that drains the query
-        // pool must not stall the roll-up, and a long prune must not hold request connections.
-        let upkeep = Upkeep {
-            pool: store::pool(url.expose(), 2)?,
-            prune_older_than: config.prune_older_than,
-            periods: config.periods.clone(),
-        };
-        let shutdown_spread = Duration::from_secs(config.shutdown_spread_secs);
-        let presence = Arc::new(Presence::new(
-            pool.clone(),
-            upkeep.pool.clone(),
-            hub.clone(),
-            &config.periods,
-        ));
-        // Its own connections, as upkeep's: sending a broadcast's pushes never waits for, or
-        // holds, a request's connection.
-        let push = match vapid(&config)? {
-            Some(vapid) => Some(Arc::new(Push::new(
-                vapid,
-                Hosts::parse(&config.push_hosts)?,
-                Duration::from_secs(config.push_ttl_secs),
-                store::pool(url.expose(), 2)?,
-                metrics.clone(),
-                config.periods.push_tick(),
-            ))),
-            None => None,
-        };
-        let state = web::Data::new(AppState {
-            inbox: Inbox::new(pool.clone(), hub.clone(), metrics.clone()),
-            pool,
-            hub: hub.clone(),
-            config: Arc::new(config),
-            metrics: metrics.clone(),
-            signal_limits: Default::default(),
-            presence: presence.clone(),
-            push: push.clone(),
-        });
-        let server = HttpServer::new(move || {
-            // The last wrap is outermost: the access log sees every answer, CORS refusals
-            // included, and CORS headers go on the head-limit's 431 too.
-            App::new()
-                .wrap(from_fn(http::limit_head))
-                .wrap(http::cors(origins.get_ref().clone()))
-                .wrap(from_fn(http::json_cors_errors))
-                .wrap(from_fn(http::count_requests))
-                .wrap(http::access_log())
-                .app_data(state.clone())
-                .app_data(auth.clone())
-                .app_data(origins.clone())
-                .app_data(head_limit.clone())
-                .configure(|cfg| routes::configure(cfg, dev_mode, max_body, web_dir.clone()))
-                .default_service(web::to(routes::not_found))
-        })
-        .on_connect(move |io, extensions| http::on_connect(io, extensions, write_timeout, &metrics))
-        // A client that closes its side is gone: without this, actix keeps streaming to it until
-        // a write fails (the next heartbeat, or the one after), and its slot stays taken.
-        .h1_allow_half_closed(false)
-        .client_request_timeout(request_timeout)
-        .keep_alive(keep_alive)
-        // Streams are long-lived: let the kernel queue a reconnect storm instead of refusing it.
-        .backlog(4096)
-        // We handle signals ourselves: streams must be ended before actix waits for them.
-        .disable_signals()
-        // Room for the spread-out closes, and for the last requests to finish after them.
-        .shutdown_timeout(shutdown_spread.as_secs() + 5)
-        .listen(tcp)?
-        .run();
-        // The URL to open: an address that means "every interface" is reachable locally.
-        let host = match local.ip() {
-            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        log::info!("listening url=http://{host}:{port}/");
+        let database = Database::prepare(&config).await?;
+        let (services, state) = Services::build(config, database)?;
+        let http = Http::bind(&state.config)?;
+        let port = http.port;
+        let server = http.serve(state, &services)?;
         Ok(Application {
             server,
             port,
-            hub,
-            listener,
-            shutdown,
-            upkeep,
-            presence,
-            push,
-            shutdown_spread,
+            hub: services.hub,
+            listener: services.listener,
+            shutdown: services.shutdown,
+            upkeep: services.upkeep,
+            presence: services.presence,
+            push: services.push,
+            shutdown_spread: services.shutdown_spread,
         })
     }
 
@@ -310,6 +159,235 @@ fn vapid(config: &Config) -> Result<Option<Vapid>, StartupError> {
 }
 
 /// The upkeep jobs' pool and settings (see [`crate::upkeep`]).
+/// The database, checked and migrated before anything serves.
+struct Database {
+    url: DatabaseUrl,
+    /// The LISTEN connection's connector (its URL may differ: a pooler in front).
+    connector: pgtls::Connector,
+    /// The snapshot the listener starts after.
+    start: Snapshot,
+}
+
+impl Database {
+    /// Tries each URL once, directly, before anything retries it: a wrong CA or a refused role
+    /// is a clear error now rather than a pool or a listener waiting on it. Migrates, and takes
+    /// the listener's starting snapshot before any request is accepted, so no stream can start
+    /// live from an earlier one.
+    async fn prepare(config: &Config) -> Result<Database, StartupError> {
+        let url = config
+            .database
+            .database_url
+            .clone()
+            .ok_or("DATABASE_URL is not set")?;
+        let listen_url = config.listen_url().unwrap_or(&url).clone();
+        let connector = pgtls::Connector::new(listen_url.expose())
+            .map_err(|err| format!("the LISTEN connection's URL ({listen_url}): {err}"))?;
+        let migrate_url = url.clone();
+        let (applied, start) = web::block(move || {
+            let mut conn = store::connect(migrate_url.expose())
+                .map_err(|err| format!("cannot connect to {migrate_url}: {err}"))?;
+            let applied = store::migrate(&mut conn)?;
+            Ok::<_, StartupError>((applied, store::current_snapshot(&mut conn)?))
+        })
+        .await??;
+        log::info!("database ready migrations_applied={applied}");
+        listener::check(&connector)
+            .await
+            .map_err(|err| format!("cannot LISTEN on {listen_url}: {}", describe(&err)))?;
+        Ok(Database {
+            url,
+            connector,
+            start,
+        })
+    }
+}
+
+/// Everything behind the routes: the hub and its listener, the pools, presence, push and
+/// upkeep, and the token verifier.
+struct Services {
+    hub: Hub,
+    listener: Listener,
+    metrics: Arc<Metrics>,
+    auth: web::Data<Auth>,
+    shutdown: watch::Sender<bool>,
+    upkeep: Upkeep,
+    presence: Arc<Presence>,
+    push: Option<Arc<Push>>,
+    shutdown_spread: Duration,
+}
+
+impl Services {
+    fn build(
+        config: Config,
+        database: Database,
+    ) -> Result<(Services, web::Data<AppState>), StartupError> {
+        let url = database.url.expose();
+        let secret = match config.secret.resolve(&config.database.data_dir)? {
+            Secret::Configured(secret) => secret,
+            Secret::Dev(secret) => {
+                log::warn!(
+                    "DEV MODE: HERALD_JWT_SECRET is not set. Tokens are signed with a random dev \
+                     secret (kept in {}) and GET /dev/token mints tokens for anyone. \
+                     Never run like this in production.",
+                    config.database.data_dir.display()
+                );
+                secret
+            }
+        };
+        let auth = web::Data::new(Auth::new(&secret, config.jwt_audience.as_deref()));
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::with_limits(
+            Limits {
+                per_user: config.max_streams_per_user as usize,
+                total: config.max_streams as usize,
+            },
+            metrics.clone(),
+        );
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let listener = Listener::new(
+            database.connector,
+            hub.clone(),
+            metrics.clone(),
+            shutdown_rx,
+            Cursor::at(database.start),
+            Duration::from_millis(config.listener_healthy_ms),
+        );
+        let pool = store::pool(url, config.db_pool_size)?;
+        // Upkeep runs on connections of its own: a burst of requests that drains the query
+        // pool must not stall the roll-up, and a long prune must not hold request connections.
+        let upkeep = Upkeep {
+            pool: store::pool(url, 2)?,
+            prune_older_than: config.prune_older_than,
+            periods: config.periods.clone(),
+        };
+        let presence = Arc::new(Presence::new(
+            pool.clone(),
+            upkeep.pool.clone(),
+            hub.clone(),
+            &config.periods,
+        ));
+        // Its own connections, as upkeep's: sending a broadcast's pushes never waits for, or
+        // holds, a request's connection.
+        let push = match vapid(&config)? {
+            Some(vapid) => Some(Arc::new(Push::new(
+                vapid,
+                Hosts::parse(&config.push_hosts)?,
+                Duration::from_secs(config.push_ttl_secs),
+                store::pool(url, 2)?,
+                metrics.clone(),
+                config.periods.push_tick(),
+            ))),
+            None => None,
+        };
+        let shutdown_spread = Duration::from_secs(config.shutdown_spread_secs);
+        let state = web::Data::new(AppState {
+            inbox: Inbox::new(pool.clone(), hub.clone(), metrics.clone()),
+            pool,
+            hub: hub.clone(),
+            config: Arc::new(config),
+            metrics: metrics.clone(),
+            signal_limits: Default::default(),
+            presence: presence.clone(),
+            push: push.clone(),
+        });
+        let services = Services {
+            hub,
+            listener,
+            metrics,
+            auth,
+            shutdown,
+            upkeep,
+            presence,
+            push,
+            shutdown_spread,
+        };
+        Ok((services, state))
+    }
+}
+
+/// The HTTP side: a bound socket, and the server on it.
+struct Http {
+    tcp: TcpListener,
+    port: u16,
+}
+
+impl Http {
+    fn bind(config: &Config) -> Result<Http, StartupError> {
+        if let Some(limit) = open_file_limit()
+            && u64::from(config.max_streams) + 256 > limit
+        {
+            log::warn!(
+                "HERALD_MAX_STREAMS={} is near or above this process's open-file limit ({limit}): \
+                 past it, connections fail instead of getting 503; raise `ulimit -n` or lower \
+                 HERALD_MAX_STREAMS",
+                config.max_streams
+            );
+        }
+        let tcp = TcpListener::bind(&config.bind)
+            .map_err(|err| format!("cannot listen on {} (HERALD_BIND): {err}", config.bind))?;
+        let local = tcp.local_addr()?;
+        // The URL to open: an address that means "every interface" is reachable locally.
+        let host = match local.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        log::info!("listening url=http://{host}:{}/", local.port());
+        Ok(Http {
+            tcp,
+            port: local.port(),
+        })
+    }
+
+    /// The one place `App::new()` is assembled.
+    fn serve(
+        self,
+        state: web::Data<AppState>,
+        services: &Services,
+    ) -> Result<Server, StartupError> {
+        let config = state.config.clone();
+        let dev_mode = config.dev_mode();
+        let origins = web::Data::new(Origins::new(&config.allowed_origins));
+        let head_limit = web::Data::new(HeadLimit(config.max_header_bytes as usize));
+        let max_body = config.max_body_bytes as usize;
+        let web_dir = config.web_dir.clone();
+        let auth = services.auth.clone();
+        let metrics = services.metrics.clone();
+        let write_timeout = Duration::from_secs(config.write_timeout_secs);
+        let server = HttpServer::new(move || {
+            // The last wrap is outermost: the access log sees every answer, CORS refusals
+            // included, and CORS headers go on the head-limit's 431 too.
+            App::new()
+                .wrap(from_fn(http::limit_head))
+                .wrap(http::cors(origins.get_ref().clone()))
+                .wrap(from_fn(http::json_cors_errors))
+                .wrap(from_fn(http::count_requests))
+                .wrap(http::access_log())
+                .app_data(state.clone())
+                .app_data(auth.clone())
+                .app_data(origins.clone())
+                .app_data(head_limit.clone())
+                .configure(|cfg| routes::configure(cfg, dev_mode, max_body, web_dir.clone()))
+                .default_service(web::to(routes::not_found))
+        })
+        .on_connect(move |io, extensions| http::on_connect(io, extensions, write_timeout, &metrics))
+        // A client that closes its side is gone: without this, actix keeps streaming to it until
+        // a write fails (the next heartbeat, or the one after), and its slot stays taken.
+        .h1_allow_half_closed(false)
+        .client_request_timeout(Duration::from_secs(config.request_timeout_secs))
+        .keep_alive(Duration::from_secs(config.keep_alive_secs))
+        // Streams are long-lived: let the kernel queue a reconnect storm instead of refusing it.
+        .backlog(4096)
+        // We handle signals ourselves: streams must be ended before actix waits for them.
+        .disable_signals()
+        // Room for the spread-out closes, and for the last requests to finish after them.
+        .shutdown_timeout(services.shutdown_spread.as_secs() + 5)
+        .listen(self.tcp)?
+        .run();
+        Ok(server)
+    }
+}
+
 struct Upkeep {
     pool: DbPool,
     prune_older_than: Option<Duration>,

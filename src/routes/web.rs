@@ -17,44 +17,29 @@ struct Asset {
     body: &'static str,
 }
 
+/// An [`Asset`] for `web/<file>`, served at `/<file>` (or at `path`).
+macro_rules! asset {
+    ($file:literal, $content_type:literal) => {
+        asset!(concat!("/", $file), $file, $content_type)
+    };
+    ($path:expr, $file:literal, $content_type:literal) => {
+        Asset {
+            path: $path,
+            file: $file,
+            content_type: $content_type,
+            body: include_str!(concat!("../../web/", $file)),
+        }
+    };
+}
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        path: "/",
-        file: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../../web/index.html"),
-    },
-    Asset {
-        path: "/herald.js",
-        file: "herald.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/herald.js"),
-    },
-    Asset {
-        path: "/herald.mjs",
-        file: "herald.mjs",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/herald.mjs"),
-    },
-    Asset {
-        path: "/herald.d.ts",
-        file: "herald.d.ts",
-        content_type: "application/typescript; charset=utf-8",
-        body: include_str!("../../web/herald.d.ts"),
-    },
-    Asset {
-        path: "/herald.css",
-        file: "herald.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../web/herald.css"),
-    },
+    asset!("/", "index.html", "text/html; charset=utf-8"),
+    asset!("herald.js", "text/javascript; charset=utf-8"),
+    asset!("herald.mjs", "text/javascript; charset=utf-8"),
+    asset!("herald.d.ts", "application/typescript; charset=utf-8"),
+    asset!("herald.css", "text/css; charset=utf-8"),
     // Served at the root so its default scope is the whole site (the demo's page included).
-    Asset {
-        path: "/herald-sw.js",
-        file: "herald-sw.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/herald-sw.js"),
-    },
+    asset!("herald-sw.js", "text/javascript; charset=utf-8"),
 ];
 
 /// Routes of this module: every asset, from `web_dir` if given.
