@@ -12,18 +12,25 @@
 //! Each subscriber holds an open connection, so the hub also enforces [`Limits`]: how many one
 //! user, and everyone together, may hold at once.
 //!
-//! The registry sits behind a `std::sync::Mutex` that is never held across an `.await`:
-//! every critical section below is plain, non-blocking code.
+//! The registry (`registry`) sits behind a `std::sync::Mutex` that is never held across an
+//! `.await`: every critical section is plain, non-blocking code. `events` has what the hub
+//! carries; `subscription` a subscriber's end of it.
 //!
-//! The hub also remembers what it published ([`recent`]), so that polls can be answered from
+//! The hub also remembers what it published (`recent`), so that polls can be answered from
 //! memory. A batch enters that log before it is handed to subscribers: a request that
 //! subscribes, then finds nothing new in the log, is certain to be handed what comes next.
 
+mod events;
 mod recent;
+mod registry;
+mod subscription;
 
+pub use events::{Batch, HubEvent, LiveRow, Signal};
 pub use recent::{Answer, PageKey, Seq};
+pub use registry::{Limits, Refused};
+pub use subscription::{Kind, News, Reservation, Subscription};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,86 +38,14 @@ use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use crate::channels;
-use crate::cursor::{Cursor, Snapshot, Xid};
+use crate::cursor::{Cursor, Snapshot};
 use crate::metrics::Metrics;
 use crate::models::{PresenceChange, ReadChange};
-use prometheus_client::metrics::gauge::Gauge;
 use recent::Recent;
+use registry::{Registry, Subscriber};
 
 /// Events a subscriber can fall behind by before it is dropped.
 const QUEUE: usize = 256;
-
-/// A notification as the hub carries it: routing fields, its cursor, and its JSON.
-#[derive(Debug)]
-pub struct LiveRow {
-    /// Notification id.
-    pub id: i64,
-    /// Its channel.
-    pub channel: String,
-    /// The transaction that wrote it.
-    pub txid: Xid,
-    /// The position after this row, in the listener's reading.
-    pub cursor: Cursor,
-    /// `cursor` as text, for the SSE `id:` of most streams.
-    pub event_id: String,
-    /// The notification's JSON as a new (unread) notification, serialized once and shared
-    /// by every stream that sends it (cloning is a reference count).
-    pub json: ByteString,
-    /// When it was inserted (its transaction's start): delivery latency counts from here.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl LiveRow {
-    /// The position after this row, as text, for a reader that has had everything visible in
-    /// `floor` (a stream's replay, a long-poll's page): the listener's own, unless that starts
-    /// from an older snapshot than `floor`, which a resume must not read again.
-    pub fn position_after(&self, floor: &Snapshot) -> String {
-        if self.cursor.base.is_at_or_after(floor) {
-            self.event_id.clone()
-        } else {
-            self.cursor.rebased_on(floor).to_string()
-        }
-    }
-}
-
-/// What one read of the listener found: new rows in reading order, the channels that were
-/// deleted from, updated or truncated (`*`: every channel), and the users whose read state
-/// changed (`*`: everyone's).
-#[derive(Debug)]
-pub struct Batch {
-    /// Oldest first.
-    pub rows: Vec<LiveRow>,
-    /// Channels changed otherwise than by inserts.
-    pub changed: Vec<String>,
-    /// Users whose read state changed.
-    pub readers: Vec<String>,
-    /// The listener's position after this read.
-    pub after: Cursor,
-}
-
-/// What a subscriber receives.
-#[derive(Debug, Clone)]
-pub enum HubEvent {
-    /// New rows; at least one is on a channel of the subscriber.
-    Rows(Arc<Batch>),
-    /// The subscriber's user marked notifications read.
-    Read(Arc<ReadChange>),
-    /// Read-state events may have been missed (the listener reconnected): recount.
-    Resync,
-    /// A live signal on a channel the stream shows (streams only).
-    Signal(Arc<Signal>),
-    /// Who is present changed on a channel the stream watches.
-    Presence(Arc<PresenceChange>),
-}
-
-/// A live signal (SPEC section 8): not stored, never replayed, no cursor.
-#[derive(Debug)]
-pub struct Signal {
-    /// The channel it was sent on.
-    pub channel: String,
-    /// The `event: signal` data, serialized once for every stream.
-    pub json: ByteString,
-}
 
 /// The registry of subscribers. Cheap to clone; all clones share it.
 #[derive(Clone, Default)]
@@ -121,200 +56,6 @@ pub struct Hub {
     recent: Arc<Mutex<Recent>>,
     metrics: Arc<Metrics>,
     limits: Limits,
-}
-
-/// How many subscribers (open streams and parked long-polls) may be registered at once.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Per user.
-    pub per_user: usize,
-    /// In all.
-    pub total: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            per_user: 20,
-            total: 10_000,
-        }
-    }
-}
-
-/// Why [`Hub::subscribe`] said no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// herald is shutting down.
-    Closed,
-    /// The user already holds [`Limits::per_user`].
-    UserLimit,
-    /// [`Limits::total`] are registered.
-    TotalLimit,
-}
-
-#[derive(Default)]
-struct Registry {
-    next_id: u64,
-    subscribers: HashMap<u64, Subscriber>,
-    by_channel: HashMap<String, HashSet<u64>>,
-    by_user: HashMap<String, HashSet<u64>>,
-    /// Streams watching each channel's presence.
-    by_presence: HashMap<String, HashSet<u64>>,
-    /// Live [`Subscription`]s per user, registered or not: what the limits count. A
-    /// subscriber dropped for being slow leaves the registry at once, but it holds its
-    /// connection until its stream ends, so it counts until then.
-    held: HashMap<String, usize>,
-    held_total: usize,
-    closed: bool,
-}
-
-struct Subscriber {
-    tx: mpsc::Sender<HubEvent>,
-    user_id: String,
-    /// The channels it shows, then the rest of its inbox.
-    channels: Vec<String>,
-    /// How many of `channels` it shows; 0 for a long-poll, which never gets signals.
-    signalled: usize,
-    /// The channels whose presence it watches.
-    watching: Vec<String>,
-    /// Set when the hub lets go of this subscriber: it must stop at once, not drain.
-    dropped: Arc<AtomicBool>,
-}
-
-/// Who is subscribing, for the gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// An SSE stream.
-    Stream,
-    /// A parked long-poll.
-    LongPoll,
-}
-
-/// A subscriber's end. Dropping it unsubscribes and frees its place under the limits.
-pub struct Subscription {
-    id: u64,
-    kind: Kind,
-    /// Counted in its kind's gauge (a long-poll only once it parks).
-    counted: bool,
-    user_id: String,
-    /// The channels whose rows it shows (the rest of what it hears is its inbox).
-    shows: Vec<String>,
-    rx: mpsc::Receiver<HubEvent>,
-    dropped: Arc<AtomicBool>,
-    hub: Hub,
-}
-
-/// What a batch holds for one subscriber: [`Subscription::news`].
-#[derive(Debug)]
-pub struct News<'a> {
-    /// The rows it shows and has not had, in reading order.
-    pub rows: Vec<&'a LiveRow>,
-    /// Inbox rows it has not counted: what its unread count grows by.
-    pub unread_added: i64,
-}
-
-impl Subscription {
-    /// What `batch` holds for this subscriber, which has had every row visible in `shown`
-    /// and counted every inbox row visible in `counted`. Streams and long-polls both take
-    /// their rows and counts from here.
-    pub fn news<'a>(&self, batch: &'a Batch, shown: &Snapshot, counted: &Snapshot) -> News<'a> {
-        let mut news = News {
-            rows: Vec::new(),
-            unread_added: 0,
-        };
-        for row in &batch.rows {
-            if channels::is_inbox(&self.user_id, &row.channel) && !counted.is_visible(row.txid) {
-                news.unread_added += 1;
-            }
-            if !shown.is_visible(row.txid) && self.shows.contains(&row.channel) {
-                news.rows.push(row);
-            }
-        }
-        news
-    }
-
-    /// True if `batch` holds a row this subscriber shows that `after` does not cover.
-    pub fn has_news(&self, batch: &Batch, after: &Cursor) -> bool {
-        batch
-            .rows
-            .iter()
-            .any(|row| self.shows.contains(&row.channel) && !after.covers(row.txid, row.id))
-    }
-
-    /// A long-poll that found nothing new and now waits: from here on it counts as parked
-    /// (`herald_long_polls_parked`). Before, it was still reading its first page.
-    pub fn mark_parked(&mut self) {
-        if !self.counted {
-            self.counted = true;
-            self.hub.metrics.gauge_of(self.kind).inc();
-        }
-    }
-
-    /// The next event; `None` once the hub dropped this subscriber (slow, or shutting down),
-    /// even with events still queued: a subscriber that fell behind resumes from its cursor
-    /// on a new connection instead of draining the old one.
-    pub async fn recv(&mut self) -> Option<HubEvent> {
-        if self.dropped.load(Ordering::Acquire) {
-            return None;
-        }
-        let event = self.rx.recv().await;
-        if self.dropped.load(Ordering::Acquire) {
-            return None;
-        }
-        event
-    }
-}
-
-/// A place under the limits held by [`Hub::reserve`]; dropping it frees the place.
-pub struct Reservation {
-    hub: Hub,
-    user_id: String,
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.hub.lock().release(&self.user_id);
-        self.hub.metrics.request_bodies_pending.dec();
-    }
-}
-
-impl Subscription {
-    /// From now on, this subscriber hears presence changes on `channels`.
-    pub fn watch_presence(&self, channels: &[String]) {
-        let mut registry = self.hub.lock();
-        let Some(subscriber) = registry.subscribers.get_mut(&self.id) else {
-            return; // already dropped: the stream ends on its next receive
-        };
-        subscriber.watching.extend(channels.iter().cloned());
-        for channel in channels {
-            registry
-                .by_presence
-                .entry(channel.clone())
-                .or_default()
-                .insert(self.id);
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let mut registry = self.hub.lock();
-        registry.remove(self.id);
-        registry.release(&self.user_id);
-        drop(registry);
-        if self.counted {
-            self.hub.metrics.gauge_of(self.kind).dec();
-        }
-    }
-}
-
-impl Metrics {
-    fn gauge_of(&self, kind: Kind) -> &Gauge {
-        match kind {
-            Kind::Stream => &self.streams_open,
-            Kind::LongPoll => &self.long_polls_parked,
-        }
-    }
 }
 
 impl Hub {
@@ -608,96 +349,6 @@ impl Hub {
     /// The metrics the hub keeps.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
-    }
-}
-
-impl Registry {
-    fn send(&mut self, targets: HashSet<u64>, event: &HubEvent, metrics: &Metrics) {
-        for id in targets {
-            let Some(subscriber) = self.subscribers.get(&id) else {
-                continue;
-            };
-            match subscriber.tx.try_send(event.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    log::warn!(
-                        "stream dropped reason=slow_client user_id={}",
-                        subscriber.user_id
-                    );
-                    metrics.slow_clients_dropped.inc();
-                    subscriber.dropped.store(true, Ordering::Release);
-                    self.remove(id);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => self.remove(id),
-            }
-        }
-    }
-
-    /// The subscribers whose inbox includes one of `channels` (`*`: everyone's does).
-    fn inbox_subscribers(&self, channels: &[String]) -> HashSet<u64> {
-        let mut found = HashSet::new();
-        for channel in channels {
-            if channel == "*" || channel == channels::BROADCAST {
-                return self.subscribers.keys().copied().collect();
-            }
-            if let Some(ids) = channels::owner(channel).and_then(|user| self.by_user.get(user)) {
-                found.extend(ids.iter().copied());
-            }
-        }
-        found
-    }
-
-    fn reserve(&mut self, user_id: &str, limits: &Limits) -> Result<(), Refused> {
-        if self.closed {
-            return Err(Refused::Closed);
-        }
-        if self.held_total >= limits.total {
-            return Err(Refused::TotalLimit);
-        }
-        if self.held.get(user_id).copied().unwrap_or(0) >= limits.per_user {
-            return Err(Refused::UserLimit);
-        }
-        *self.held.entry(user_id.to_owned()).or_default() += 1;
-        self.held_total += 1;
-        Ok(())
-    }
-
-    fn release(&mut self, user_id: &str) {
-        self.held_total -= 1;
-        if let Some(held) = self.held.get_mut(user_id) {
-            *held -= 1;
-            if *held == 0 {
-                self.held.remove(user_id);
-            }
-        }
-    }
-
-    fn remove(&mut self, id: u64) {
-        let Some(subscriber) = self.subscribers.remove(&id) else {
-            return;
-        };
-        for channel in &subscriber.channels {
-            if let Some(ids) = self.by_channel.get_mut(channel) {
-                ids.remove(&id);
-                if ids.is_empty() {
-                    self.by_channel.remove(channel);
-                }
-            }
-        }
-        for channel in &subscriber.watching {
-            if let Some(ids) = self.by_presence.get_mut(channel) {
-                ids.remove(&id);
-                if ids.is_empty() {
-                    self.by_presence.remove(channel);
-                }
-            }
-        }
-        if let Some(ids) = self.by_user.get_mut(&subscriber.user_id) {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.by_user.remove(&subscriber.user_id);
-            }
-        }
     }
 }
 
