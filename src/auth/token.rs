@@ -1,41 +1,12 @@
-//! Tokens: HS256 JWTs in, an authenticated [`Caller`] out (SPEC section 3).
-//!
-//! A token comes from `Authorization: Bearer`, else `?token=` (EventSource cannot send
-//! headers), else the `herald_token` cookie. Claims: the user in `sub` or `user_id` (string or
-//! number), a required `exp`, optional `channels` grants and `scope` (`publish`). Django REST
-//! framework simplejwt access tokens have exactly this shape; its refresh tokens
-//! (`token_type: "refresh"`) are refused. Tokens are never logged.
-//!
-//! # Stream tokens
-//! A page should not put the app's own token (which the app's whole API accepts) into URLs,
-//! where proxies and browser history keep it. `POST /api/stream-token` trades it for a
-//! *stream token*: same user and grants, at most [`STREAM_TOKEN_TTL`], audience
-//! [`STREAM_AUDIENCE`], which no other service accepts. herald accepts it for everything a
-//! page does (streams, lists, read state) but not to publish or to mint more tokens.
+//! Tokens in and out: HS256 only, the claims herald reads, the stream audience, and minting.
 
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::future::{Ready, ready};
 
+use super::{Caller, MAX_NAME_CHARS, STREAM_AUDIENCE, STREAM_TOKEN_TTL, verified};
 use crate::channels;
 use crate::error::{AppError, AppResult};
-use crate::origins::Origins;
-
-mod verified;
-
-/// The name of the cookie a token may come in.
-pub const COOKIE: &str = "herald_token";
-
-/// The `aud` of stream tokens: herald's alone.
-pub const STREAM_AUDIENCE: &str = "herald:stream";
-
-/// The longest a stream token lives (it is refreshed by herald.js long before).
-pub const STREAM_TOKEN_TTL: i64 = 300;
-
-/// The longest `name` claim kept, in characters.
-const MAX_NAME_CHARS: usize = 100;
 
 /// Verifies and (for dev mode and the CLI) mints tokens with one HS256 secret.
 pub struct Auth {
@@ -46,68 +17,6 @@ pub struct Auth {
     audience: Option<String>,
     /// Tokens verified lately.
     verified: verified::Verified,
-}
-
-/// Who is asking, and what their token allows.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The user: their inbox is `user:<user_id>` plus `broadcast`.
-    pub user_id: String,
-    /// Extra channels granted, exactly or as `prefix*` patterns.
-    pub grants: Vec<String>,
-    /// The token's `scope` includes `publish`.
-    pub can_publish: bool,
-    /// When the token expires (seconds since the epoch); streams close then.
-    pub expires_at: i64,
-    /// It is a stream token: it may not publish or mint tokens.
-    pub stream_token: bool,
-    /// The token's optional `name` claim: how presence lists show the user.
-    pub name: Option<String>,
-}
-
-impl Caller {
-    /// True if the caller may read `channel`.
-    pub fn may_read(&self, channel: &str) -> bool {
-        channels::may_read(&self.user_id, &self.grants, channel)
-    }
-
-    /// The one way to check a grant: 403 unless the caller may read `channel`.
-    pub fn require(&self, channel: &str) -> AppResult<()> {
-        if self.may_read(channel) {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden(format!(
-                "this token does not grant channel {channel:?}"
-            )))
-        }
-    }
-
-    /// How long until the token expires (zero if it has): streams and long-polls end then.
-    pub fn expires_in(&self) -> std::time::Duration {
-        let expires_at =
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.expires_at.max(0) as u64);
-        expires_at
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default()
-    }
-
-    /// The caller's inbox channels.
-    pub fn inbox(&self) -> Vec<String> {
-        channels::inbox(&self.user_id)
-    }
-
-    /// The channels a request asks for (`?channels=a,b`), each checked; the inbox if absent.
-    pub fn channels(&self, requested: Option<&str>) -> AppResult<Vec<String>> {
-        let Some(list) = requested else {
-            return Ok(self.inbox());
-        };
-        let channels = channels::parse_list(list)
-            .map_err(|message| AppError::bad_request("invalid_channels", message))?;
-        for channel in &channels {
-            self.require(channel)?;
-        }
-        Ok(channels)
-    }
 }
 
 #[derive(Deserialize)]
@@ -320,120 +229,6 @@ impl Auth {
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of serializable claims cannot fail")
-    }
-}
-
-/// Where a request's token came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// `Authorization: Bearer`.
-    Header,
-    /// `?token=`.
-    Query,
-    /// The `herald_token` cookie, which browsers attach by themselves: the one source a
-    /// cross-site page can make a browser send (CSRF).
-    Cookie,
-}
-
-/// The token a request carries: a Bearer header, else `?token=`, else cookie. Another scheme
-/// (a site behind HTTP Basic auth sends its credentials with every EventSource request) is
-/// not ours and is skipped; a Bearer header that is there but empty is an error.
-fn token_of(req: &HttpRequest) -> AppResult<Option<(String, Source)>> {
-    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION)
-        && let Some((scheme, token)) = value.to_str().unwrap_or_default().split_once(' ')
-        && scheme.eq_ignore_ascii_case("bearer")
-    {
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(AppError::Unauthorized("empty bearer token"));
-        }
-        return Ok(Some((token.to_owned(), Source::Header)));
-    }
-    #[derive(Deserialize)]
-    struct TokenParam {
-        token: Option<String>,
-    }
-    if let Ok(query) = web::Query::<TokenParam>::from_query(req.query_string())
-        && let Some(token) = query.into_inner().token
-    {
-        return Ok(Some((token, Source::Query)));
-    }
-    Ok(req
-        .cookie(COOKIE)
-        .map(|c| (c.value().to_owned(), Source::Cookie)))
-}
-
-impl FromRequest for Caller {
-    type Error = AppError;
-    type Future = Ready<AppResult<Caller>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready((|| {
-            // Cached: a handler may ask twice (extractor and guard) without verifying twice.
-            if let Some(caller) = req.extensions().get::<Caller>() {
-                return Ok(caller.clone());
-            }
-            let auth = req
-                .app_data::<web::Data<Auth>>()
-                .expect("Auth is registered by startup");
-            let (token, source) =
-                token_of(req)?.ok_or(AppError::Unauthorized("authentication required"))?;
-            let caller = auth.verify(&token)?;
-            // A page elsewhere can make the browser POST here with the cookie attached, but
-            // it cannot forge the Origin header: state changes by cookie need a trusted one.
-            // `?presence=` is one on a GET (it shows the user online to others), which any
-            // page can make with an <img> or an EventSource.
-            if source == Source::Cookie && (!req.method().is_safe() || asks_presence(req)) {
-                let trusted = req
-                    .app_data::<web::Data<Origins>>()
-                    .is_some_and(|origins| origins.request_is_trusted(req));
-                if !trusted {
-                    return Err(AppError::Invalid {
-                        status: actix_web::http::StatusCode::FORBIDDEN,
-                        code: "untrusted_origin",
-                        message: "a request authenticated by cookie must come from herald's own \
-                                  origin or one in HERALD_ALLOWED_ORIGINS (or send a Bearer token)"
-                            .into(),
-                    });
-                }
-            }
-            req.extensions_mut().insert(caller.clone());
-            Ok(caller)
-        })())
-    }
-}
-
-/// True if the query has a `presence` parameter (however its name is percent-encoded).
-fn asks_presence(req: &HttpRequest) -> bool {
-    form_urlencoded::parse(req.query_string().as_bytes()).any(|(key, _)| key == "presence")
-}
-
-/// A caller whose token has the `publish` scope. Checked before any body is read: a handler
-/// takes it before its body, and extractors run in order.
-pub struct Publisher(pub Caller);
-
-impl FromRequest for Publisher {
-    type Error = AppError;
-    type Future = Ready<AppResult<Publisher>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        ready(
-            Caller::from_request(req, payload)
-                .into_inner()
-                .and_then(|caller| {
-                    if caller.can_publish {
-                        Ok(Publisher(caller))
-                    } else if caller.stream_token {
-                        Err(AppError::Forbidden(
-                            "a stream token cannot publish; use the app's token".into(),
-                        ))
-                    } else {
-                        Err(AppError::Forbidden(
-                            "publishing needs a token with scope \"publish\"".into(),
-                        ))
-                    }
-                }),
-        )
     }
 }
 
