@@ -5,17 +5,20 @@
 //!
 //! # How data flows
 //! One way: [`listener`] → [`hub`] → [`routes`] (streams and long-polls), and
-//! [`routes`] → [`store`]. Nothing points back up: `store` knows SQL, diesel and tokio's
+//! [`routes`] → [`inbox`] → [`store`]. Nothing points back up: `store` knows SQL, diesel and tokio's
 //! blocking pool only (no actix, no hub; its [`store::StoreError`] becomes the HTTP error at
 //! the edge), `hub` knows neither diesel nor actix, `channels` and `cursor` are pure,
 //! `metrics` and `files` are leaves, and nothing imports `startup`.
 //!
 //! # Where things are
 //! - A row is read in [`listener`] (its own connection), fanned out in [`hub`], sent by
-//!   [`routes::events`] (SSE) and [`routes::notifications`] (polling).
+//!   [`routes::events`] (SSE) and [`routes::notifications`] (polling). Every answer about a
+//!   user's notifications, and every write to them, goes through [`inbox`], which keeps the
+//!   hub's remembered answers exact.
 //! - A request is authorised in [`auth`] (tokens, grants, CSRF) with [`channels`]' rules, and
 //!   [`http`] puts CORS, limits and the access log in front of every route.
-//! - Background upkeep (count roll-up, txid repair, pruning) runs in [`upkeep`].
+//! - Background work runs on [`jobs`]' runner: [`upkeep`] (count roll-up, txid repair,
+//!   pruning), presence's tick and push's scan.
 //! - Who is online where is [`presence`] (shared through PostgreSQL); ephemeral events between
 //!   instances are [`signals`]; browser push while no tab is open is [`push`].
 //! - [`startup`] assembles the service; [`state`] is what handlers share; [`config`] and
