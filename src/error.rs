@@ -157,12 +157,15 @@ impl From<DieselError> for AppError {
                 kind @ (DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation),
                 info,
             ) => {
-                let message = match (kind, info.constraint_name(), info.column_name()) {
-                    (_, Some(constraint), _) => constraint_message(constraint).to_owned(),
-                    (_, None, Some(column)) => format!("{column} is required"),
-                    _ => info.message().to_owned(),
+                let (code, message) = match (kind, info.constraint_name(), info.column_name()) {
+                    (_, Some(constraint), _) => {
+                        let (code, message) = constraint_rule(constraint);
+                        (code, message.to_owned())
+                    }
+                    (_, None, Some(column)) => ("missing_field", format!("{column} is required")),
+                    _ => ("invalid_row", info.message().to_owned()),
                 };
-                AppError::unprocessable("invalid_notification", message)
+                AppError::unprocessable(code, message)
             }
             // Repeated conflicts with the same user's concurrent request: retry later.
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
@@ -173,16 +176,24 @@ impl From<DieselError> for AppError {
     }
 }
 
-/// What each named constraint in `migrations/` asks of a row, in words.
-fn constraint_message(constraint: &str) -> &'static str {
+/// What each named constraint in `migrations/` asks of a row: the error code that names the
+/// field at fault, and the rule in words.
+fn constraint_rule(constraint: &str) -> (&'static str, &'static str) {
     match constraint {
-        "notifications_channel_valid" => {
-            "channel must be 1-200 characters with no spaces, commas, control characters or '*'"
-        }
-        "notifications_kind_valid" => "kind must be 1-100 characters with no control characters",
-        "notifications_level_valid" => "level must be one of info, success, warning, error",
-        "notifications_data_is_object" => "data must be a JSON object",
-        _ => "the notification breaks a rule of the notifications table",
+        "notifications_channel_valid" => (
+            "invalid_channel",
+            "channel must be 1-200 characters with no spaces, commas, control characters or '*'",
+        ),
+        "notifications_kind_valid" => (
+            "invalid_kind",
+            "kind must be 1-100 characters with no control characters",
+        ),
+        "notifications_level_valid" => (
+            "invalid_level",
+            "level must be one of info, success, warning, error",
+        ),
+        "notifications_data_is_object" => ("invalid_data", "data must be a JSON object"),
+        _ => ("invalid_row", "the row breaks a rule of its table"),
     }
 }
 

@@ -16,8 +16,8 @@ use actix_web::{HttpRequest, error, web as aweb};
 
 use crate::error::AppError;
 
-/// Every route of the service; `dev_mode` adds the dev-only token endpoint. JSON bodies over
-/// `max_body` bytes are refused with 413.
+/// Every route of the service; `dev_mode` adds the dev-only token endpoint. Bodies over
+/// `max_body` bytes are refused with 413 (JSON bodies are read by [`body::JsonBody`]).
 pub fn configure(
     cfg: &mut aweb::ServiceConfig,
     dev_mode: bool,
@@ -26,11 +26,6 @@ pub fn configure(
 ) {
     cfg.app_data(aweb::QueryConfig::default().error_handler(query_error))
         .app_data(aweb::PathConfig::default().error_handler(path_error))
-        .app_data(
-            aweb::JsonConfig::default()
-                .limit(max_body)
-                .error_handler(json_error),
-        )
         .app_data(aweb::PayloadConfig::default().limit(max_body))
         .configure(events::configure)
         .configure(notifications::configure)
@@ -79,24 +74,4 @@ fn in_words(serde_message: &str, what: &str) -> String {
     } else {
         format!("invalid {what}: {serde_message}")
     }
-}
-
-fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
-    let message = match &err {
-        error::JsonPayloadError::OverflowKnownLength { limit, .. }
-        | error::JsonPayloadError::Overflow { limit } => {
-            return AppError::Invalid {
-                status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                code: "body_too_large",
-                message: format!("request body is over {limit} bytes"),
-            }
-            .into();
-        }
-        error::JsonPayloadError::ContentType => "Content-Type must be application/json".to_owned(),
-        error::JsonPayloadError::Deserialize(e) if e.is_data() => {
-            return AppError::unprocessable("invalid_notification", e.to_string()).into();
-        }
-        other => format!("invalid JSON body: {other}"),
-    };
-    AppError::bad_request("invalid_json", message).into()
 }

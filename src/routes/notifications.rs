@@ -257,7 +257,7 @@ async fn publish(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     new.validate()
-        .map_err(|message| AppError::unprocessable("invalid_notification", message))?;
+        .map_err(|message| AppError::unprocessable("invalid_text", message))?;
     let stored = state.inbox.publish(new).await?;
     Ok(HttpResponse::Created().json(stored.to_json(false)))
 }

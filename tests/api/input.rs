@@ -124,6 +124,35 @@ async fn bad_notification_bodies_get_4xx_json_and_store_nothing() {
             .await;
         assert_json_error(status, &response, *expected, body);
     }
+    // The code names what was wrong.
+    for (body, code) in [
+        (
+            r#"{"channel": "has space", "title": "x"}"#,
+            "invalid_channel",
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "level": "loud"}"#,
+            "invalid_level",
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "data": [1]}"#,
+            "invalid_data",
+        ),
+        (
+            r#"{"channel": "user:1", "title": "x", "kind": ""}"#,
+            "invalid_kind",
+        ),
+        (
+            r#"{"channel": "user:1", "title": "nul \u0000 inside"}"#,
+            "invalid_text",
+        ),
+        (r#"{"channel": "user:1"}"#, "invalid_body"),
+    ] {
+        let (_, response) = app
+            .post("/api/notifications", Some(&publisher), Some(body))
+            .await;
+        assert_eq!(response["error"]["code"], code, "{body}: {response}");
+    }
     let big = format!(
         r#"{{"channel": "user:1", "title": "{}"}}"#,
         "x".repeat(2 * 1024 * 1024)
