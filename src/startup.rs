@@ -28,7 +28,7 @@ use crate::push::endpoint::Hosts;
 use crate::push::keys::Vapid;
 use crate::state::AppState;
 use crate::store::DbPool;
-use crate::{http, listener, pgtls, routes, store, upkeep};
+use crate::{http, listener, pgtls, push, routes, store, upkeep};
 
 /// A built, not yet running, herald.
 pub struct Application {
@@ -269,14 +269,19 @@ impl Services {
         // Its own connections, as upkeep's: sending a broadcast's pushes never waits for, or
         // holds, a request's connection.
         let push = match vapid(&config)? {
-            Some(vapid) => Some(Arc::new(Push::new(
-                vapid,
-                Hosts::parse(&config.push_hosts)?,
-                Duration::from_secs(config.push_ttl_secs),
-                store::pool(url, 2)?,
-                metrics.clone(),
-                config.periods.push_tick(),
-            ))),
+            Some(vapid) => {
+                let settings = push::Settings {
+                    vapid,
+                    hosts: Hosts::parse(&config.push_hosts)?,
+                    ttl: Duration::from_secs(config.push_ttl_secs),
+                    tick: config.periods.push_tick(),
+                };
+                Some(Arc::new(Push::new(
+                    settings,
+                    store::pool(url, 2)?,
+                    metrics.clone(),
+                )))
+            }
             None => None,
         };
         let shutdown_spread = Duration::from_secs(config.shutdown_spread_secs);

@@ -46,15 +46,23 @@ const LEASE: Duration = Duration::from_secs(300);
 /// The most subscriptions one user may have (browsers and devices).
 pub const MAX_PER_USER: i64 = 10;
 
+/// What Web Push is configured with.
+pub struct Settings {
+    /// The key pushes are signed with.
+    pub vapid: Vapid,
+    /// The push services' hosts endpoints may name.
+    pub hosts: Hosts,
+    /// How long a push service keeps a push, and how long herald retries one.
+    pub ttl: Duration,
+    /// How often it looks for work.
+    pub tick: Duration,
+}
+
 /// Web Push, when it is configured.
 pub struct Push {
-    vapid: Vapid,
-    hosts: Hosts,
-    ttl: Duration,
+    settings: Settings,
     pool: DbPool,
     metrics: Arc<Metrics>,
-    /// How often it looks for work.
-    tick: Duration,
 }
 
 /// What became of one push.
@@ -70,34 +78,23 @@ enum Sent {
 }
 
 impl Push {
-    /// Push with `vapid`'s keys, to endpoints on `hosts`, queued through `pool`, looking for
-    /// work every `tick`.
-    pub fn new(
-        vapid: Vapid,
-        hosts: Hosts,
-        ttl: Duration,
-        pool: DbPool,
-        metrics: Arc<Metrics>,
-        tick: Duration,
-    ) -> Push {
+    /// Push as `settings` say, queued through `pool`.
+    pub fn new(settings: Settings, pool: DbPool, metrics: Arc<Metrics>) -> Push {
         Push {
-            vapid,
-            hosts,
-            ttl,
+            settings,
             pool,
             metrics,
-            tick,
         }
     }
 
     /// The VAPID public key, for `GET /api/push/key`.
     pub fn public_key(&self) -> &str {
-        self.vapid.public_key()
+        self.settings.vapid.public_key()
     }
 
     /// The hosts endpoints may name.
     pub fn hosts(&self) -> &Hosts {
-        &self.hosts
+        &self.settings.hosts
     }
 
     /// Fills the queue and sends what is due, every tick (`HERALD_PUSH_TICK_MS`), until
@@ -111,7 +108,7 @@ impl Push {
             .finish();
         let job = Job {
             name: "push",
-            period: self.tick,
+            period: self.settings.tick,
         };
         job.run(shutdown.clone(), async || {
             self.tick(&client, &shutdown).await
@@ -124,7 +121,7 @@ impl Push {
         client: &awc::Client,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), crate::error::AppError> {
-        let (hold, ttl) = (HOLD, self.ttl);
+        let (hold, ttl) = (HOLD, self.settings.ttl);
         self.db(move |conn| queue::scan(conn, hold, ttl)).await?;
         loop {
             let claimed = self.db(|conn| queue::claim(conn, CLAIM, LEASE)).await?;
@@ -155,7 +152,7 @@ impl Push {
             return Sent::Failed;
         }
         // HERALD_PUSH_HOSTS may have shrunk since it subscribed.
-        if self.hosts.check(&push.endpoint).is_err() {
+        if self.settings.hosts.check(&push.endpoint).is_err() {
             return Sent::Gone;
         }
         let (Ok(p256dh), Ok(auth)) = (
@@ -179,7 +176,7 @@ impl Push {
         let Some(audience) = origin(&push.endpoint) else {
             return Sent::Gone;
         };
-        let authorization = match self.vapid.authorization(&audience) {
+        let authorization = match self.settings.vapid.authorization(&audience) {
             Ok(value) => value,
             Err(err) => {
                 log::warn!("push not signed error={err}");
