@@ -27,6 +27,16 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// `"a", "b"` for the messages that list names.
+fn quoted(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
+    format!(
+        "channel{} {}",
+        if names.len() == 1 { "" } else { "s" },
+        quoted.join(", ")
+    )
+}
+
 /// Handlers return this and use `?`.
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -43,6 +53,10 @@ pub enum AppError {
     /// 403: the token does not grant this channel (or this action).
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the token does not grant these channels; the answer names them
+    /// (`"channels": [...]` beside `code` and `message`).
+    #[error("this token does not grant {}", quoted(.0))]
+    ChannelsRefused(Vec<String>),
     /// 404: missing, or not visible to the caller (we don't say which).
     #[error("not found")]
     NotFound,
@@ -102,7 +116,7 @@ impl AppError {
     fn code(&self) -> &'static str {
         match self {
             AppError::Unauthorized(_) => "unauthorized",
-            AppError::Forbidden(_) => "forbidden",
+            AppError::Forbidden(_) | AppError::ChannelsRefused(_) => "forbidden",
             AppError::NotFound => "not_found",
             AppError::Invalid { code, .. } => code,
             AppError::Unavailable(_) | AppError::Pool(_) => "unavailable",
@@ -222,7 +236,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::ChannelsRefused(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Invalid { status, .. } => *status,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -261,9 +275,11 @@ impl ResponseError for AppError {
             }
             _ => {}
         }
-        response.json(serde_json::json!({
-            "error": { "code": self.code(), "message": self.to_string() }
-        }))
+        let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        if let AppError::ChannelsRefused(channels) = self {
+            error["channels"] = channels.clone().into();
+        }
+        response.json(serde_json::json!({ "error": error }))
     }
 }
 

@@ -75,6 +75,9 @@ declare namespace Herald {
     onPresence?(channel: string, users: Member[]): void;
     /** A live signal on a followed channel. */
     onSignal?(signal: Signal): void;
+    /** herald refused these channels (the token no longer grants them): the connection goes
+     *  on without them (with none left, the inbox). */
+    onChannelsRefused?(channels: string[]): void;
     /** Each new notification, once per id. Insert its text as text, never as HTML. */
     onNotification?(notification: Notification): void;
     /** The inbox's unread count: first when known, then on every change. */

@@ -45,6 +45,10 @@
  *                         again after every join or leave.
  *   onSignal(signal)      a live signal on a followed channel: { channel, kind, from, data, at }.
  *                         Never stored: only connections open when it is sent hear it.
+ *   onChannelsRefused(channels)  herald refused these `channels`/`presence` channels: the
+ *                         token no longer grants them (an order delivered, a project left).
+ *                         The connection drops them and goes on with the rest at once (with
+ *                         none left, the inbox), so the inbox stays live.
  *   onStatus(status)      "connecting", "live" (a stream delivers), "polling" (long-polls
  *                         deliver) or "offline" (two attempts failed in a row; retrying).
  *   onError(error)        an Error (with `status` when herald answered) from work done in the
@@ -82,7 +86,8 @@
  *   GET /api/notifications: newest first, or oldest first `after` a cursor. Options: url,
  *   token or getToken, channels, limit (1–200, default 50), unread (true: unread only), after.
  *   Without a token it rejects.
- * Herald.version is "1.2" (1.1: presence, signals, the stream watchdog; 1.2: Web Push).
+ * Herald.version is "1.3" (1.1: presence, signals, the stream watchdog; 1.2: Web Push; 1.3:
+ * lost grants are dropped, not retried for ever).
  *
  * How it behaves:
  * - One stream per user and channel set, however many tabs: the tab holding a Web Lock is the
@@ -162,16 +167,27 @@
   async function request(method, url, token, signal, body) {
     const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-      credentials: "omit",
-      cache: "no-store",
-    });
-    const failure = (message, code) =>
-      Object.assign(new Error(message), { status: response.status }, code ? { code } : {});
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+        credentials: "omit",
+        cache: "no-store",
+      });
+    } catch (error) {
+      if (error?.name !== "AbortError") explainUnreachable(url);
+      throw error;
+    }
+    const failure = (message, code, channels) =>
+      Object.assign(
+        new Error(message),
+        { status: response.status },
+        code ? { code } : {},
+        channels ? { channels } : {},
+      );
     if (response.status === 204) return null;
     let answer;
     try {
@@ -180,9 +196,30 @@
       throw failure(`HTTP ${response.status}`);
     }
     if (!response.ok) {
-      throw failure(answer?.error?.message || `HTTP ${response.status}`, answer?.error?.code);
+      const error = answer?.error;
+      throw failure(error?.message || `HTTP ${response.status}`, error?.code, error?.channels);
     }
     return answer;
+  }
+
+  let explained = false;
+
+  /** A request to herald that fails without an answer, from a page of another origin, is most
+   *  often CORS: the browser keeps the reason to itself, so say it, once per page. */
+  function explainUnreachable(url) {
+    const page = globalThis.location?.origin;
+    let target;
+    try {
+      target = new URL(url, globalThis.location?.href).origin;
+    } catch {
+      return;
+    }
+    if (explained || !page || target === page) return;
+    explained = true;
+    globalThis.console?.error(
+      `herald.js: ${target} did not answer this page (${page}); if herald is up, add ${page} ` +
+        "to herald's HERALD_ALLOWED_ORIGINS (localhost and 127.0.0.1 are different origins).",
+    );
   }
 
   // ---- tokens -----------------------------------------------------------------------------------
@@ -294,6 +331,7 @@
   const DROPPED = "dropped"; // it worked until it ended: reconnect soon
   const FAILED = "failed"; // it never worked: back off further
   const EXPIRED = "expired"; // herald refused the token: get another
+  const UNOPENED = "unopened"; // the stream failed before it opened: ask herald why
 
   /** A random wait in the upper half of 1 s × 2^(failures − 1), at most 15 s: the jitter keeps
    *  the tabs that a restart dropped from all coming back in the same instant. */
@@ -417,11 +455,37 @@
       try {
         const token = await this.#tokens.current();
         if (this.#stopped) return DROPPED; // closed while the token was being traded
-        return polling ? await this.#poll(token) : await this.#stream(token);
+        const outcome = polling ? await this.#poll(token) : await this.#stream(token);
+        return outcome === UNOPENED ? await this.#whyUnopened(token) : outcome;
       } catch (error) {
+        if (error.status === 403 && error.channels?.length) return this.#drop(error.channels);
         this.#host.report(error);
         return FAILED;
       }
+    }
+
+    /** EventSource does not say why a stream failed to open: a request that checks the same
+     *  channels does. A lost grant (403 naming channels) is dropped and the rest retried at
+     *  once; a refused token is EXPIRED; anything else an outage. */
+    async #whyUnopened(token) {
+      const channels = channelList([this.#channels, this.#presence].filter(Boolean).join(","));
+      const params = query({ limit: 1, channels });
+      try {
+        await request("GET", `${this.#url}/api/notifications?${params}`, token);
+      } catch (error) {
+        if (error.status === 401) return EXPIRED;
+        if (error.status === 403 && error.channels?.length) return this.#drop(error.channels);
+      }
+      return FAILED;
+    }
+
+    /** Goes on without `refused`; the page hears which. */
+    #drop(refused) {
+      const keep = (list) => list.split(",").filter((c) => c && !refused.includes(c)).join(",");
+      this.#channels = keep(this.#channels);
+      this.#presence = keep(this.#presence);
+      this.#host.dispatch({ type: "channels_refused", data: { channels: refused } });
+      return DROPPED;
     }
 
     #shouldPoll() {
@@ -497,7 +561,7 @@
           // opened yet brought nothing is being buffered; one that never opened is an outage
           // (a restart, the network), which is no reason to give up on streaming.
           if (!heard && opened) this.#heldBack();
-          end(heard ? DROPPED : FAILED);
+          end(heard ? DROPPED : opened ? FAILED : UNOPENED);
         };
         this.#interrupt = () => end(DROPPED);
       });
@@ -1007,6 +1071,14 @@
         case "signal":
           options.onSignal?.(data);
           break;
+        case "channels_refused": {
+          const keep = (list) =>
+            list.split(",").filter((c) => c && !data.channels.includes(c)).join(",");
+          this.#channels = keep(this.#channels);
+          this.#presence = keep(this.#presence);
+          options.onChannelsRefused?.(data.channels);
+          break;
+        }
       }
     }
 
@@ -1054,6 +1126,6 @@
   globalThis.Herald = {
     connect: (options) => new Connection(options),
     list,
-    version: "1.2",
+    version: "1.3",
   };
 })();

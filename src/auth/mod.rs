@@ -88,14 +88,21 @@ impl Caller {
     }
 
     /// The channels a request asks for (`?channels=a,b`), each checked; the inbox if absent.
+    /// A 403 names every channel the token does not grant, so a client whose token lost a
+    /// grant (an order delivered) can ask again without them and keep the rest live.
     pub fn channels(&self, requested: Option<&str>) -> AppResult<Vec<String>> {
         let Some(list) = requested else {
             return Ok(self.inbox());
         };
         let channels = channels::parse_list(list)
             .map_err(|message| AppError::bad_request("invalid_channels", message))?;
-        for channel in &channels {
-            self.require(channel)?;
+        let refused: Vec<String> = channels
+            .iter()
+            .filter(|channel| !self.may_read(channel))
+            .cloned()
+            .collect();
+        if !refused.is_empty() {
+            return Err(AppError::ChannelsRefused(refused));
         }
         Ok(channels)
     }

@@ -68,6 +68,33 @@ async fn a_channel_the_token_does_not_grant_is_refused_with_403() {
 }
 
 #[actix_web::test]
+async fn a_refusal_names_every_channel_the_token_no_longer_grants() {
+    let app = spawn_app().await;
+    // The order was delivered: the app's fresh token no longer grants order:3.
+    let token = app.token_with("2", &["order:4"], false);
+    let asked = "user:2,broadcast,order:3,order:4,admin";
+    for path in [
+        format!("/events?channels={asked}"),
+        format!("/api/notifications?channels={asked}"),
+        format!("/api/notifications?presence={asked}"),
+    ] {
+        let (status, body) = app.get(&path, Some(&token)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(
+            body["error"]["channels"],
+            serde_json::json!(["order:3", "admin"]),
+            "{path}: {body}"
+        );
+    }
+    // Without them, the rest streams.
+    let mut events = app
+        .open_events(&token, "channels=user:2,broadcast,order:4", None)
+        .await;
+    app.insert("user:2", "still live").await;
+    assert_eq!(events.titles(1).await, vec!["still live"]);
+}
+
+#[actix_web::test]
 async fn a_granted_channel_pattern_streams_that_channel() {
     let app = spawn_app().await;
     let token = app.token_with("7", &["order:*"], false);

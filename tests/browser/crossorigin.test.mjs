@@ -123,7 +123,7 @@ async function openApp(t, site, { permissions = [] } = {}) {
   page.on("console", (message) => page.console.push(message.text()));
   await page.goto(`${site.origin}/`);
   assert.equal(await page.evaluate(() => location.origin), site.origin);
-  assert.equal(await page.evaluate(() => Herald.version), "1.2", "herald.js came from herald");
+  assert.equal(await page.evaluate(() => Herald.version), "1.3", "herald.js came from herald");
   return page;
 }
 
@@ -229,9 +229,17 @@ test("Herald.list reads pages of the inbox across origins, with a token or getTo
   assert.equal(newest.unread_count, 2);
   assert.equal(typeof newest.cursor, "string");
   assert.deepEqual(unread.notifications.map((n) => n.title), ["two", "one"]);
-  // After the first page's cursor: what committed since, oldest first.
+  // After the first page's cursor: what committed since, oldest first. herald answers as of
+  // its last read of the table, so a poll right after the INSERT may come back empty: poll
+  // again, as a client does.
   const later = insert("user:73", "four");
-  const after = await page.evaluate(([token, after]) => Herald.list({ url: HERALD, token, after }), [token, newest.cursor]);
+  const deadline = Date.now() + WAIT;
+  let after;
+  for (;;) {
+    after = await page.evaluate(([token, after]) => Herald.list({ url: HERALD, token, after }), [token, newest.cursor]);
+    if (after.notifications.length > 0 || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   assert.deepEqual(after.notifications.map((n) => [n.id, n.title]), [[later, "four"]]);
 });
 
@@ -358,4 +366,8 @@ test("a page of an origin herald was not told of gets nothing, and the console s
   assert.ok(refused("/api/notifications"), `the console names the list; it said ${JSON.stringify(page.console)}`);
   assert.ok(refused("/api/stream-token"), `the console names the token trade; it said ${JSON.stringify(page.console)}`);
   assert.ok(refused("/events"), `the console names the stream; it said ${JSON.stringify(page.console)}`);
+  // And herald.js says what to do about it, in one sentence, once.
+  const explained = page.console.filter((text) => text.startsWith("herald.js:"));
+  assert.equal(explained.length, 1, JSON.stringify(page.console));
+  assert.ok(explained[0].includes(`add ${stranger.origin} to herald's HERALD_ALLOWED_ORIGINS`), explained[0]);
 });

@@ -293,6 +293,38 @@ test("forcePolling long-polls although EventSource exists", async () => {
   await context.close();
 });
 
+for (const forcePolling of [false, true]) {
+  test(`a channel the token no longer grants is dropped and the inbox stays live (${forcePolling ? "polling" : "stream"})`, async () => {
+    const context = await browser.newContext();
+    const user = forcePolling ? 27 : 26;
+    const page = await openDemo(context, user);
+
+    // The app's token no longer grants order:3 (delivered); the page still asks for it.
+    await page.evaluate(({ user, forcePolling }) => {
+      window.lost = { refused: [], received: [] };
+      window.lostGrant = Herald.connect({
+        url: "", token: window.heraldDemo.token, forcePolling,
+        channels: [`user:${user}`, "broadcast", "order:3"], presence: ["order:3"],
+        onChannelsRefused: (channels) => window.lost.refused.push(...channels),
+        onNotification: (n) => window.lost.received.push(n.id),
+      });
+    }, { user, forcePolling });
+    await page.waitForFunction(() => window.lost.refused.length > 0, null, { timeout: WAIT });
+    // Live again without it: a stream delivers, or a long-poll has its first page.
+    const live = forcePolling ? "polling" : "live";
+    await page.waitForFunction((live) => window.lostGrant.status === live, live, { timeout: WAIT });
+    if (forcePolling) {
+      await page.waitForFunction(() => window.lostGrant.lastCursor() !== null, null, { timeout: WAIT });
+    }
+    const id = insert(`user:${user}`, "still arrives");
+
+    await page.waitForFunction((id) => window.lost.received.includes(id), id, { timeout: WAIT });
+    assert.deepEqual(await page.evaluate(() => [...new Set(window.lost.refused)]), ["order:3"]);
+    await page.evaluate(() => window.lostGrant.close());
+    await context.close();
+  });
+}
+
 test("Herald.list without a token rejects rather than throwing", async () => {
   const context = await browser.newContext();
   const page = await openDemo(context, 20);
@@ -354,7 +386,7 @@ test("herald.mjs exports the same client to ES modules", async () => {
     };
   });
 
-  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1.2" });
+  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1.3" });
   await context.close();
 });
 
