@@ -235,11 +235,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_VAPID_SUBJECT")]
     pub vapid_subject: Option<String>,
 
-    /// Web Push: the hosts subscription endpoints may name (comma-separated; `*.example.com`
-    /// for its subdomains; `host:port` for another port than 443). Endpoints are `https://`,
-    /// but for a listed `host:port` on a loopback address (a local test push service).
-    #[arg(long, env = "HERALD_PUSH_HOSTS", value_delimiter = ',',
-          default_value = crate::push::endpoint::DEFAULT_HOSTS)]
+    /// Web Push: hosts subscription endpoints may name besides the browsers' own push
+    /// services, which are always allowed (comma-separated; `*.example.com` for its
+    /// subdomains; `host:port` for another port than 443). Endpoints are `https://`, but for a
+    /// listed `host:port` on a loopback address (a local test push service).
+    #[arg(long, env = "HERALD_PUSH_HOSTS", value_delimiter = ',')]
     pub push_hosts: Vec<String>,
 
     /// Web Push: how long a push may wait at the push service for an offline browser, and
@@ -333,7 +333,7 @@ impl Config {
         for origin in &self.allowed_origins {
             check_origin(origin)?;
         }
-        crate::push::endpoint::Hosts::parse(&self.push_hosts)
+        crate::push::endpoint::Hosts::with_defaults(&self.push_hosts)
             .map_err(|err| ConfigError(format!("HERALD_PUSH_HOSTS: {err}")))?;
         match (&self.vapid_private_key, &self.vapid_subject) {
             (Some(_), None) => {

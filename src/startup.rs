@@ -154,7 +154,11 @@ fn vapid(config: &Config) -> Result<Option<Vapid>, StartupError> {
     };
     let vapid = Vapid::from_private_key(&key, &subject)
         .map_err(|err| format!("HERALD_VAPID_PRIVATE_KEY: {err}"))?;
-    log::info!("Web Push is on hosts={}", config.push_hosts.join(","));
+    log::info!(
+        "Web Push is on hosts={},{}",
+        crate::push::endpoint::DEFAULT_HOSTS,
+        config.push_hosts.join(",")
+    );
     Ok(Some(vapid))
 }
 
@@ -272,7 +276,7 @@ impl Services {
             Some(vapid) => {
                 let settings = push::Settings {
                     vapid,
-                    hosts: Hosts::parse(&config.push_hosts)?,
+                    hosts: Hosts::with_defaults(&config.push_hosts)?,
                     ttl: Duration::from_secs(config.push_ttl_secs),
                     tick: config.periods.push_tick(),
                 };

@@ -55,7 +55,13 @@ pub async fn limit_head(
 }
 
 fn query_is_utf8(query: &str) -> bool {
-    !query.contains('%')
+    // Only an escape of a byte past ASCII (`%80`-`%FF`) can make it invalid; cursors and
+    // channel lists have none, so polls pay for a scan, not for a decoded copy.
+    let high_escape = query
+        .as_bytes()
+        .windows(2)
+        .any(|pair| pair[0] == b'%' && matches!(pair[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'));
+    !high_escape
         || percent_encoding::percent_decode_str(query)
             .decode_utf8()
             .is_ok()
@@ -100,5 +106,7 @@ mod tests {
         assert!(query_is_utf8("channels=caf%C3%A9&x=%20"));
         assert!(!query_is_utf8("channels=a%FFb"));
         assert!(!query_is_utf8("channels=%C3"));
+        assert!(query_is_utf8("after=1%3A2%3A&channels=user%3A1"));
+        assert!(!query_is_utf8("a=%e9"));
     }
 }

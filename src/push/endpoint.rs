@@ -26,6 +26,14 @@ enum Entry {
 }
 
 impl Hosts {
+    /// The browsers' push services ([`DEFAULT_HOSTS`]) and `entries`: a host added for a
+    /// test or a private push service does not take away the ones every browser uses.
+    pub fn with_defaults(entries: &[String]) -> Result<Hosts, String> {
+        let mut all: Vec<String> = DEFAULT_HOSTS.split(',').map(str::to_owned).collect();
+        all.extend(entries.iter().cloned());
+        Hosts::parse(&all)
+    }
+
     /// Parses the comma-separated entries (already split).
     pub fn parse(entries: &[String]) -> Result<Hosts, String> {
         let mut parsed = Vec::new();
@@ -129,6 +137,14 @@ mod tests {
 
     fn hosts(list: &str) -> Hosts {
         Hosts::parse(&list.split(',').map(str::to_owned).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn hosts_added_by_the_setting_keep_the_browsers_push_services() {
+        let hosts = Hosts::with_defaults(&["push.example.com".into()]).unwrap();
+        assert_eq!(hosts.check("https://push.example.com/x"), Ok(()));
+        assert_eq!(hosts.check("https://fcm.googleapis.com/fcm/send/x"), Ok(()));
+        assert!(hosts.check("https://elsewhere.example.com/x").is_err());
     }
 
     #[test]
