@@ -1,7 +1,11 @@
-"""Build hook (the rest of the metadata is in pyproject.toml): herald's migrations become the
-package's `schema/` when the package is built, so the SQL exists once, in herald's
-`migrations/`, and every build of herald-django carries the schema of its own checkout. So does
-herald's service worker (`web/herald-sw.js`)."""
+"""Build hook (the rest of the metadata is in pyproject.toml): the package carries what it
+needs of herald, so a wheel works on its own: herald's schema (`herald_django/schema/`, each
+of herald's `migrations/*/up.sql`) and browser files (`herald_django/web/`: `herald.js` and
+the service worker `herald-sw.js`).
+
+`scripts/wheel` builds from a copy of this directory into which it has put them: then they
+are package data like any other. Built straight from a checkout of herald (`pip install
+clients/django`), this copies them from the checkout into the build instead."""
 
 import shutil
 from pathlib import Path
@@ -9,25 +13,31 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-HERALD = Path(__file__).resolve().parent.parent.parent
-MIGRATIONS = HERALD / "migrations"
-# herald's service worker, which the app serves from its own origin (views.service_worker).
-SERVICE_WORKER = HERALD / "web" / "herald-sw.js"
+HERE = Path(__file__).resolve().parent
+HERALD = HERE.parent.parent
+WEB_FILES = ("herald.js", "herald-sw.js")
 
 
-class BuildWithSchema(build_py):
+class BuildWithHeraldFiles(build_py):
     def run(self):
         super().run()
-        if not MIGRATIONS.is_dir():
+        if (HERE / "herald_django" / "schema").is_dir():
+            return  # a copy made by scripts/wheel: already package data
+        migrations = HERALD / "migrations"
+        if not migrations.is_dir():
             raise SystemExit(
-                f"herald's migrations are not at {MIGRATIONS}: build herald-django from a "
-                "checkout of herald (pip install <herald>/clients/django)"
+                f"herald's migrations are not at {migrations}: build herald-django with "
+                "clients/django/scripts/wheel in a checkout of herald"
             )
-        schema = Path(self.build_lib) / "herald_django" / "schema"
+        package = Path(self.build_lib) / "herald_django"
+        schema = package / "schema"
         schema.mkdir(parents=True, exist_ok=True)
-        for up in sorted(MIGRATIONS.glob("*/up.sql")):
+        for up in sorted(migrations.glob("*/up.sql")):
             shutil.copyfile(up, schema / f"{up.parent.name}.sql")
-        shutil.copyfile(SERVICE_WORKER, Path(self.build_lib) / "herald_django" / "herald-sw.js")
+        web = package / "web"
+        web.mkdir(parents=True, exist_ok=True)
+        for name in WEB_FILES:
+            shutil.copyfile(HERALD / "web" / name, web / name)
 
 
-setup(cmdclass={"build_py": BuildWithSchema})
+setup(cmdclass={"build_py": BuildWithHeraldFiles})

@@ -9,16 +9,30 @@ Django's models are ready.
 
 __version__ = "0.1.0"
 
-__all__ = ["notify", "token_for"]
+__all__ = [
+    "HeraldError",
+    "inbox_page",
+    "notify",
+    "send_signal",
+    "token_for",
+    "unread_count",
+]
+
+# Where each public name lives.
+_HOMES = {
+    "HeraldError": "publish",
+    "inbox_page": "inbox",
+    "notify": "publish",
+    "send_signal": "publish",
+    "token_for": "tokens",
+    "unread_count": "inbox",
+}
 
 
 def __getattr__(name):
-    if name == "notify":
-        from .publish import notify
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'herald_django' has no attribute {name!r}")
+    from importlib import import_module
 
-        return notify
-    if name == "token_for":
-        from .tokens import token_for
-
-        return token_for
-    raise AttributeError(f"module 'herald_django' has no attribute {name!r}")
+    return getattr(import_module(f".{home}", __name__), name)

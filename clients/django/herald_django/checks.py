@@ -27,8 +27,18 @@ def check_settings(app_configs, **kwargs):
             "HERALD_URL has a query or fragment.", hint="Give the base URL only.",
             id="herald_django.E001",
         ))
-    for read, check_id in ((conf.jwt_secret, "E002"), (conf.token_lifetime, "E003"),
-                           (conf.channels_hook, "E004")):
+    settings_read = (
+        (conf.jwt_secret, "E002"),
+        (conf.token_lifetime, "E003"),
+        (conf.channels_hook, "E004"),
+        # Only when set: without it, it is HERALD_URL, which E001 checks.
+        (lambda: getattr(conf.settings, "HERALD_INTERNAL_URL", None) and conf.internal_url(),
+         "E006"),
+        (conf.user_name_hook, "E007"),
+        (conf.publish_hook, "E008"),
+        (conf.script_source, "E009"),
+    )
+    for read, check_id in settings_read:
         try:
             read()
         except ImproperlyConfigured as err:

@@ -6,7 +6,17 @@
 - `HERALD_TOKEN_LIFETIME`: seconds a stream token lives (default 60, at most 300).
 - `HERALD_CHANNELS`: dotted path of `f(user) -> iterable of grants`, the channels beyond
   the user's inbox that their tokens grant and their pages subscribe to.
+- `HERALD_USER_NAME`: how presence lists name a user: an attribute or method of the user
+  (`"get_full_name"`), or a callable (or its dotted path) taking the user. Default: no name.
+- `HERALD_PUBLISH`: a callable (or its dotted path) `f(user) -> bool`: whether the user's
+  simplejwt access tokens (`HeraldAccessToken`) carry herald's `publish` scope. Default: never.
+- `HERALD_INTERNAL_URL`: herald's base URL as this server reaches it (`send_signal`).
+  Default: `HERALD_URL`.
+- `HERALD_JS`: where `{% herald_script %}` loads herald.js from: `"herald"` (default,
+  `HERALD_URL/herald.js`) or `"app"` (the copy in this package, at `herald/herald.js`).
 """
+
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -31,6 +41,32 @@ def herald_url():
             '(e.g. "https://herald.example.com").'
         )
     return str(url).rstrip("/")
+
+
+def internal_url():
+    """`HERALD_INTERNAL_URL` (else `HERALD_URL`) without a trailing slash: herald as this
+    server reaches it, which may be an address inside the network browsers never see."""
+    url = getattr(settings, "HERALD_INTERNAL_URL", None)
+    if not url:
+        return herald_url()
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            f"herald_django: HERALD_INTERNAL_URL = {url!r} is not a base URL "
+            '(e.g. "http://herald.internal:8080").'
+        )
+    return str(url).rstrip("/")
+
+
+def script_source():
+    """`HERALD_JS`: `"herald"` (herald.js from `HERALD_URL`) or `"app"` (the package's copy)."""
+    source = getattr(settings, "HERALD_JS", "herald")
+    if source not in ("herald", "app"):
+        raise ImproperlyConfigured(
+            f'herald_django: HERALD_JS = {source!r}; use "herald" (herald.js from HERALD_URL, '
+            'the default) or "app" (the copy in herald_django, served at herald/herald.js).'
+        )
+    return source
 
 
 def _simplejwt_key():
@@ -79,9 +115,9 @@ def token_lifetime():
     return lifetime
 
 
-def channels_hook():
-    """The `HERALD_CHANNELS` callable, or None."""
-    path = getattr(settings, "HERALD_CHANNELS", None)
+def _callable_setting(name):
+    """The callable a setting names (itself, or its dotted path), or None when unset."""
+    path = getattr(settings, name, None)
     if not path:
         return None
     if callable(path):
@@ -89,7 +125,41 @@ def channels_hook():
     try:
         hook = import_string(path)
     except ImportError as err:
-        raise ImproperlyConfigured(f"herald_django: HERALD_CHANNELS = {path!r}: {err}") from err
+        raise ImproperlyConfigured(f"herald_django: {name} = {path!r}: {err}") from err
     if not callable(hook):
-        raise ImproperlyConfigured(f"herald_django: HERALD_CHANNELS = {path!r} is not callable.")
+        raise ImproperlyConfigured(f"herald_django: {name} = {path!r} is not callable.")
     return hook
+
+
+def channels_hook():
+    """The `HERALD_CHANNELS` callable, or None."""
+    return _callable_setting("HERALD_CHANNELS")
+
+
+def publish_hook():
+    """The `HERALD_PUBLISH` callable, or None."""
+    return _callable_setting("HERALD_PUBLISH")
+
+
+def user_name_hook():
+    """`HERALD_USER_NAME` as a callable `f(user) -> name or None`, or None when unset.
+
+    A name without a dot is the user's attribute (called if it is a method, as
+    `get_full_name` is); a dotted path or a callable is called with the user.
+    """
+    value = getattr(settings, "HERALD_USER_NAME", None)
+    if not value:
+        return None
+    if isinstance(value, str) and "." not in value:
+        if not value.isidentifier():
+            raise ImproperlyConfigured(
+                f"herald_django: HERALD_USER_NAME = {value!r} is neither an attribute name "
+                "nor a dotted path."
+            )
+
+        def attribute(user):
+            found = getattr(user, value, None)
+            return found() if callable(found) else found
+
+        return attribute
+    return _callable_setting("HERALD_USER_NAME")

@@ -6,8 +6,8 @@ no herald has migrated it: Django's test runner (and pytest-django, which uses i
 fail with `relation "notifications" does not exist`.
 
 So when Django migrates a *test* database, this applies herald's migrations to it, as herald
-would: the SQL of each migration (copied into `schema/` when the package is built, from the
-checkout of herald it is built from: setup.py), each in a transaction, recorded in diesel's
+would: the SQL of each migration (carried in the wheel's `schema/`, herald's migrations as of
+the build: scripts/wheel), each in a transaction, recorded in diesel's
 `__diesel_schema_migrations`. A herald started against the test database then finds them
 applied. After a flush (a `TransactionTestCase` between tests) herald's tables are emptied
 too, as Django empties its own.
@@ -22,7 +22,7 @@ from pathlib import Path
 from django.db import connections, router, transaction
 from django.db.models.signals import post_migrate, pre_migrate
 
-# Built into the package (setup.py); an editable install reads its herald checkout's.
+# In the wheel (scripts/wheel); a package used from herald's checkout reads the checkout's.
 SCHEMA_DIR = Path(__file__).with_name("schema")
 CHECKOUT_MIGRATIONS = Path(__file__).resolve().parent.parent.parent.parent / "migrations"
 

@@ -1,4 +1,5 @@
-"""Stream tokens: what a page hands herald.js, and nothing else accepts.
+"""Stream tokens: what a page hands herald.js, and nothing else accepts. Also herald's claims
+for the app's own tokens (simplejwt access tokens that API clients send to herald).
 
 A stream token carries `"aud": "herald:stream"`. herald takes it for what a page does
 (`/events`, `/api/notifications` and its read state) and refuses it for publishing and for
@@ -9,6 +10,13 @@ EventSource URLs (which cannot carry headers), so it lives a minute by default, 
 A token cannot be revoked: a user who signs out, or is deactivated, keeps an open stream
 until its token expires (at most `HERALD_TOKEN_LIFETIME` seconds). The token view then
 answers 401 and `{% herald_script %}` stops.
+
+Tokens carry the user's `name` (`HERALD_USER_NAME`), which herald shows in presence lists.
+
+simplejwt: `HeraldAccessToken` and `HeraldRefreshToken` (and the serializers
+`HeraldTokenObtainPairSerializer`, `HeraldTokenRefreshSerializer`) give the app's own access
+tokens herald's claims, from the same settings (`herald_claims`). They are defined in
+`_simplejwt.py` and importable from here once simplejwt is installed.
 """
 
 import time
@@ -19,6 +27,23 @@ from django.core.exceptions import ValidationError
 from . import conf, validators
 
 STREAM_AUDIENCE = "herald:stream"
+# herald keeps this many characters of a `name` claim.
+MAX_NAME_CHARS = 100
+# Defined in _simplejwt.py, imported on first use (simplejwt is optional).
+_SIMPLEJWT_NAMES = (
+    "HeraldAccessToken",
+    "HeraldRefreshToken",
+    "HeraldTokenObtainPairSerializer",
+    "HeraldTokenRefreshSerializer",
+)
+
+
+def __getattr__(name):
+    if name in _SIMPLEJWT_NAMES:
+        from . import _simplejwt
+
+        return getattr(_simplejwt, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def inbox(user):
@@ -34,11 +59,47 @@ def grants_for(user):
     return _checked_grants(hook(user))
 
 
+def user_name(user):
+    """How presence lists name `user` (`HERALD_USER_NAME`), or None."""
+    hook = conf.user_name_hook()
+    if hook is None:
+        return None
+    name = hook(user)
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return name.strip()[:MAX_NAME_CHARS]
+
+
+def herald_claims(user, channels=None, publish=None):
+    """The claims herald reads, for a token of any kind that names `user`.
+
+    `sub` (`str(user.pk)`: herald's user id, whose inbox `notify(user)` writes to), `channels`
+    (`HERALD_CHANNELS`'s grants, or `channels`), `name` (`HERALD_USER_NAME`) and, when
+    `publish` (default: `HERALD_PUBLISH`'s answer for the user), `scope: "publish"`. Claims
+    that would be empty are left out. For simplejwt, `HeraldAccessToken` adds these; for
+    another JWT library, add them to the payload yourself.
+    """
+    grants = grants_for(user) if channels is None else _checked_grants(channels)
+    claims = {"sub": str(user.pk)}
+    if grants:
+        claims["channels"] = grants
+    name = user_name(user)
+    if name:
+        claims["name"] = name
+    if publish is None:
+        hook = conf.publish_hook()
+        publish = bool(hook(user)) if hook is not None else False
+    if publish:
+        claims["scope"] = "publish"
+    return claims
+
+
 def token_for(user, channels=None, lifetime=None):
     """A herald stream token for `user`, granting `channels` beyond their inbox.
 
     `channels=None` grants what `HERALD_CHANNELS` returns for the user (nothing if unset);
     pass a list to choose. `lifetime` is in seconds, 1-300 (default `HERALD_TOKEN_LIFETIME`).
+    The token names the user (`name`) when `HERALD_USER_NAME` is set.
     """
     return mint(user, channels, lifetime)[0]
 
@@ -64,6 +125,9 @@ def mint(user, channels=None, lifetime=None):
     claims = {"sub": str(user.pk), "aud": STREAM_AUDIENCE, "iat": now, "exp": now + lifetime}
     if grants:
         claims["channels"] = grants
+    name = user_name(user)
+    if name:
+        claims["name"] = name
     return jwt.encode(claims, conf.jwt_secret(), algorithm="HS256"), lifetime
 
 

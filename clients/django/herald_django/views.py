@@ -1,5 +1,6 @@
 """`GET herald/token/`: a fresh stream token for the signed-in user, for herald.js's getToken.
-`GET herald/sw.js`: herald's service worker, for `herald.enablePush()`."""
+`GET herald/sw.js`: herald's service worker, for `herald.enablePush()`.
+`GET herald/herald.js`: the herald.js this package was built with (`HERALD_JS = "app"`)."""
 
 from pathlib import Path
 
@@ -36,18 +37,42 @@ def token(request):
     return JsonResponse({"token": token, "expires_in": expires_in})
 
 
+# herald's web/ files, copied into the package when it is built (scripts/wheel); a package
+# used straight from herald's checkout reads the checkout's.
+WEB_DIR = Path(__file__).with_name("web")
+CHECKOUT_WEB_DIR = Path(__file__).resolve().parent.parent.parent.parent / "web"
+
+
+def bundled(name):
+    """The bytes of herald's `web/<name>` as this package carries it."""
+    path = WEB_DIR / name
+    if not path.exists() and (CHECKOUT_WEB_DIR / name).exists():
+        path = CHECKOUT_WEB_DIR / name
+    return path.read_bytes()
+
+
+def _javascript(request, name):
+    if request.method not in ("GET", "HEAD"):
+        return _error(405, "method_not_allowed", "Use GET.", Allow="GET, HEAD")
+    response = HttpResponse(bundled(name), content_type="text/javascript; charset=utf-8")
+    # Revalidated, so a new version replaces the old on the next visit.
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
 def service_worker(request):
-    """herald's `web/herald-sw.js` (copied into the package when it is built), served from the
-    app's origin: a browser registers service workers only from the page's own origin, and
-    herald usually has another. Its scope is `herald/`, which is enough: a worker receives its
-    pushes and opens pages whatever pages it controls.
+    """herald's `web/herald-sw.js`, served from the app's origin: a browser registers service
+    workers only from the page's own origin, and herald usually has another. Its scope is
+    `herald/`, which is enough: a worker receives its pushes and opens pages whatever pages
+    it controls.
 
     Use it as `herald.enablePush({serviceWorker: "{% url 'herald:service_worker' %}"})`.
     """
-    if request.method not in ("GET", "HEAD"):
-        return _error(405, "method_not_allowed", "Use GET.", Allow="GET, HEAD")
-    body = Path(__file__).with_name("herald-sw.js").read_bytes()
-    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
-    # Revalidated, so a new herald version's worker replaces the old on the next visit.
-    response["Cache-Control"] = "no-cache"
-    return response
+    return _javascript(request, "herald-sw.js")
+
+
+def script(request):
+    """herald's `web/herald.js` as of this package's build, from the app's origin: for
+    `HERALD_JS = "app"` (a Content-Security-Policy of `script-src 'self'`, or a page that must
+    not depend on herald's version of the client)."""
+    return _javascript(request, "herald.js")

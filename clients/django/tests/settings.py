@@ -32,6 +32,8 @@ DATABASES["default"]["TEST"] = {
 }
 
 HERALD_JWT_SECRET = os.environ["HERALD_JWT_SECRET"]
+# One secret: herald verifies the app's simplejwt access tokens with it too.
+SIMPLE_JWT = {"SIGNING_KEY": HERALD_JWT_SECRET, "ALGORITHM": "HS256"}
 # Replaced with the running herald's address by the runner.
 HERALD_URL = "http://127.0.0.1:9"
 

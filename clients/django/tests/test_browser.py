@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.test import LiveServerTestCase, override_settings
 
 import support
-from herald_django import notify
+from herald_django import notify, send_signal, token_for
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WAIT_MS = support.WAIT * 1000
@@ -68,14 +68,14 @@ class ExamplePage(LiveServerTestCase):
         self.addCleanup(self.context.close)
         self.errors = []
 
-    def open_page(self):
-        page = self.context.new_page()
+    def open_page(self, context=None):
+        page = (context or self.context).new_page()
         page.on("pageerror", lambda err: self.errors.append(str(err)))
         page.goto(f"{self.live_server_url}/")
         return page
 
-    def sign_in(self, name):
-        page = self.open_page()
+    def sign_in(self, name, context=None):
+        page = self.open_page(context)
         page.get_by_role("button", name=name.capitalize()).click()
         page.wait_for_url(f"{self.live_server_url}/")
         return page
@@ -127,6 +127,65 @@ class ExamplePage(LiveServerTestCase):
         off_the_event_loop(notify, ada, "Your export is ready", level="info")
         self.wait_badge(page, "1")
         page.screenshot(path=str(SCREENSHOT))
+        self.assertEqual(self.errors, [])
+
+    def wait_text(self, page, selector, text):
+        try:
+            page.locator(selector, has_text=text).first.wait_for()
+        except Exception as err:
+            raise AssertionError(f"{selector} never showed {text!r}: "
+                                 f"{page.inner_text('body')[:2000]}\npage errors {self.errors}"
+                                 f"\nherald's log:\n{support.herald().log_tail()}") from err
+
+    def test_presence_signals_and_the_dropdown_s_read_state(self):
+        ada_page = self.sign_in("ada")
+        self.wait_live(ada_page)
+        # Grace, in a browser of her own: both pages list both, by the names in their tokens.
+        grace_context = self.context.browser.new_context()
+        grace_context.set_default_timeout(WAIT_MS)
+        self.addCleanup(grace_context.close)
+        grace_page = self.sign_in("grace", grace_context)
+        for page in (ada_page, grace_page):
+            self.wait_text(page, "#present li", "Ada")
+            self.wait_text(page, "#present li", "Grace")
+
+        # A signal from the server (send_signal), and one from Grace's page (herald.signal
+        # through the example's view, which calls send_signal too).
+        send_signal("feed:demo", "wave", {"name": "The server"})
+        for page in (ada_page, grace_page):
+            self.wait_text(page, "#live li.signal", "The server waved")
+        grace_page.get_by_role("button", name="Wave to the feed").click()
+        self.wait_text(ada_page, "#live li.signal", "Grace waved")
+
+        # The dropdown: a new item arrives unread, is marked read from the list, and stays
+        # read when the page renders it again on the server.
+        ada = off_the_event_loop(User.objects.get, username="ada")
+        off_the_event_loop(notify, ada, "Read me from the list")
+        ada_page.get_by_role("button", name="Unread notifications").click()
+        item = ada_page.locator("#inbox li.unread", has_text="Read me from the list")
+        item.get_by_role("button", name="Mark read").click()
+        ada_page.locator("#inbox li:not(.unread)", has_text="Read me from the list").wait_for()
+        self.wait_badge(ada_page, "0")
+        ada_page.reload()
+        self.assertEqual(ada_page.locator("#inbox li.unread").count(), 0)
+        self.assertEqual(ada_page.locator("#inbox li", has_text="Read me from the list").count(), 1)
+        self.assertEqual(self.errors, [])
+
+    def test_a_lost_grant_leaves_the_inbox_live(self):
+        # The page was rendered with feed:demo (granted then), but every token it gets now
+        # lacks it, as when channels_for stops granting an order once it is delivered.
+        ada = off_the_event_loop(User.objects.create_user, "ada", first_name="Ada")
+
+        def token_without_the_feed(route):
+            route.fulfill(json={"token": token_for(ada, channels=[]), "expires_in": 60})
+
+        self.context.route("**/herald/token/", token_without_the_feed)
+        page = self.sign_in("ada")
+        self.wait_text(page, "#live li.refused", "No longer following feed:demo")
+        self.wait_live(page)
+        off_the_event_loop(notify, ada, "The inbox still works")
+        self.wait_badge(page, "1")
+        page.get_by_text(f"user:{ada.pk}: The inbox still works").wait_for()
         self.assertEqual(self.errors, [])
 
     def test_a_signed_out_page_stops_asking_for_tokens(self):

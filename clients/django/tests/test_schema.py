@@ -2,20 +2,39 @@
 
 import io
 import re
+import sys
+from pathlib import Path
 
 from django.core import checks
 from django.core.management import call_command
 from django.db import connection
 from django.test import SimpleTestCase, TestCase, override_settings
 
+import herald_django
 import support
 from herald_django import testdb
 
 
+class InstalledPackage(SimpleTestCase):
+    def test_herald_django_comes_from_the_virtualenv_not_from_the_checkout(self):
+        # scripts/test installs the wheel and runs a copy of these tests outside the checkout.
+        package = Path(herald_django.__file__).resolve()
+        self.assertTrue(package.is_relative_to(Path(sys.prefix).resolve()), package)
+        self.assertIn("site-packages", package.parts)
+        self.assertFalse(package.is_relative_to((support.REPO / "clients").resolve()), package)
+
+    def test_it_carries_herald_s_files_itself(self):
+        package = Path(herald_django.__file__).parent
+        self.assertTrue((package / "web" / "herald.js").is_file())
+        self.assertTrue((package / "web" / "herald-sw.js").is_file())
+        self.assertEqual(testdb.SCHEMA_DIR, package / "schema")
+        self.assertTrue(list(testdb.SCHEMA_DIR.glob("*.sql")))
+
+
 class BundledSchema(SimpleTestCase):
     def test_the_installed_package_carries_herald_s_migrations_byte_for_byte(self):
-        # The suite runs against the package as pip built it (not this source tree): its
-        # schema/ comes from setup.py's build hook.
+        # The suite runs against the package as scripts/wheel built it (not this source
+        # tree): its schema/ is herald's migrations as of the build.
         migrations = support.REPO / "migrations"
         repo = {d.name: (d / "up.sql").read_bytes() for d in migrations.iterdir() if d.is_dir()}
         bundled = {p.stem: p.read_bytes() for p in testdb.SCHEMA_DIR.glob("*.sql")}
@@ -100,6 +119,22 @@ class SystemChecks(SimpleTestCase):
     def test_a_channels_hook_that_does_not_import_is_reported(self):
         with override_settings(HERALD_CHANNELS="demo.herald.nothing_here"):
             self.assertIn("herald_django.E004", self.errors())
+
+    def test_settings_added_since_are_checked_too(self):
+        cases = (
+            ({"HERALD_INTERNAL_URL": "herald.internal"}, "herald_django.E006"),
+            ({"HERALD_USER_NAME": "no such name"}, "herald_django.E007"),
+            ({"HERALD_USER_NAME": "demo.herald.nothing_here"}, "herald_django.E007"),
+            ({"HERALD_PUBLISH": "demo.herald.nothing_here"}, "herald_django.E008"),
+            ({"HERALD_JS": "cdn"}, "herald_django.E009"),
+        )
+        for settings, check_id in cases:
+            with self.subTest(**settings), override_settings(**settings):
+                self.assertIn(check_id, self.errors())
+        with override_settings(HERALD_INTERNAL_URL="http://herald.internal:8080",
+                               HERALD_USER_NAME="get_full_name", HERALD_JS="app",
+                               HERALD_PUBLISH=lambda user: user.is_staff):
+            self.assertEqual(self.errors(), set())
 
     def test_a_missing_token_url_is_reported(self):
         with override_settings(ROOT_URLCONF="tests_urls_without_herald"):

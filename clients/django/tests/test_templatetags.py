@@ -94,6 +94,37 @@ class Script(TestCase):
         html = render("{% herald_script nonce=n %}", self.ada, n="r4nd0m")
         self.assertEqual(html.count('nonce="r4nd0m"'), 2)
 
+    def test_presence_channels_go_to_herald_connect_and_ungranted_ones_are_left_out(self):
+        with override_settings(HERALD_CHANNELS=lambda user: ["room:*"]):
+            with self.assertLogs("herald_django", "WARNING") as logs:
+                html = render('{% herald_script presence="room:5,broadcast order:1 room:5" %}',
+                              self.ada)
+        self.assertEqual(config(html)["presence"], ["room:5", "broadcast"])
+        self.assertIsNone(config(html)["channels"])  # "room:*" grants, but names no channel
+        self.assertEqual(len(logs.records), 1)
+        self.assertIn("presence: config.presence", html)
+        self.assertNotIn("presence", config(render("{% herald_script %}", self.ada)))
+
+    def test_a_cursor_resumes_the_stream_after_a_list_the_page_rendered(self):
+        html = render("{% herald_script cursor=page.cursor %}", self.ada,
+                      page={"cursor": "100:104:101"})
+        self.assertEqual(config(html)["cursor"], "100:104:101")
+        self.assertIn("cursor: config.cursor", html)
+        self.assertNotIn("cursor", config(render("{% herald_script %}", self.ada)))
+
+    def test_presence_signals_and_refused_channels_become_dom_events(self):
+        html = render("{% herald_script %}", self.ada)
+        for callback, event in (("onPresence", "presence"), ("onSignal", "signal"),
+                                ("onChannelsRefused", "channels_refused")):
+            with self.subTest(callback=callback):
+                self.assertRegex(html, rf'{callback}: function \([^)]*\) {{ emit\("{event}"')
+
+    def test_herald_js_can_come_from_the_app(self):
+        with override_settings(HERALD_JS="app"):
+            html = render("{% herald_script %}", self.ada)
+        self.assertIn('<script src="/herald/herald.js"></script>', html)
+        self.assertEqual(config(html)["url"], support.herald().url)  # the stream is herald's
+
     def test_the_user_can_come_from_the_auth_context_processor(self):
         html = Template("{% load herald %}{% herald_script %}").render(Context({"user": self.ada}))
         self.assertIn("herald.js", html)

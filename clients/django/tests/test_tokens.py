@@ -56,6 +56,42 @@ class Claims(TestCase):
             token_for(self.ada, channels="project:5")
 
 
+class Names(TestCase):
+    def setUp(self):
+        self.ada = User.objects.create_user("ada", first_name="Ada", last_name="Lovelace")
+
+    def test_without_the_setting_tokens_carry_no_name(self):
+        with override_settings(HERALD_USER_NAME=None):  # the example sets it
+            self.assertNotIn("name", claims(token_for(self.ada)))
+
+    def test_an_attribute_a_method_or_a_callable_names_the_user(self):
+        for setting, name in (("first_name", "Ada"), ("get_full_name", "Ada Lovelace"),
+                              (lambda user: f"{user.username}!", "ada!"),
+                              ("demo.herald.channels_for", None)):
+            with self.subTest(setting=setting), override_settings(HERALD_USER_NAME=setting):
+                if name is None:  # a callable answering something else than a string
+                    self.assertNotIn("name", claims(token_for(self.ada)))
+                else:
+                    self.assertEqual(claims(token_for(self.ada))["name"], name)
+
+    def test_blank_names_are_left_out_and_long_ones_cut_as_herald_would(self):
+        with override_settings(HERALD_USER_NAME=lambda user: "  "):
+            self.assertNotIn("name", claims(token_for(self.ada)))
+        with override_settings(HERALD_USER_NAME=lambda user: "x" * 150):
+            self.assertEqual(len(claims(token_for(self.ada))["name"]), 100)
+
+    def test_herald_shows_the_name_in_presence_lists(self):
+        room = f"room:{self.ada.pk}"  # no one else's test is present there
+        with override_settings(HERALD_USER_NAME="get_full_name"):
+            token = token_for(self.ada, channels=["room:*"])
+        with support.EventStream(token, presence=room) as stream:
+            self.assertEqual(stream.status, 200)
+            present = stream.next("presence")
+        self.assertEqual(present["channel"], room)
+        self.assertEqual([(u["user"], u["name"]) for u in present["present"]],
+                         [(str(self.ada.pk), "Ada Lovelace")])
+
+
 class Secret(TestCase):
     def setUp(self):
         self.ada = User.objects.create_user("ada")

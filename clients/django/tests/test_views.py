@@ -1,7 +1,6 @@
 """`GET herald/token/`: a token for the session's user, or 401 JSON (never a login redirect)."""
 
-from pathlib import Path
-
+import jwt
 from django.contrib.auth.models import User
 from django.test import TestCase, override_settings
 
@@ -49,6 +48,15 @@ class TokenView(TestCase):
             self.client.force_login(User.objects.get(pk=self.ada.pk), backend=backend)
             self.assert_json_error(self.client.get(URL), 401, "inactive_user")
 
+    def test_the_token_names_the_user_for_presence_lists(self):
+        self.ada.first_name = "Ada"
+        self.ada.save()
+        self.client.force_login(self.ada)
+        with override_settings(HERALD_USER_NAME="get_full_name"):
+            token = self.client.get(URL).json()["token"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+        self.assertEqual(claims["name"], "Ada")
+
     def test_other_methods_are_405_json(self):
         self.client.force_login(self.ada)
         response = self.client.post(URL)
@@ -63,8 +71,19 @@ class ServiceWorkerView(TestCase):
         self.assertEqual(response["Content-Type"], "text/javascript; charset=utf-8")
         self.assertEqual(response["Cache-Control"], "no-cache")
         # The copy the package was built with is this checkout's web/herald-sw.js.
-        web = Path(__file__).resolve().parents[3] / "web" / "herald-sw.js"
-        self.assertEqual(response.content, web.read_bytes())
+        self.assertEqual(response.content, (support.REPO / "web" / "herald-sw.js").read_bytes())
 
     def test_other_methods_are_refused(self):
         self.assertEqual(self.client.post("/herald/sw.js").status_code, 405)
+        self.assertEqual(self.client.post("/herald/herald.js").status_code, 405)
+
+
+class ScriptView(TestCase):
+    def test_it_serves_the_herald_js_the_package_was_built_with(self):
+        response = self.client.get("/herald/herald.js")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response["Content-Type"], "text/javascript; charset=utf-8")
+        self.assertEqual(response.content, (support.REPO / "web" / "herald.js").read_bytes())
+        # The glue of {% herald_script %} relies on these options.
+        for option in (b"onPresence", b"onSignal", b"onChannelsRefused", b"cursor"):
+            self.assertIn(option, response.content)

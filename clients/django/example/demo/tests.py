@@ -6,25 +6,30 @@ database, which herald_django's hook migrated.
 """
 
 from django.contrib.auth.models import User
-from django.db import connection
 from django.test import TestCase, TransactionTestCase
 
-from herald_django import notify
+from herald_django import notify, unread_count
 from herald_django.models import Notification
+from herald_django.testing import HeraldTestMixin, capture_notifications
 
 
-class SendingFromAView(TestCase):
+class SendingFromAView(HeraldTestMixin, TestCase):
     def setUp(self):
         self.ada = User.objects.create_user("ada")
         self.client.force_login(self.ada)
 
     def test_the_send_view_stores_a_notification_for_the_user(self):
-        response = self.client.post("/send/", {"title": "Hello", "to": "me"},
-                                    HTTP_ACCEPT="application/json")
+        with capture_notifications() as sent:
+            response = self.client.post("/send/", {"title": "Hello", "to": "me"},
+                                        HTTP_ACCEPT="application/json")
         self.assertEqual(response.status_code, 201)
-        n = Notification.objects.get(id=response.json()["id"])
-        self.assertEqual((n.channel, n.title, n.data), (f"user:{self.ada.pk}", "Hello",
-                                                        {"from": "ada"}))
+        self.assertEqual([(n.id, n.title) for n in sent], [(response.json()["id"], "Hello")])
+        self.assertNotified(self.ada, title="Hello", data={"from": "ada"})
+
+    def test_sending_to_the_feed_notifies_the_feed_not_the_user(self):
+        self.client.post("/send/", {"title": "To all readers", "to": "feed"})
+        self.assertNotified("feed:demo", title="To all readers", count=1)
+        self.assertNotNotified(self.ada)
 
     def test_a_bad_value_is_a_400_not_a_500(self):
         response = self.client.post("/send/", {"title": "Hello", "level": "loud"},
@@ -38,11 +43,16 @@ class SendingFromAView(TestCase):
         self.assertContains(self.client.get("/"),
                             '<span class="herald-unread" data-herald-unread>2</span>', html=True)
 
-    def test_herald_s_sql_function_works_in_the_test_database(self):
+    def test_the_unread_count_counts_this_test_s_own_notifications(self):
         notify(self.ada, "one")
-        with connection.cursor() as cursor:
-            cursor.execute("select herald_unread_count(%s)", [str(self.ada.pk)])
-            self.assertEqual(cursor.fetchone()[0], 1)
+        self.assertEqual(unread_count(self.ada), 1)
+
+    def test_the_page_lists_the_inbox_with_its_read_state(self):
+        notify(self.ada, "Order shipped")
+        page = self.client.get("/")
+        self.assertContains(page, '<li data-id="', count=1)
+        self.assertContains(page, "Order shipped")
+        self.assertIn('"cursor": "', page.content.decode())  # the stream resumes after the list
 
 
 class EmptiedBetweenTransactionTests(TransactionTestCase):

@@ -8,8 +8,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from herald_django import notify
-from herald_django.models import Notification
+from herald_django import inbox_page, notify, send_signal
 
 DEMO_USERS = ("ada", "grace")
 
@@ -17,7 +16,9 @@ DEMO_USERS = ("ada", "grace")
 def login(request):
     """No passwords in an example: pick who you are (a second browser can be the other)."""
     if request.method == "POST" and request.POST.get("username") in DEMO_USERS:
-        user, _ = User.objects.get_or_create(username=request.POST["username"])
+        name = request.POST["username"]
+        # first_name is what presence shows (HERALD_USER_NAME = "get_full_name").
+        user, _ = User.objects.get_or_create(username=name, defaults={"first_name": name.title()})
         auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("page")
     return render(request, "demo/login.html", {"users": DEMO_USERS})
@@ -31,8 +32,17 @@ def logout(request):
 
 @login_required
 def page(request):
-    recent = Notification.objects.filter(channel__in=[f"user:{request.user.pk}", "broadcast"])
-    return render(request, "demo/page.html", {"recent": recent[:10]})
+    """The bell's list, read on the server with its read state, and the cursor the page's
+    stream resumes from, so nothing falls between the two."""
+    return render(request, "demo/page.html", {"inbox": inbox_page(request.user, limit=10)})
+
+
+@require_POST
+@login_required
+def wave(request):
+    """A live signal from the server to everyone on the demo feed: nothing is stored."""
+    send_signal("feed:demo", "wave", {"name": request.user.get_full_name()})
+    return JsonResponse({}, status=202)
 
 
 @require_POST

@@ -109,3 +109,5 @@ HERALD_URL = os.environ.get("HERALD_URL", "http://127.0.0.1:8080")
 HERALD_JWT_SECRET = os.environ.get("HERALD_JWT_SECRET") or dev_secret()
 # Channels beyond each user's inbox: granted in their tokens, subscribed by their pages.
 HERALD_CHANNELS = "demo.herald.channels_for"
+# How presence lists show a user.
+HERALD_USER_NAME = "get_full_name"

@@ -7,12 +7,11 @@ Both render nothing for anonymous users. They find the user through `request` (t
 import logging
 
 from django import template
-from django.db import DatabaseError, connections, router, transaction
+from django.db import DatabaseError
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from .. import conf, tokens
-from ..models import Notification
+from .. import conf, inbox, tokens
 
 register = template.Library()
 logger = logging.getLogger("herald_django")
@@ -33,19 +32,24 @@ def _requested(channels):
 
 
 @register.simple_tag(takes_context=True)
-def herald_script(context, channels=None, nonce=None):
+def herald_script(context, channels=None, presence=None, cursor=None, nonce=None):
     """herald.js, connected for the signed-in user, keeping every unread badge live.
 
     It subscribes to the user's inbox plus `channels` (names, space- or comma-separated),
-    by default the exact channels `HERALD_CHANNELS` grants the user. A channel the user's
-    tokens would not grant is left out (and logged): herald would refuse the whole stream.
-    Tokens come from the token view, fetched when herald.js needs one, so the page itself
-    carries none. Pass `nonce` under a Content-Security-Policy that requires one.
+    by default the exact channels `HERALD_CHANNELS` grants the user, and makes the user
+    present on `presence` channels (same form). A channel the user's tokens would not grant
+    is left out (and logged): herald would refuse the whole stream. `cursor` (an
+    `inbox_page(...).cursor`) resumes the stream right after a list the page rendered, so
+    nothing falls between them. Tokens come from the token view, fetched when herald.js needs
+    one, so the page itself carries none. Pass `nonce` under a Content-Security-Policy that
+    requires one.
 
     The page hears of everything through DOM events on `document`: `herald:notification`
     (`event.detail` is the notification), `herald:unread_count`, `herald:read`,
-    `herald:reset`, `herald:status` and `herald:signed_out`; `window.herald` has
-    `markRead(id)` and `markAllRead()`.
+    `herald:reset`, `herald:presence` (`{channel, users}`), `herald:signal`,
+    `herald:channels_refused` (`{channels}`), `herald:status`, `herald:error` and
+    `herald:signed_out`; `window.herald` is herald.js's handle (`markRead(id)`,
+    `markAllRead()`, `present(channel)`, `signal(channel, kind, data)`, ...).
     """
     user = _user(context)
     if user is None:
@@ -54,32 +58,43 @@ def herald_script(context, channels=None, nonce=None):
     requested = _requested(channels)
     if requested is None:
         requested = [g for g in grants if not g.endswith("*")]
-    extra = []
-    for channel in requested:
-        if channel in tokens.inbox(user) or channel in extra:
-            continue
-        if tokens.may_read(user, grants, channel):
-            extra.append(channel)
-        else:
-            logger.warning("herald_script: channel not granted to user=%s channel=%r",
-                           user.pk, channel)
+    extra = _granted(user, grants, requested, "channel", skip=tokens.inbox(user))
+    present = _granted(user, grants, _requested(presence) or [], "presence channel")
     config = {
         "url": conf.herald_url(),
         "token_url": reverse("herald:token"),
         # None: herald's default, the inbox.
         "channels": tokens.inbox(user) + extra if extra else None,
     }
-    return render_to_string("herald_django/script.html", {"config": config, "nonce": nonce})
+    if present:
+        config["presence"] = present
+    if cursor:
+        config["cursor"] = str(cursor)
+    if conf.script_source() == "app":
+        script = reverse("herald:script")
+    else:
+        script = f"{config['url']}/herald.js"
+    return render_to_string("herald_django/script.html",
+                            {"config": config, "script": script, "nonce": nonce})
+
+
+def _granted(user, grants, requested, what, skip=()):
+    """`requested` without repeats, `skip`, and what the user's tokens do not grant (logged)."""
+    kept = []
+    for channel in requested:
+        if channel in skip or channel in kept:
+            continue
+        if tokens.may_read(user, grants, channel):
+            kept.append(channel)
+        else:
+            logger.warning("herald_script: %s not granted to user=%s channel=%r",
+                           what, user.pk, channel)
+    return kept
 
 
 def unread_count(user):
-    """The user's unread count (their inbox), by herald's SQL function: O(1) in the inbox."""
-    using = router.db_for_read(Notification)
-    # A savepoint: if herald has not migrated this database, the error must not abort the
-    # request's transaction (ATOMIC_REQUESTS).
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute("select herald_unread_count(%s)", [str(user.pk)])
-        return cursor.fetchone()[0]
+    """The user's unread count (their inbox): `herald_django.unread_count`."""
+    return inbox.unread_count(user)
 
 
 @register.simple_tag(takes_context=True)
