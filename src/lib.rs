@@ -5,8 +5,8 @@
 //!
 //! # How data flows
 //! One way: [`listener`] → [`hub`] → [`routes`] (streams and long-polls), and
-//! [`routes`] → [`inbox`] → [`store`]. Nothing points back up: `store` knows SQL, diesel and tokio's
-//! blocking pool only (no actix, no hub; its [`store::StoreError`] becomes the HTTP error at
+//! [`routes`] → [`inbox`] → [`store`]. Nothing points back up: `store` knows SQL, diesel, tokio-postgres
+//! and tokio's blocking pool only (no actix, no hub; its [`store::StoreError`] becomes the HTTP error at
 //! the edge), `hub` knows neither diesel nor actix, `channels` and `cursor` are pure,
 //! `metrics` and `files` are leaves, and nothing imports `startup`.
 //!

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use crate::cursor::{Snapshot, Xid};
+use crate::store;
 
 use super::SessionError;
 
@@ -145,12 +146,12 @@ impl Switch {
 /// This session's listener leaves (herald stopping). Best effort: a listener that vanishes is
 /// forgotten by the next switch of any instance.
 pub(super) async fn leave(client: &Client) {
-    let _ = client.batch_execute("select herald_arm(null)").await;
+    let _ = store::listen::arm(client, None).await;
 }
 
 /// Arms or disarms this listener; the trigger reads the outcome at once (`herald_arm`).
 async fn set_armed(client: &Client, armed: bool) -> Result<(), SessionError> {
-    client.execute("select herald_arm($1)", &[&armed]).await?;
+    store::listen::arm(client, Some(armed)).await?;
     Ok(())
 }
 
@@ -158,16 +159,10 @@ async fn set_armed(client: &Client, armed: bool) -> Result<(), SessionError> {
 /// running now, i.e. in progress in a fresh snapshot or newer than its xmax, up to a fresh
 /// transaction id (every transaction that read the old value had an older one).
 async fn probe(client: &Client) -> Result<Stragglers, SessionError> {
-    let row = client
-        .query_one(
-            "select pg_current_snapshot()::text, pg_current_xact_id()::text",
-            &[],
-        )
-        .await?;
-    let snapshot = Snapshot::parse(row.get(0))
+    let (snapshot, xact) = store::listen::snapshot_and_xact(client).await?;
+    let snapshot = Snapshot::parse(&snapshot)
         .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
-    let probe: Xid = row
-        .get::<_, &str>(1)
+    let probe: Xid = xact
         .parse()
         .map_err(|_| SessionError::Protocol("pg_current_xact_id".into()))?;
     let newer = snapshot.xmax()..probe;

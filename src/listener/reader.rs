@@ -8,34 +8,13 @@ use tokio_postgres::{Client, Row, Statement};
 use crate::cursor::{Cursor, Snapshot};
 use crate::hub::{Batch, LiveRow};
 use crate::models::Notification;
+use crate::store;
 
 use super::SessionError;
 
 /// Most rows read per query; a busier wake-up reads several batches.
 pub(super) const BATCH: i64 = 500;
 
-/// Every channel's rows after the cursor, at most `$4`, in cursor order (`herald_since`), then
-/// the channels deleted from, updated or truncated and the users whose read state changed
-/// since the cursor's base (`herald_changes`, one row each, `changed` or `reader` set), and the
-/// statement's snapshot on every row (alone on one row when there is nothing): rows, changes
-/// and snapshot describe one instant, without a transaction around them. (A change read again
-/// after a full batch is harmless.)
-const SINCE: &str = "
-    with s as (select pg_current_snapshot()::text as snapshot)
-    select * from (
-        select s.snapshot, n.id, n.channel, n.title, n.body, n.kind, n.level, n.data,
-               n.created_at, n.txid::text as txid, null::text as changed,
-               null::text as reader, n.ordinality
-        from s left join lateral herald_since($1::text::pg_snapshot, $2::text::pg_snapshot,
-                                              $3, $4) with ordinality n on true
-        union all
-        select s.snapshot, null::bigint, null::text, null::text, null::text, null::text,
-               null::text, null::jsonb, null::timestamptz, null::text, c.channel, c.reader,
-               null::bigint
-        from s, (select distinct channel, reader
-                 from herald_changes_after($1::text::pg_snapshot)) c
-    ) r
-    order by r.changed nulls first, r.reader nulls first, r.ordinality";
 /// The listener's reading position and its prepared query.
 pub(super) struct Reader {
     /// What has been published: everything up to here.
@@ -65,7 +44,7 @@ impl Reader {
 
     /// Prepares the query on a new session's client (statements live in their session).
     pub async fn prepare(&mut self, client: &Client) -> Result<(), SessionError> {
-        self.since = Some(client.prepare(SINCE).await?);
+        self.since = Some(store::listen::prepare_since(client).await?);
         Ok(())
     }
 
@@ -76,17 +55,15 @@ impl Reader {
             .as_ref()
             .expect("prepared when the session began");
         let position = &self.position;
-        let rows = client
-            .query(
-                since,
-                &[
-                    &position.base.to_string(),
-                    &position.upto().to_string(),
-                    &position.last_id(),
-                    &BATCH,
-                ],
-            )
-            .await?;
+        let rows = store::listen::since(
+            client,
+            since,
+            &position.base.to_string(),
+            &position.upto().to_string(),
+            position.last_id(),
+            BATCH,
+        )
+        .await?;
         let head = rows
             .first()
             .ok_or(SessionError::Protocol("no snapshot".into()))?;

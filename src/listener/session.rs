@@ -15,7 +15,7 @@ use crate::hub::{Hub, Signal};
 use crate::metrics::Metrics;
 use crate::pgtls::Connector;
 use crate::signals::{SIGNALS_CHANNEL, Wire};
-use crate::store::reads::READS_CHANNEL;
+use crate::store::{self, reads::READS_CHANNEL};
 
 use super::ROWS_CHANNEL;
 
@@ -56,7 +56,7 @@ pub(super) async fn connect(
 pub async fn check(connector: &Connector) -> Result<(), tokio_postgres::Error> {
     let (client, connection) = connect(connector).await?;
     let driver = actix_web::rt::spawn(connection);
-    let result = client.simple_query("select 1").await.map(drop);
+    let result = store::listen::ping(&client).await;
     drop(client);
     let _ = driver.await;
     result
@@ -121,9 +121,5 @@ fn relay_signal(hub: &Hub, metrics: &Metrics, payload: &str) {
 
 /// LISTENs on every channel herald hears.
 pub(super) async fn listen(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute(&format!(
-            "listen {ROWS_CHANNEL}; listen {READS_CHANNEL}; listen {SIGNALS_CHANNEL};"
-        ))
-        .await
+    store::listen::listen(client, &[ROWS_CHANNEL, READS_CHANNEL, SIGNALS_CHANNEL]).await
 }

@@ -1,10 +1,13 @@
 //! Synchronous diesel queries, and the pool and migrations they run on.
 //!
-//! The floor: nothing here knows about HTTP, actix or the hub. [`run`] puts a query on tokio's
-//! blocking pool with a pooled connection (routes through `AppState::db`, presence, push and
-//! upkeep alike) and answers with [`StoreError`], which the HTTP layer turns into its own
-//! error. Every query a user's request can reach takes that user as a parameter.
+//! The floor, and all of herald's SQL: nothing here knows about HTTP, actix or the hub.
+//! [`run`] puts a diesel query on tokio's blocking pool with a pooled connection (routes
+//! through `AppState::db`, presence, push and upkeep alike) and answers with [`StoreError`],
+//! which the HTTP layer turns into its own error; [`listen`] has the LISTEN connection's
+//! statements (tokio-postgres, async). Every query a user's request can reach takes that user
+//! as a parameter.
 
+pub mod listen;
 pub mod notifications;
 pub mod presence;
 pub mod push;

@@ -26,7 +26,7 @@ from rest_framework_simplejwt.serializers import (
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from .tokens import herald_claims
+from .claims import herald_claims
 
 
 class HeraldAccessToken(AccessToken):
