@@ -28,7 +28,16 @@ pub async fn limit_head(
     let limit = req
         .app_data::<web::Data<HeadLimit>>()
         .map_or(usize::MAX, |limit| limit.0);
-    let size = req.uri().to_string().len()
+    // The target's length as sent, without rendering it into a new string for every request.
+    let uri = req.uri();
+    let target = uri.scheme_str().map_or(0, |scheme| scheme.len() + 3)
+        + uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len())
+        + uri
+            .path_and_query()
+            .map_or(0, |target| target.as_str().len());
+    let size = target
         + req
             .headers()
             .iter()
