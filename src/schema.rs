@@ -11,6 +11,20 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
+    /// The change log (no key in the database: herald reads it with plain SQL; the key
+    /// declared here is nominal, for diesel's macro).
+    herald_changes (txid) {
+        txid -> Xid8,
+        channel -> Nullable<Text>,
+        reader -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     herald_listeners (pid) {
         pid -> Int4,
         armed -> Bool,
@@ -61,6 +75,20 @@ diesel::table! {
         p256dh -> Text,
         auth -> Text,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
+    /// Deletions not yet rolled up (no key in the database: herald reads it with plain SQL;
+    /// the key declared here is nominal, for diesel's macro).
+    notification_count_deltas (channel) {
+        channel -> Text,
+        total -> Int8,
+        deleted -> Int8,
+        deleted_max_txid -> Nullable<Xid8>,
     }
 }
 
@@ -130,12 +158,14 @@ diesel::joinable!(herald_push_queue -> herald_push_subscriptions (subscription_i
 diesel::joinable!(notification_reads -> notifications (notification_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    herald_changes,
     herald_listeners,
     herald_presence,
     herald_presence_holders,
     herald_push_queue,
     herald_push_scan,
     herald_push_subscriptions,
+    notification_count_deltas,
     notification_counts,
     notification_counts_through,
     notification_read_marks,
