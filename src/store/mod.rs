@@ -1,7 +1,7 @@
-//! Synchronous diesel queries, and the pool and migrations they run on.
+//! herald's queries (diesel's, and the LISTEN connection's), and the pool and migrations.
 //!
-//! The floor, and all of herald's SQL: nothing here knows about HTTP, actix or the hub.
-//! [`run`] puts a diesel query on tokio's blocking pool with a pooled connection (routes
+//! The floor, and all of herald's SQL: nothing here knows about HTTP, the web server or the
+//! hub. [`run`] puts a diesel query on tokio's blocking pool with a pooled connection (routes
 //! through `AppState::db`, presence, push and upkeep alike) and answers with [`StoreError`],
 //! which the HTTP layer turns into its own error; [`listen`] has the LISTEN connection's
 //! statements (tokio-postgres, async). Every query a user's request can reach takes that user
