@@ -249,34 +249,41 @@ pub struct Config {
     pub push_ttl_secs: u64,
 }
 
+/// The default periods ([`Periods`]).
+const PRESENCE_TICK_MS: u64 = 1000;
+const PRESENCE_GRACE_MS: u64 = 5000;
+const PUSH_TICK_MS: u64 = 1000;
+const ROLL_UP_MS: u64 = 1000;
+const PRUNE_EVERY_SECS: u64 = 3600;
+
 /// How often herald's background jobs run ([`crate::jobs`]). The defaults are what SPEC's
 /// promises are measured against; tests shorten them.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Periods {
     /// Milliseconds between presence ticks: each refreshes this instance's rows and reads the
     /// channels its streams watch (a join shows within one, SPEC: 3 s).
-    #[arg(long, env = "HERALD_PRESENCE_TICK_MS", default_value_t = 1000,
+    #[arg(long, env = "HERALD_PRESENCE_TICK_MS", default_value_t = PRESENCE_TICK_MS,
           value_parser = clap::value_parser!(u64).range(50..=2000))]
     pub presence_tick_ms: u64,
 
     /// Milliseconds a user stays present after their last stream on an instance closes: a
     /// reload within it is neither a leave nor a join (SPEC: 5 s).
-    #[arg(long, env = "HERALD_PRESENCE_GRACE_MS", default_value_t = 5000,
+    #[arg(long, env = "HERALD_PRESENCE_GRACE_MS", default_value_t = PRESENCE_GRACE_MS,
           value_parser = clap::value_parser!(u64).range(0..=8000))]
     pub presence_grace_ms: u64,
 
     /// Milliseconds between Web Push scans for notifications to push and pushes due.
-    #[arg(long, env = "HERALD_PUSH_TICK_MS", default_value_t = 1000,
+    #[arg(long, env = "HERALD_PUSH_TICK_MS", default_value_t = PUSH_TICK_MS,
           value_parser = clap::value_parser!(u64).range(50..=5000))]
     pub push_tick_ms: u64,
 
     /// Milliseconds between roll-ups of unread counts (a count reads the rows since the last).
-    #[arg(long, env = "HERALD_ROLL_UP_MS", default_value_t = 1000,
+    #[arg(long, env = "HERALD_ROLL_UP_MS", default_value_t = ROLL_UP_MS,
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub roll_up_ms: u64,
 
     /// Seconds between prunes when HERALD_PRUNE_OLDER_THAN is set.
-    #[arg(long, env = "HERALD_PRUNE_EVERY_SECS", default_value_t = 3600,
+    #[arg(long, env = "HERALD_PRUNE_EVERY_SECS", default_value_t = PRUNE_EVERY_SECS,
           value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
     pub prune_every_secs: u64,
 }
@@ -284,11 +291,11 @@ pub struct Periods {
 impl Default for Periods {
     fn default() -> Periods {
         Periods {
-            presence_tick_ms: 1000,
-            presence_grace_ms: 5000,
-            push_tick_ms: 1000,
-            roll_up_ms: 1000,
-            prune_every_secs: 3600,
+            presence_tick_ms: PRESENCE_TICK_MS,
+            presence_grace_ms: PRESENCE_GRACE_MS,
+            push_tick_ms: PUSH_TICK_MS,
+            roll_up_ms: ROLL_UP_MS,
+            prune_every_secs: PRUNE_EVERY_SECS,
         }
     }
 }

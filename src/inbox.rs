@@ -100,7 +100,6 @@ impl Inbox {
         }
         let seq = self.hub.position();
         self.metrics.answered(Source::Database);
-        let request = query.clone();
         let stored = self
             .read(
                 user_id,
@@ -120,9 +119,9 @@ impl Inbox {
             .into();
         self.hub
             .remember_count(user_id, stored.unread_count, stored.snapshot.clone(), seq);
-        if request.after.is_none() && !request.unknown {
+        if query.after.is_none() && !query.unknown {
             let rows = (notifications.clone(), stored.rows.len());
-            let key = page_key(user_id, &request);
+            let key = page_key(user_id, query);
             self.hub
                 .remember_page(key, rows, stored.snapshot.clone(), seq);
         }
@@ -132,7 +131,7 @@ impl Inbox {
             created: Vec::new(),
             unread_count: stored.unread_count,
             cursor: stored.cursor,
-            reset: stored.reset || request.unknown,
+            reset: stored.reset || query.unknown,
         })
     }
 
@@ -196,10 +195,10 @@ impl Inbox {
     /// Marks `id` read for `caller`; their unread count after it, or `None` if they may not
     /// read it.
     pub async fn mark_read(&self, caller: &Caller, id: i64) -> AppResult<Option<i64>> {
-        let reader = caller.clone();
+        let (user_id, grants) = (caller.user_id.clone(), caller.grants.clone());
         let count = store::run(&self.pool, move |conn| {
-            store::reads::mark_read(conn, &reader.user_id, id, |channel| {
-                reader.may_read(channel)
+            store::reads::mark_read(conn, &user_id, id, |channel| {
+                crate::channels::may_read(&user_id, &grants, channel)
             })
         })
         .await?;

@@ -162,7 +162,6 @@ fn vapid(config: &Config) -> Result<Option<Vapid>, StartupError> {
     Ok(Some(vapid))
 }
 
-/// The upkeep jobs' pool and settings (see [`crate::upkeep`]).
 /// The database, checked and migrated before anything serves.
 struct Database {
     url: DatabaseUrl,
@@ -397,6 +396,7 @@ impl Http {
     }
 }
 
+/// The upkeep jobs' pool and settings (see [`crate::upkeep`]).
 struct Upkeep {
     pool: DbPool,
     prune_older_than: Option<Duration>,

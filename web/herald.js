@@ -161,6 +161,11 @@
       .join(",");
   }
 
+  /** `list` ("a,b") without the channels in `refused`. */
+  function withoutChannels(list, refused) {
+    return list.split(",").filter((c) => c && !refused.includes(c)).join(",");
+  }
+
   /** Calls herald with `token` as Bearer; resolves with the JSON body (null for 204), rejects
    *  with an Error that carries the HTTP `status` (and herald's own message and `code` when it
    *  sent them). */
@@ -468,7 +473,7 @@
      *  channels does. A lost grant (403 naming channels) is dropped and the rest retried at
      *  once; a refused token is EXPIRED; anything else an outage. */
     async #whyUnopened(token) {
-      const channels = channelList([this.#channels, this.#presence].filter(Boolean).join(","));
+      const channels = channelList(`${this.#channels},${this.#presence}`);
       const params = query({ limit: 1, channels });
       try {
         await request("GET", `${this.#url}/api/notifications?${params}`, token);
@@ -481,9 +486,8 @@
 
     /** Goes on without `refused`; the page hears which. */
     #drop(refused) {
-      const keep = (list) => list.split(",").filter((c) => c && !refused.includes(c)).join(",");
-      this.#channels = keep(this.#channels);
-      this.#presence = keep(this.#presence);
+      this.#channels = withoutChannels(this.#channels, refused);
+      this.#presence = withoutChannels(this.#presence, refused);
       this.#host.dispatch({ type: "channels_refused", data: { channels: refused } });
       return DROPPED;
     }
@@ -1072,10 +1076,8 @@
           options.onSignal?.(data);
           break;
         case "channels_refused": {
-          const keep = (list) =>
-            list.split(",").filter((c) => c && !data.channels.includes(c)).join(",");
-          this.#channels = keep(this.#channels);
-          this.#presence = keep(this.#presence);
+          this.#channels = withoutChannels(this.#channels, data.channels);
+          this.#presence = withoutChannels(this.#presence, data.channels);
           options.onChannelsRefused?.(data.channels);
           break;
         }

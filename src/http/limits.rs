@@ -66,6 +66,9 @@ pub async fn limit_head(
 fn query_is_utf8(query: &str) -> bool {
     // Only an escape of a byte past ASCII (`%80`-`%FF`) can make it invalid; cursors and
     // channel lists have none, so polls pay for a scan, not for a decoded copy.
+    if !query.contains('%') {
+        return true;
+    }
     let high_escape = query
         .as_bytes()
         .windows(2)
