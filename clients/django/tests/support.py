@@ -241,6 +241,21 @@ class EventStream:
                         return payload
                 name, data = None, []
 
+    def count_reaches(self, n, timeout=WAIT):
+        """Waits until the stream's latest `unread_count` is `n` (it may already be).
+
+        A count is exact for the moment herald took it, so it may arrive before the
+        notification that raised it (a recount that already saw the row): the order of the
+        two is not part of the contract, the badge's value is.
+        """
+        counts = [data["unread_count"] for name, data in self.seen if name == "unread_count"]
+        latest = counts[-1] if counts else None
+        deadline = time.monotonic() + timeout
+        while latest != n:
+            latest = self.next("unread_count", max(deadline - time.monotonic(), 0.001))
+            latest = latest["unread_count"]
+        return latest
+
     def _fail(self, event, timeout):
         raise AssertionError(
             f"no {event} event within {timeout} s; seen {self.seen}\n"
