@@ -157,7 +157,10 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
         // Constraint violations read better as the API words them.
         crate::error::AppError::from(err).to_string()
     })?;
-    println!("{}", serde_json::to_string(&stored.to_json(false))?);
+    println!(
+        "{}",
+        serde_json::to_string(&stored.to_json(crate::models::ReaderState::NEW))?
+    );
     Ok(())
 }
 

@@ -1,6 +1,6 @@
-//! The inbox service: every answer about a user's notifications (a page, an unread count)
-//! and every write herald makes to them (read state, publishing), between the routes and
-//! storage.
+//! The inbox service: every answer about a user's notifications (a page, their counts) and
+//! every write herald makes to them (read, seen, archived, unread again; publishing), between
+//! the routes and storage.
 //!
 //! It owns the protocol of the hub's remembered answers (`hub::recent` has the contract): a
 //! look in memory first; on a miss, the hub's position noted *before* the query, then the
@@ -15,11 +15,12 @@ use bytestring::ByteString;
 
 use crate::auth::Caller;
 use crate::cursor::{Cursor, Snapshot};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::hub::{Answer, Hub, PageKey};
 use crate::metrics::{Metrics, Source};
-use crate::models::{NewNotification, Notification, NotificationJson};
+use crate::models::{Counts, NewNotification, Notification, NotificationJson};
 use crate::store::notifications::{Page as StoredPage, PageRequest, Reader};
+use crate::store::reads::Action;
 use crate::store::{self, DbPool, StoreResult};
 
 /// What a page of notifications asks for.
@@ -35,6 +36,8 @@ pub struct PageQuery {
     pub limit: i64,
     /// Only what the user has not read.
     pub unread_only: bool,
+    /// Only what the user archived (else only the rest).
+    pub archived_only: bool,
 }
 
 impl PageQuery {
@@ -56,8 +59,8 @@ pub struct Page {
     pub rows: usize,
     /// When live rows were inserted, for the delivery-latency histogram.
     pub created: Vec<chrono::DateTime<chrono::Utc>>,
-    /// The user's unread count with it.
-    pub unread_count: i64,
+    /// The user's counts with it.
+    pub counts: Counts,
     /// Where the next page starts.
     pub cursor: Cursor,
     /// The cursor asked for was unknown or too old.
@@ -70,7 +73,7 @@ impl From<Answer> for Page {
             notifications: answer.notifications,
             rows: answer.rows,
             created: answer.created,
-            unread_count: answer.unread_count,
+            counts: answer.counts,
             cursor: answer.cursor,
             reset: false,
         }
@@ -100,26 +103,25 @@ impl Inbox {
         }
         let seq = self.hub.position();
         self.metrics.answered(Source::Database);
-        let stored = self
-            .read(
-                user_id,
-                &query.channels,
-                query.after.clone(),
-                query.limit,
-                query.unread_only,
-            )
-            .await?;
+        let request = ReadRequest {
+            after: query.after.clone(),
+            limit: query.limit,
+            unread_only: query.unread_only,
+            archived_only: query.archived_only,
+        };
+        let stored = self.read(user_id, &query.channels, request).await?;
         let notifications: Vec<NotificationJson> = stored
             .rows
             .iter()
-            .map(|row| row.notification.to_json(row.read))
+            .map(|row| row.notification.to_json(row.state))
             .collect();
         let notifications: ByteString = serde_json::to_string(&notifications)
             .expect("notifications serialize")
             .into();
         self.hub
-            .remember_count(user_id, stored.unread_count, stored.snapshot.clone(), seq);
-        if query.after.is_none() && !query.unknown {
+            .remember_count(user_id, stored.counts, stored.snapshot.clone(), seq);
+        // Archived lists are rare (a page of their own): not kept.
+        if query.after.is_none() && !query.unknown && !query.archived_only {
             let rows = (notifications.clone(), stored.rows.len());
             let key = page_key(user_id, query);
             self.hub
@@ -129,14 +131,14 @@ impl Inbox {
             notifications,
             rows: stored.rows.len(),
             created: Vec::new(),
-            unread_count: stored.unread_count,
+            counts: stored.counts,
             cursor: stored.cursor,
             reset: stored.reset || query.unknown,
         })
     }
 
     fn remembered(&self, user_id: &str, query: &PageQuery) -> Option<Page> {
-        let answer = match (&query.after, query.unknown) {
+        let answer = match (&query.after, query.unknown || query.archived_only) {
             (_, true) => None,
             (None, false) => self.hub.newest(&page_key(user_id, query)),
             (Some(after), false) => self.hub.after(user_id, &query.channels, after, query.limit),
@@ -149,9 +151,7 @@ impl Inbox {
         &self,
         user_id: &str,
         channels: &[String],
-        after: Option<Cursor>,
-        limit: i64,
-        unread_only: bool,
+        request: ReadRequest,
     ) -> StoreResult<StoredPage> {
         let (user_id, channels) = (user_id.to_owned(), channels.to_vec());
         store::run(&self.pool, move |conn| {
@@ -160,50 +160,83 @@ impl Inbox {
                 channels: &channels,
             };
             let request = PageRequest {
-                after: after.as_ref(),
-                limit,
-                unread_only,
+                after: request.after.as_ref(),
+                limit: request.limit,
+                unread_only: request.unread_only,
+                archived_only: request.archived_only,
             };
             store::notifications::page(conn, &reader, &request)
         })
         .await
     }
 
-    /// `user_id`'s unread count: remembered, or counted (and then remembered).
-    pub async fn unread_count(&self, user_id: &str) -> AppResult<i64> {
-        if let Some(count) = self.hub.unread_count(user_id) {
+    /// `user_id`'s counts: remembered, or counted (and then remembered).
+    pub async fn counts(&self, user_id: &str) -> AppResult<Counts> {
+        if let Some(counts) = self.hub.counts(user_id) {
             self.metrics.answered(Source::Memory);
-            return Ok(count);
+            return Ok(counts);
         }
         self.metrics.answered(Source::Database);
         let seq = self.hub.position();
-        let (count, at) = self.count_now(user_id).await?;
-        self.hub.remember_count(user_id, count, at, seq);
-        Ok(count)
+        let (counts, at) = self.count_now(user_id).await?;
+        self.hub.remember_count(user_id, counts, at, seq);
+        Ok(counts)
     }
 
-    /// `user_id`'s unread count from the database, with the snapshot it is exact at (a stream
+    /// `user_id`'s counts from the database, with the snapshot they are exact at (a stream
     /// counts on from there).
-    pub async fn count_now(&self, user_id: &str) -> StoreResult<(i64, Snapshot)> {
+    pub async fn count_now(&self, user_id: &str) -> StoreResult<(Counts, Snapshot)> {
         let user_id = user_id.to_owned();
-        store::run(&self.pool, move |conn| {
-            store::reads::unread_count(conn, &user_id)
-        })
-        .await
+        store::run(&self.pool, move |conn| store::reads::counts(conn, &user_id)).await
     }
 
-    /// Marks `id` read for `caller`; their unread count after it, or `None` if they may not
-    /// read it.
-    pub async fn mark_read(&self, caller: &Caller, id: i64) -> AppResult<Option<i64>> {
+    /// Does `action` to notification `id` for `caller`; their counts after it, or `None` if
+    /// they may not read it.
+    pub async fn act(&self, caller: &Caller, id: i64, action: Action) -> AppResult<Option<Counts>> {
         let (user_id, grants) = (caller.user_id.clone(), caller.grants.clone());
-        let count = store::run(&self.pool, move |conn| {
-            store::reads::mark_read(conn, &user_id, id, |channel| {
+        let counts = store::run(&self.pool, move |conn| {
+            store::reads::act(conn, &user_id, id, action, |channel| {
                 crate::channels::may_read(&user_id, &grants, channel)
             })
         })
         .await?;
         self.hub.forget_reader(&caller.user_id);
-        Ok(count)
+        Ok(counts)
+    }
+
+    /// Marks `user_id`'s inbox seen through `through`; their counts after it. A cursor
+    /// herald cannot have handed out (from the future: another database) is refused.
+    pub async fn mark_seen(&self, user_id: &str, through: Cursor) -> AppResult<Counts> {
+        let owner = user_id.to_owned();
+        let counts = store::run(&self.pool, move |conn| match within_now(conn, through)? {
+            // A live event's id is partway through its batch's snapshot (the rows up to its
+            // own): the mark takes the whole snapshot, which the rest of the batch reaches the
+            // page with. Marking only `base` would leave what the bell just showed unseen.
+            Ok(through) => store::reads::mark_seen(conn, &owner, through.upto()).map(Ok),
+            Err(refused) => Ok(Err(refused)),
+        })
+        .await??;
+        self.hub.forget_reader(user_id);
+        Ok(counts)
+    }
+
+    /// Archives (and reads) everything `user_id` can see, through `through` or as of now;
+    /// their counts after it.
+    pub async fn archive_all(&self, user_id: &str, through: Option<Cursor>) -> AppResult<Counts> {
+        let owner = user_id.to_owned();
+        let counts = store::run(&self.pool, move |conn| {
+            let through = match through {
+                Some(cursor) => match within_now(conn, cursor)? {
+                    Ok(cursor) => Some(cursor),
+                    Err(refused) => return Ok(Err(refused)),
+                },
+                None => None,
+            };
+            store::reads::archive_all(conn, &owner, through.as_ref()).map(Ok)
+        })
+        .await??;
+        self.hub.forget_reader(user_id);
+        Ok(counts)
     }
 
     /// Marks everything `user_id` can see read; how many of their inbox that was.
@@ -226,6 +259,40 @@ impl Inbox {
         self.hub.forget_channel(&stored.channel);
         Ok(stored)
     }
+}
+
+/// What [`Inbox::read`] reads.
+#[derive(Clone, Debug, Default)]
+pub struct ReadRequest {
+    /// After this cursor, oldest first; `None`: the newest, newest first.
+    pub after: Option<Cursor>,
+    /// At most this many.
+    pub limit: i64,
+    /// Only what the user has not read.
+    pub unread_only: bool,
+    /// Only what the user archived (else only the rest).
+    pub archived_only: bool,
+}
+
+/// `cursor` if herald could have handed it out by now; `Err` if it is from the future
+/// (another database).
+fn within_now(
+    conn: &mut diesel::PgConnection,
+    cursor: Cursor,
+) -> diesel::QueryResult<Result<Cursor, AppError>> {
+    let now = store::reads::snapshot_now(conn)?;
+    if cursor.is_after(&now) {
+        return Ok(Err(invalid_cursor()));
+    }
+    Ok(Ok(cursor))
+}
+
+/// The answer to a `through` that is not one of herald's cursors.
+pub fn invalid_cursor() -> AppError {
+    AppError::bad_request(
+        "invalid_cursor",
+        "through must be a cursor herald gave (a page's cursor or a stream event's id)",
+    )
 }
 
 fn page_key(user_id: &str, query: &PageQuery) -> PageKey {

@@ -33,15 +33,50 @@ pub struct Notification {
     pub txid: Xid,
 }
 
-/// A notification with the reader's read state.
-#[derive(Debug, Clone, QueryableByName)]
+/// A notification with the reader's state of it.
+#[derive(Debug, Clone)]
 pub struct ReadableNotification {
     /// The row.
-    #[diesel(embed)]
     pub notification: Notification,
-    /// Whether this reader has read it.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
+    /// Read, seen, archived.
+    pub state: ReaderState,
+}
+
+/// One reader's state of one notification (SPEC section 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReaderState {
+    /// Read (which implies seen).
     pub read: bool,
+    /// Seen: read, or shown when the bell was opened.
+    pub seen: bool,
+    /// Cleared from the inbox (and read).
+    pub archived: bool,
+}
+
+impl ReaderState {
+    /// A notification nobody has done anything with yet, as the live ones are.
+    pub const NEW: ReaderState = ReaderState {
+        read: false,
+        seen: false,
+        archived: false,
+    };
+}
+
+/// A user's inbox counts (SPEC sections 4 and 12), named as every answer names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Counts {
+    /// Inbox notifications not read.
+    pub unread_count: i64,
+    /// Inbox notifications neither read nor seen.
+    pub unseen_count: i64,
+}
+
+impl Counts {
+    /// After `added` new inbox notifications (new ones are unread and unseen).
+    pub fn add(&mut self, added: i64) {
+        self.unread_count += added;
+        self.unseen_count += added;
+    }
 }
 
 /// The JSON every endpoint shows a notification as.
@@ -56,11 +91,13 @@ pub struct NotificationJson<'a> {
     data: &'a serde_json::Value,
     created_at: String,
     read: bool,
+    seen: bool,
+    archived: bool,
 }
 
 impl Notification {
-    /// This notification as JSON, as seen by a reader for whom it is `read` or not.
-    pub fn to_json(&self, read: bool) -> NotificationJson<'_> {
+    /// This notification as JSON, as a reader whose `state` of it that is sees it.
+    pub fn to_json(&self, state: ReaderState) -> NotificationJson<'_> {
         NotificationJson {
             id: self.id,
             channel: &self.channel,
@@ -72,7 +109,9 @@ impl Notification {
             created_at: self
                 .created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            read,
+            read: state.read,
+            seen: state.seen,
+            archived: state.archived,
         }
     }
 }
@@ -151,26 +190,69 @@ pub struct PresenceChange {
     pub json: bytestring::ByteString,
 }
 
-/// A change to one user's read state, as the read-state triggers announce it on `herald_reads`
-/// (the `change_log` migration), and the hub carries it to the user's streams.
+/// A change to one user's state of their notifications (read, seen, archived), as the
+/// triggers announce it on `herald_reads` (the `change_log` and `inbox_states` migrations),
+/// and the hub carries it to the user's streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadChange {
-    /// Whose read state changed.
+    /// Whose state changed.
     pub user_id: String,
-    /// These notifications were marked read...
+    /// What happened. Absent in the payloads of herald before the `inbox_states` migration:
+    /// `read` if `ids` or `all` say what, else `changed`.
+    #[serde(default)]
+    pub event: Option<ChangeEvent>,
+    /// These notifications...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<i64>,
-    /// ...or everything was.
+    /// ...or every one up to `through` (or now, for a `read`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all: bool,
-    /// Read state went back (a single read or a mark was deleted): counts must be redone.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub changed: bool,
+    /// The mark's snapshot (`seen`, `archived` with `all`), in PostgreSQL's text form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<String>,
+}
+
+/// What a [`ReadChange`] did; each but `Changed` is the name of the stream event that tells
+/// the user's other tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeEvent {
+    /// Marked read.
+    Read,
+    /// Seen up to `through`.
+    Seen,
+    /// Archived.
+    Archived,
+    /// Back in the inbox.
+    Unarchived,
+    /// Unread again.
+    Unread,
+    /// Something went back that has no event (a mark deleted, too many ids): counts are
+    /// redone, nothing else.
+    Changed,
+}
+
+impl ChangeEvent {
+    /// The stream event's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeEvent::Read => "read",
+            ChangeEvent::Seen => "seen",
+            ChangeEvent::Archived => "archived",
+            ChangeEvent::Unarchived => "unarchived",
+            ChangeEvent::Unread => "unread",
+            ChangeEvent::Changed => "changed",
+        }
+    }
 }
 
 impl ReadChange {
-    /// True if something was marked read (what a stream's `read` event tells other tabs).
-    pub fn marked(&self) -> bool {
-        self.all || !self.ids.is_empty()
+    /// What happened, also for the payloads that do not say.
+    pub fn event(&self) -> ChangeEvent {
+        match self.event {
+            Some(event) => event,
+            None if self.all || !self.ids.is_empty() => ChangeEvent::Read,
+            None => ChangeEvent::Changed,
+        }
     }
 }

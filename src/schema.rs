@@ -80,6 +80,26 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
+    use super::sql_types::PgSnapshot;
+
+    notification_archive_marks (user_id) {
+        user_id -> Text,
+        archived_through -> PgSnapshot,
+        marked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_archives (user_id, notification_id) {
+        user_id -> Text,
+        notification_id -> Int8,
+        archived -> Bool,
+        changed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
     use super::sql_types::Xid8;
 
     /// Deletions not yet rolled up (no key in the database: herald reads it with plain SQL;
@@ -139,6 +159,29 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
+    use super::sql_types::PgSnapshot;
+
+    notification_seen_marks (user_id) {
+        user_id -> Text,
+        seen_through -> PgSnapshot,
+        inbox_count -> Nullable<Int8>,
+        inbox_deleted -> Nullable<Int8>,
+        broadcast_count -> Nullable<Int8>,
+        broadcast_deleted -> Nullable<Int8>,
+        marked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_unreads (user_id, notification_id) {
+        user_id -> Text,
+        notification_id -> Int8,
+        unread_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
     use super::sql_types::Xid8;
 
     notifications (id) {
@@ -155,7 +198,9 @@ diesel::table! {
 }
 
 diesel::joinable!(herald_push_queue -> herald_push_subscriptions (subscription_id));
+diesel::joinable!(notification_archives -> notifications (notification_id));
 diesel::joinable!(notification_reads -> notifications (notification_id));
+diesel::joinable!(notification_unreads -> notifications (notification_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     herald_changes,
@@ -165,10 +210,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     herald_push_queue,
     herald_push_scan,
     herald_push_subscriptions,
+    notification_archive_marks,
+    notification_archives,
     notification_count_deltas,
     notification_counts,
     notification_counts_through,
     notification_read_marks,
     notification_reads,
+    notification_seen_marks,
+    notification_unreads,
     notifications,
 );

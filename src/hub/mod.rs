@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use crate::channels;
 use crate::cursor::{Cursor, Snapshot};
 use crate::metrics::Metrics;
-use crate::models::{PresenceChange, ReadChange};
+use crate::models::{Counts, PresenceChange, ReadChange};
 use recent::Recent;
 use registry::{Registry, Subscriber};
 
@@ -169,10 +169,10 @@ impl Hub {
         self.recent().position()
     }
 
-    /// Remembers `user_id`'s unread count, `count` at snapshot `at`, from a query that
-    /// started at log position `seq`.
-    pub fn remember_count(&self, user_id: &str, count: i64, at: Snapshot, seq: Seq) {
-        self.recent().fill_count(user_id, count, at, seq);
+    /// Remembers `user_id`'s counts, `counts` at snapshot `at`, from a query that started at
+    /// log position `seq`.
+    pub fn remember_count(&self, user_id: &str, counts: Counts, at: Snapshot, seq: Seq) {
+        self.recent().fill_count(user_id, counts, at, seq);
     }
 
     /// Remembers the newest page `key` asked for: its JSON array and how many notifications
@@ -181,9 +181,9 @@ impl Hub {
         self.recent().fill_page(key, page, at, seq);
     }
 
-    /// `user_id`'s unread count now, if the hub knows it.
-    pub fn unread_count(&self, user_id: &str) -> Option<i64> {
-        self.recent().unread_count(user_id)
+    /// `user_id`'s counts now, if the hub knows them.
+    pub fn counts(&self, user_id: &str) -> Option<Counts> {
+        self.recent().counts(user_id)
     }
 
     /// The newest page `key` asks for, if the hub knows it.

@@ -26,6 +26,7 @@ use bytestring::ByteString;
 
 use crate::channels;
 use crate::cursor::{Cursor, Snapshot};
+use crate::models::Counts;
 
 use super::Batch;
 
@@ -62,9 +63,9 @@ struct Entry {
     event: Event,
 }
 
-/// A user's unread count: `count` at snapshot `at`, with the log applied up to `seq`.
+/// A user's counts: `counts` at snapshot `at`, with the log applied up to `seq`.
 struct Count {
-    count: i64,
+    counts: Counts,
     at: Snapshot,
     seq: Seq,
 }
@@ -99,8 +100,8 @@ pub struct Answer {
     pub rows: usize,
     /// When each was inserted, for the delivery-latency histogram (live rows only).
     pub created: Vec<chrono::DateTime<chrono::Utc>>,
-    /// The reader's unread count.
-    pub unread_count: i64,
+    /// The reader's counts.
+    pub counts: Counts,
     /// The position after the answer.
     pub cursor: Cursor,
 }
@@ -196,9 +197,9 @@ impl Recent {
             .cloned()
     }
 
-    /// Stores `user_id`'s unread count, read at snapshot `at` by a query that started at log
+    /// Stores `user_id`'s counts, read at snapshot `at` by a query that started at log
     /// position `seq`.
-    pub fn fill_count(&mut self, user_id: &str, count: i64, at: Snapshot, seq: Seq) {
+    pub fn fill_count(&mut self, user_id: &str, counts: Counts, at: Snapshot, seq: Seq) {
         if self.counts.len() >= MAX_COUNTS {
             let first = self.first;
             self.counts.retain(|_, c| c.seq >= first);
@@ -209,12 +210,12 @@ impl Recent {
         let fresher = self.counts.get(user_id).is_none_or(|c| c.seq < seq);
         if fresher {
             self.counts
-                .insert(user_id.to_owned(), Count { count, at, seq });
+                .insert(user_id.to_owned(), Count { counts, at, seq });
         }
     }
 
-    /// `user_id`'s unread count at the head, if it is known.
-    pub fn unread_count(&mut self, user_id: &str) -> Option<i64> {
+    /// `user_id`'s counts at the head, if they are known.
+    pub fn counts(&mut self, user_id: &str) -> Option<Counts> {
         // As `newest`: looked at in place, updated in place.
         let entry = self.counts.get(user_id)?;
         let inbox = |channel: &str| channels::is_inbox(user_id, channel);
@@ -251,12 +252,12 @@ impl Recent {
         let now = self.position();
         let head = self.newer_head(&entry.at);
         let entry = self.counts.get_mut(user_id)?;
-        entry.count += added;
+        entry.counts.add(added);
         entry.seq = now;
         if let Some(head) = head {
             entry.at = head;
         }
-        Some(entry.count)
+        Some(entry.counts)
     }
 
     /// Stores the newest page `key` asked for, read at snapshot `at` by a query that started
@@ -319,17 +320,17 @@ impl Recent {
         }
         let now = self.position();
         let head = self.newer_head(&page.at);
-        let unread_count = self.unread_count(&key.user_id);
+        let counts = self.counts(&key.user_id);
         let page = self.pages.get_mut(key)?;
         page.seq = now;
         if let Some(head) = head {
             page.at = head;
         }
-        unread_count.map(|unread_count| Answer {
+        counts.map(|counts| Answer {
             notifications: page.notifications.clone(),
             rows: page.rows,
             created: Vec::new(),
-            unread_count,
+            counts,
             cursor: Cursor::at(page.at.clone()),
         })
     }
@@ -391,12 +392,12 @@ impl Recent {
         let notifications = json_array(rows.iter().map(|r| r.json.as_ref()));
         let created = rows.iter().map(|r| r.created_at).collect();
         let count = rows.len();
-        let unread_count = self.unread_count(user_id)?;
+        let counts = self.counts(user_id)?;
         Some(Answer {
             notifications,
             rows: count,
             created,
-            unread_count,
+            counts,
             cursor: Cursor::at(head),
         })
     }
@@ -453,6 +454,14 @@ mod tests {
         })
     }
 
+    /// Counts of a user with nothing seen: as many unseen as unread.
+    fn counts(unread: i64) -> Counts {
+        Counts {
+            unread_count: unread,
+            unseen_count: unread,
+        }
+    }
+
     fn started(at: &str) -> Recent {
         let mut recent = Recent::default();
         recent.start_at(Cursor::at(snap(at)));
@@ -464,7 +473,7 @@ mod tests {
         let mut recent = started("10:10:");
         let seq = recent.position();
         // Counted at 10:12: (txid 10 and 11 visible), before the listener read them.
-        recent.fill_count("1", 2, snap("12:12:"), seq);
+        recent.fill_count("1", counts(2), snap("12:12:"), seq);
         recent.published(read(
             vec![
                 row("user:1", 1, 10),
@@ -477,18 +486,18 @@ mod tests {
             "15:15:",
         ));
         assert_eq!(
-            recent.unread_count("1"),
+            recent.counts("1").map(|c| c.unread_count),
             Some(4),
             "rows 3 and 5 are new to it"
         );
         recent.published(read(vec![], &["2"], "16:16:"));
         assert_eq!(
-            recent.unread_count("1"),
+            recent.counts("1").map(|c| c.unread_count),
             Some(4),
             "user 2's reads are not theirs"
         );
         recent.published(read(vec![], &["1"], "17:17:"));
-        assert_eq!(recent.unread_count("1"), None);
+        assert_eq!(recent.counts("1").map(|c| c.unread_count), None);
     }
 
     #[test]
@@ -496,14 +505,14 @@ mod tests {
         let mut recent = started("10:10:");
         let seq = recent.position();
         recent.forget_reader("1"); // committed while the query ran
-        recent.fill_count("1", 3, snap("10:10:"), seq);
-        assert_eq!(recent.unread_count("1"), None);
+        recent.fill_count("1", counts(3), snap("10:10:"), seq);
+        assert_eq!(recent.counts("1").map(|c| c.unread_count), None);
     }
 
     #[test]
     fn after_a_cursor_come_the_rows_it_does_not_cover_or_nothing_when_memory_cannot_tell() {
         let mut recent = started("10:10:");
-        recent.fill_count("1", 0, snap("10:10:"), recent.position());
+        recent.fill_count("1", counts(0), snap("10:10:"), recent.position());
         recent.published(read(vec![row("user:1", 1, 10)], &[], "11:11:"));
         recent.published(read(
             vec![row("user:1", 2, 11), row("user:1", 3, 12)],
@@ -518,7 +527,7 @@ mod tests {
         let answer = after(&mut recent, "11:11:", 10).unwrap();
         assert_eq!(&*answer.notifications, r#"[{"id":2},{"id":3}]"#);
         assert_eq!(
-            (answer.unread_count, answer.cursor.to_string()),
+            (answer.counts.unread_count, answer.cursor.to_string()),
             (3, "13:13:".into())
         );
         let at_head = after(&mut recent, "13:13:", 10).unwrap();

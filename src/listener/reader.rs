@@ -83,7 +83,7 @@ impl Reader {
                     txid: n.txid,
                     event_id: cursor.to_string(),
                     cursor,
-                    json: serde_json::to_string(&n.to_json(false))
+                    json: serde_json::to_string(&n.to_json(crate::models::ReaderState::NEW))
                         .expect("notification serializes")
                         .into(),
                     created_at: n.created_at,

@@ -53,6 +53,35 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody
     }
 }
 
+/// As [`JsonBody`], but a request with no body (`Content-Length: 0`, or neither a length nor a
+/// `Content-Type`) is `T::default()`: for bodies whose every field is optional
+/// (`archive_all`).
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, AppResult<OptionalJsonBody<T>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = req.headers();
+        let length = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+        let empty = length.is_some_and(|n| n.trim() == "0")
+            || (length.is_none()
+                && !headers.contains_key(CONTENT_TYPE)
+                && !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING));
+        if empty {
+            let req = req.clone();
+            return Box::pin(async move {
+                // The caller is still checked first, as every body's is.
+                Caller::extract(&req).await?;
+                Ok(OptionalJsonBody(T::default()))
+            });
+        }
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|JsonBody(t)| OptionalJsonBody(t)) })
+    }
+}
+
 async fn read(
     req: &HttpRequest,
     mut payload: Payload,

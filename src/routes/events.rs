@@ -29,7 +29,9 @@ use crate::cursor::{Cursor, Snapshot};
 use crate::error::{AppError, AppResult};
 use crate::hub::Kind;
 use crate::hub::{Batch, HubEvent, Subscription};
+use crate::inbox::ReadRequest;
 use crate::metrics::Transport;
+use crate::models::{ChangeEvent, Counts, ReadChange};
 use crate::presence;
 use crate::state::AppState;
 
@@ -174,9 +176,9 @@ struct Watched {
     hold: Option<presence::Hold>,
 }
 
-/// The caller's unread count, and the snapshot it is exact for.
+/// The caller's counts, and the snapshot they are exact for.
 struct Unread {
-    count: i64,
+    count: Counts,
     at: Snapshot,
 }
 
@@ -246,7 +248,7 @@ impl EventStream {
         // connected without a cursor and drops before its first notification still resumes
         // without a gap (EventSource sends the last id it saw, whatever the event).
         self.out.push_back(
-            sse::Data::new(json(&serde_json::json!({ "unread_count": unread.count })))
+            sse::Data::new(json(&unread.count))
                 .event("unread_count")
                 .id(Cursor::at(floor.clone()).to_string())
                 .into(),
@@ -261,18 +263,12 @@ impl EventStream {
                 None => return Err(End::Over),
                 Some(HubEvent::Rows(batch)) => self.forward(&batch, floor, unread),
                 Some(HubEvent::Read(change)) => {
-                    // Other tabs hear what was marked read; any change means a recount.
-                    if change.marked() {
-                        let data = if change.all {
-                            serde_json::json!({ "all": true })
-                        } else {
-                            serde_json::json!({ "ids": change.ids })
-                        };
-                        self.out.push_back(json_event("read", &data));
-                    }
-                    Box::pin(self.refresh_unread(unread)).await?;
+                    // Other tabs hear what changed, then the counts (SPEC section 12); any
+                    // change means a recount.
+                    let told = self.push_change(&change);
+                    Box::pin(self.refresh_unread(unread, told)).await?;
                 }
-                Some(HubEvent::Resync) => Box::pin(self.refresh_unread(unread)).await?,
+                Some(HubEvent::Resync) => Box::pin(self.refresh_unread(unread, false)).await?,
                 Some(HubEvent::Presence(change)) => {
                     let watched = self.presence.iter_mut().find(|w| w.channel == change.channel);
                     // Changes the snapshot already showed are not news.
@@ -305,17 +301,15 @@ impl EventStream {
     async fn replay(&mut self, mut cursor: Cursor) -> Result<Snapshot, End> {
         let mut sent = 0;
         loop {
-            let after = Some(cursor.clone());
+            let request = ReadRequest {
+                after: Some(cursor.clone()),
+                limit: REPLAY_PAGE,
+                ..ReadRequest::default()
+            };
             let page = self
                 .state
                 .inbox
-                .read(
-                    &self.caller.user_id,
-                    &self.channels,
-                    after,
-                    REPLAY_PAGE,
-                    false,
-                )
+                .read(&self.caller.user_id, &self.channels, request)
                 .await?;
             if page.reset {
                 self.push_reset(&page.cursor);
@@ -325,7 +319,7 @@ impl EventStream {
                 let n = &row.notification;
                 let id = cursor.after_row(&page.snapshot, n.txid, n.id).to_string();
                 self.out
-                    .push_back(notification_event(json(&n.to_json(row.read)), id));
+                    .push_back(notification_event(json(&n.to_json(row.state)), id));
                 self.state.metrics.delivered(Transport::Sse, 1);
             }
             sent += page.rows.len();
@@ -351,7 +345,7 @@ impl EventStream {
             metrics.observe_delivery(row.created_at);
         }
         if news.unread_added > 0 {
-            unread.count += news.unread_added;
+            unread.count.add(news.unread_added);
             self.push_unread(unread);
         }
     }
@@ -361,21 +355,50 @@ impl EventStream {
         Ok(Unread { count, at })
     }
 
-    async fn refresh_unread(&mut self, unread: &mut Unread) -> Result<(), End> {
+    /// Recounts; the counts go out if they changed, or `always` (after a change event).
+    async fn refresh_unread(&mut self, unread: &mut Unread, always: bool) -> Result<(), End> {
         let fresh = self.recount().await?;
         let changed = fresh.count != unread.count;
         *unread = fresh;
-        if changed {
+        if changed || always {
             self.push_unread(unread);
         }
         Ok(())
     }
 
     fn push_unread(&mut self, unread: &Unread) {
-        self.out.push_back(json_event(
-            "unread_count",
-            &serde_json::json!({ "unread_count": unread.count }),
-        ));
+        self.out.push_back(
+            sse::Data::new(json(&unread.count))
+                .event("unread_count")
+                .into(),
+        );
+    }
+
+    /// Queues the event that tells this tab what another did; false if there is none (a
+    /// change only recounts).
+    fn push_change(&mut self, change: &ReadChange) -> bool {
+        let through = || {
+            let snapshot = change
+                .through
+                .as_deref()
+                .and_then(|t| Snapshot::parse(t).ok());
+            snapshot.map(|s| Cursor::at(s).to_string())
+        };
+        let (name, data) = match change.event() {
+            ChangeEvent::Changed => return false,
+            ChangeEvent::Read if change.all => ("read", serde_json::json!({ "all": true })),
+            ChangeEvent::Seen => match through() {
+                Some(through) => ("seen", serde_json::json!({ "through": through })),
+                None => return false,
+            },
+            ChangeEvent::Archived if change.all => (
+                "archived",
+                serde_json::json!({ "all": true, "through": through() }),
+            ),
+            event => (event.name(), serde_json::json!({ "ids": change.ids })),
+        };
+        self.out.push_back(json_event(name, &data));
+        true
     }
 
     fn push_reset(&mut self, cursor: &Cursor) {

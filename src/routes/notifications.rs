@@ -1,4 +1,5 @@
-//! `/api/notifications`: polling and long-polling, read state, publishing (SPEC section 4).
+//! `/api/notifications`: polling and long-polling, read, seen and archived state, publishing
+//! (SPEC sections 4 and 12).
 
 use std::time::Duration;
 
@@ -9,11 +10,12 @@ use crate::auth::{Caller, Publisher};
 use crate::cursor::Cursor;
 use crate::error::{AppError, AppResult};
 use crate::hub::{HubEvent, Kind, Subscription};
-use crate::inbox::{Page, PageQuery};
+use crate::inbox::{Page, PageQuery, invalid_cursor};
 use crate::metrics::Transport;
-use crate::models::NewNotification;
-use crate::routes::body::JsonBody;
+use crate::models::{NewNotification, ReaderState};
+use crate::routes::body::{JsonBody, OptionalJsonBody};
 use crate::state::AppState;
+use crate::store::reads::Action;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
@@ -27,7 +29,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(unread_count),
         )
         .route("/api/notifications/read_all", web::post().to(read_all))
-        .route("/api/notifications/{id}/read", web::post().to(mark_read));
+        .route("/api/notifications/seen", web::post().to(seen))
+        .route(
+            "/api/notifications/archive_all",
+            web::post().to(archive_all),
+        )
+        .route("/api/notifications/{id}/read", web::post().to(read))
+        .route("/api/notifications/{id}/unread", web::post().to(unread))
+        .route("/api/notifications/{id}/archive", web::post().to(archive))
+        .route(
+            "/api/notifications/{id}/unarchive",
+            web::post().to(unarchive),
+        );
 }
 
 #[derive(Deserialize)]
@@ -37,6 +50,7 @@ struct ListQuery {
     // words that name it.
     limit: Option<String>,
     unread: Option<String>,
+    archived: Option<String>,
     channels: Option<String>,
     wait: Option<String>,
     /// Channels to be present on for the next 30 s (SPEC section 8).
@@ -65,16 +79,8 @@ impl Listing {
                 format!("wait must be a whole number of seconds from 0 to {max_wait}"),
             )
         })?;
-        let unread_only = match query.unread.as_deref() {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(_) => {
-                return Err(AppError::bad_request(
-                    "invalid_unread",
-                    "unread must be true or false",
-                ));
-            }
-        };
+        let unread_only = flag(query.unread.as_deref(), "invalid_unread", "unread")?;
+        let archived_only = flag(query.archived.as_deref(), "invalid_archived", "archived")?;
         // A cursor herald cannot read is unknown, like one from another database: reset.
         let (after, unknown) = match query.after.as_deref().map(Cursor::parse) {
             None => (None, false),
@@ -88,6 +94,7 @@ impl Listing {
                 unknown,
                 limit,
                 unread_only,
+                archived_only,
             },
             wait: Duration::from_secs(wait),
         })
@@ -176,6 +183,18 @@ async fn park(
     Ok(respond(state, &answer))
 }
 
+/// A `true`/`false` query parameter (`1`/`0` too); absent is false.
+fn flag(text: Option<&str>, code: &'static str, name: &str) -> AppResult<bool> {
+    match text {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(_) => Err(AppError::bad_request(
+            code,
+            format!("{name} must be true or false"),
+        )),
+    }
+}
+
 /// The number in `text`, `default` when absent; `refuse()` unless it is within `range`.
 fn number_param<T: std::str::FromStr + PartialOrd>(
     text: Option<&str>,
@@ -192,7 +211,8 @@ fn number_param<T: std::str::FromStr + PartialOrd>(
     }
 }
 
-/// Every page's JSON: `{"notifications", "unread_count", "cursor"}`, and `"reset": true` when
+/// Every page's JSON: `{"notifications", "unread_count", "unseen_count", "cursor"}`, and
+/// `"reset": true` when
 /// the cursor asked for was unknown. Written by hand: the notifications are JSON already,
 /// and the cursor is digits, `:`, `,` and `~` only.
 fn respond(state: &AppState, reply: &Page) -> HttpResponse {
@@ -205,7 +225,9 @@ fn respond(state: &AppState, reply: &Page) -> HttpResponse {
     body.push_str("{\"notifications\":");
     body.push_str(&reply.notifications);
     body.push_str(",\"unread_count\":");
-    body.push_str(&reply.unread_count.to_string());
+    body.push_str(&reply.counts.unread_count.to_string());
+    body.push_str(",\"unseen_count\":");
+    body.push_str(&reply.counts.unseen_count.to_string());
     body.push_str(",\"cursor\":\"");
     body.push_str(&cursor);
     body.push('"');
@@ -218,36 +240,132 @@ fn respond(state: &AppState, reply: &Page) -> HttpResponse {
         .body(body)
 }
 
-/// GET /api/notifications/unread_count: the caller's unread inbox notifications.
+/// GET /api/notifications/unread_count: the caller's unread and unseen inbox notifications.
 async fn unread_count(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let count = state.inbox.unread_count(&caller.user_id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "unread_count": count })))
+    let counts = state.inbox.counts(&caller.user_id).await?;
+    Ok(HttpResponse::Ok().json(counts))
 }
 
 /// POST /api/notifications/{id}/read: marks one read for the caller; 404 if they cannot see it.
-async fn mark_read(
+async fn read(
     caller: Caller,
     id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    act(caller, &id, Action::Read, state).await
+}
+
+/// POST /api/notifications/{id}/unread: unread again, and back in the inbox.
+async fn unread(
+    caller: Caller,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    act(caller, &id, Action::Unread, state).await
+}
+
+/// POST /api/notifications/{id}/archive: out of the caller's inbox (and read).
+async fn archive(
+    caller: Caller,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    act(caller, &id, Action::Archive, state).await
+}
+
+/// POST /api/notifications/{id}/unarchive: back in the caller's inbox.
+async fn unarchive(
+    caller: Caller,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    act(caller, &id, Action::Unarchive, state).await
+}
+
+/// Does `action` to notification `id` for the caller: `{"id", <what it set>, "unread_count",
+/// "unseen_count"}`; 404 if they cannot see it. Other tabs hear of it through NOTIFY, from
+/// whichever instance serves them.
+async fn act(
+    caller: Caller,
+    id: &str,
+    action: Action,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::bad_request("invalid_id", "a notification id is a whole number"))?;
-    let count = state
+    let counts = state
         .inbox
-        .mark_read(&caller, id)
+        .act(&caller, id, action)
         .await?
         .ok_or(AppError::NotFound)?;
-    // Other tabs hear of it through NOTIFY, from whichever instance serves them.
+    let (field, value) = match action {
+        Action::Read => ("read", true),
+        Action::Unread => ("read", false),
+        Action::Archive => ("archived", true),
+        Action::Unarchive => ("archived", false),
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "id": id, "read": true, "unread_count": count
+        "id": id,
+        field: value,
+        "unread_count": counts.unread_count,
+        "unseen_count": counts.unseen_count,
     })))
 }
 
 /// POST /api/notifications/read_all: marks everything the caller can see read.
 async fn read_all(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let marked = state.inbox.mark_all_read(&caller.user_id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "marked": marked })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "marked": marked, "unread_count": 0, "unseen_count": 0
+    })))
+}
+
+/// `{"through": "<cursor>"}`: up to where.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Through {
+    through: Option<String>,
+}
+
+impl Through {
+    /// The cursor, or `None` if absent; 400 if it is not one of herald's.
+    fn cursor(&self) -> AppResult<Option<Cursor>> {
+        self.through
+            .as_deref()
+            .map(|text| Cursor::parse(text).map_err(|_| invalid_cursor()))
+            .transpose()
+    }
+}
+
+/// POST /api/notifications/seen `{"through"}`: the caller's inbox seen up to that cursor.
+async fn seen(
+    caller: Caller,
+    JsonBody(body): JsonBody<Through>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let through = body.cursor()?.ok_or_else(|| {
+        AppError::bad_request(
+            "invalid_cursor",
+            "through is required: a cursor herald gave",
+        )
+    })?;
+    let counts = state.inbox.mark_seen(&caller.user_id, through).await?;
+    Ok(HttpResponse::Ok().json(counts))
+}
+
+/// POST /api/notifications/archive_all `{"through"?}`: everything the caller can see up to that
+/// cursor (or now) archived and read.
+async fn archive_all(
+    caller: Caller,
+    OptionalJsonBody(body): OptionalJsonBody<Through>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let counts = state
+        .inbox
+        .archive_all(&caller.user_id, body.cursor()?)
+        .await?;
+    Ok(HttpResponse::Ok().json(counts))
 }
 
 /// POST /api/notifications: inserts a notification (token scope `publish`); 201 with it.
@@ -259,5 +377,5 @@ async fn publish(
     new.validate()
         .map_err(|message| AppError::unprocessable("invalid_text", message))?;
     let stored = state.inbox.publish(new).await?;
-    Ok(HttpResponse::Created().json(stored.to_json(false)))
+    Ok(HttpResponse::Created().json(stored.to_json(ReaderState::NEW)))
 }

@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
 
 use crate::cursor::{Cursor, Snapshot, Xid};
-use crate::models::{NewNotification, Notification, ReadableNotification};
+use crate::models::{Counts, NewNotification, Notification, ReadableNotification, ReaderState};
 use crate::schema::notifications;
 use crate::schema::sql_types::Xid8;
 
@@ -44,18 +44,20 @@ pub struct PageRequest<'a> {
     pub limit: i64,
     /// Only rows the reader has not read.
     pub unread_only: bool,
+    /// Only archived rows (else only the others).
+    pub archived_only: bool,
 }
 
 /// One page of a reader's notifications.
 pub struct Page {
-    /// The rows, with the reader's read state.
+    /// The rows, with the reader's state of each.
     pub rows: Vec<ReadableNotification>,
     /// Pass back as `after` (or `last_event_id`) to get only what is newer.
     pub cursor: Cursor,
     /// The cursor asked for was unknown (SPEC: `reset`); the page is the newest instead.
     pub reset: bool,
-    /// The reader's unread count at the same instant.
-    pub unread_count: i64,
+    /// The reader's counts at the same instant.
+    pub counts: Counts,
     /// The snapshot the page was read at.
     pub snapshot: Snapshot,
 }
@@ -66,15 +68,15 @@ pub struct Page {
 /// describe one instant without a transaction around them (a transaction costs two more round
 /// trips, and polling is mostly round trips).
 pub fn page(conn: &mut PgConnection, reader: &Reader, request: &PageRequest) -> QueryResult<Page> {
-    let (rows, now, unread_count) = read_page(conn, reader, request.after, request)?;
+    let (rows, now, counts) = read_page(conn, reader, request.after, request)?;
     // A cursor from the future (another database, a restored backup) is unknown: the newest
     // page instead, read afresh (rare, so a second statement is fine).
-    let (after, reset, rows, now, unread_count) = match request.after {
+    let (after, reset, rows, now, counts) = match request.after {
         Some(cursor) if cursor.is_after(&now) => {
-            let (rows, now, unread_count) = read_page(conn, reader, None, request)?;
-            (None, true, rows, now, unread_count)
+            let (rows, now, counts) = read_page(conn, reader, None, request)?;
+            (None, true, rows, now, counts)
         }
-        after => (after, false, rows, now, unread_count),
+        after => (after, false, rows, now, counts),
     };
     let cursor = match (after, rows.last()) {
         (Some(cursor), Some(last)) if rows.len() as i64 == request.limit => {
@@ -86,12 +88,12 @@ pub fn page(conn: &mut PgConnection, reader: &Reader, request: &PageRequest) -> 
         rows,
         cursor,
         reset,
-        unread_count,
+        counts,
         snapshot: now,
     })
 }
 
-/// A row of [`read_page`]'s statement: the snapshot and unread count on every row, and a
+/// A row of [`read_page`]'s statement: the snapshot and counts on every row, and a
 /// notification unless the page is empty (then there is exactly one row).
 #[derive(QueryableByName)]
 struct PageRow {
@@ -99,6 +101,8 @@ struct PageRow {
     snapshot: String,
     #[diesel(sql_type = BigInt)]
     unread_count: i64,
+    #[diesel(sql_type = BigInt)]
+    unseen_count: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
     id: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -119,11 +123,16 @@ struct PageRow {
     txid: Option<Xid>,
     #[diesel(sql_type = Nullable<Bool>)]
     read: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    seen: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    archived: Option<bool>,
 }
 
 impl PageRow {
-    /// The row's notification and read state, unless it is the empty page's only row.
-    fn into_notification(self) -> Option<(Notification, Option<bool>)> {
+    /// The row's notification and the reader's state of it, unless it is the empty page's
+    /// only row.
+    fn into_notification(self) -> Option<ReadableNotification> {
         let notification = Notification {
             id: self.id?,
             channel: self.channel?,
@@ -135,51 +144,66 @@ impl PageRow {
             created_at: self.created_at?,
             txid: self.txid?,
         };
-        Some((notification, self.read))
+        // herald_newest and herald_after always say.
+        let state = ReaderState {
+            read: self.read.unwrap_or(false),
+            seen: self.seen.unwrap_or(false),
+            archived: self.archived.unwrap_or(false),
+        };
+        Some(ReadableNotification {
+            notification,
+            state,
+        })
     }
 }
 
-/// The notifications of a page's rows, the snapshot and the unread count they carry.
-type SplitPage = (Vec<(Notification, Option<bool>)>, Snapshot, i64);
+/// The notifications of a page's rows, the snapshot and the counts they carry.
+type SplitPage = (Vec<ReadableNotification>, Snapshot, Counts);
 
 fn split_page(rows: Vec<PageRow>) -> QueryResult<SplitPage> {
     let head = rows.first().ok_or(diesel::result::Error::NotFound)?;
     let snapshot = Snapshot::parse(&head.snapshot)
         .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
-    let unread_count = head.unread_count;
+    let counts = Counts {
+        unread_count: head.unread_count,
+        unseen_count: head.unseen_count,
+    };
     let rows = rows
         .into_iter()
         .filter_map(PageRow::into_notification)
         .collect();
-    Ok((rows, snapshot, unread_count))
+    Ok((rows, snapshot, counts))
 }
 
-/// The rows after `after` (or the newest), the snapshot they were read in, and the unread
-/// count in it.
+/// The rows after `after` (or the newest), the snapshot they were read in, and the counts in
+/// it.
 fn read_page(
     conn: &mut PgConnection,
     reader: &Reader,
     after: Option<&Cursor>,
     request: &PageRequest,
-) -> QueryResult<(Vec<ReadableNotification>, Snapshot, i64)> {
+) -> QueryResult<SplitPage> {
     // `offset 0` keeps the count in its subquery, counted once: pulled up, it is counted
     // for every row. `with ordinality`: the function's order is the page's.
-    const HEAD: &str = "select s.snapshot, s.unread_count, p.id, p.channel, p.title, p.body,
-                p.kind, p.level, p.data, p.created_at, p.txid, p.read
+    const HEAD: &str = "select s.snapshot, s.unread_count, s.unseen_count, p.id, p.channel,
+                p.title, p.body, p.kind, p.level, p.data, p.created_at, p.txid, p.read, p.seen,
+                p.archived
          from (select pg_current_snapshot()::text as snapshot,
-                      herald_unread_count($1) as unread_count offset 0) s
+                      herald_unread_count($1) as unread_count,
+                      herald_unseen_count($1) as unseen_count offset 0) s
          left join lateral";
     const TAIL: &str = "with ordinality p on true order by p.ordinality";
     let query = diesel::sql_query(match after {
         Some(_) => format!(
-            "{HEAD} herald_after($1, $2, $3, $4, $5::pg_snapshot, $6::pg_snapshot, $7) {TAIL}"
+            "{HEAD} herald_after($1, $2, $3, $4, $5, $6::pg_snapshot, $7::pg_snapshot, $8) {TAIL}"
         ),
-        None => format!("{HEAD} herald_newest($1, $2, $3, $4) {TAIL}"),
+        None => format!("{HEAD} herald_newest($1, $2, $3, $4, $5) {TAIL}"),
     })
     .bind::<Text, _>(reader.user_id)
     .bind::<Array<Text>, _>(reader.channels)
     .bind::<BigInt, _>(request.limit)
-    .bind::<Bool, _>(request.unread_only);
+    .bind::<Bool, _>(request.unread_only)
+    .bind::<Bool, _>(request.archived_only);
     let rows: Vec<PageRow> = match after {
         Some(cursor) => query
             .bind::<Text, _>(cursor.base.to_string())
@@ -188,16 +212,7 @@ fn read_page(
             .load(conn)?,
         None => query.load(conn)?,
     };
-    let (rows, snapshot, unread_count) = split_page(rows)?;
-    let rows = rows
-        .into_iter()
-        .map(|(notification, read)| ReadableNotification {
-            notification,
-            // herald_newest and herald_after always say.
-            read: read.unwrap_or(false),
-        })
-        .collect();
-    Ok((rows, snapshot, unread_count))
+    split_page(rows)
 }
 
 /// Gives rows whose txid no transaction has reached yet (restored with triggers off) this

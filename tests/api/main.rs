@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod fuzz;
 mod helpers;
+mod inbox;
 mod input;
 mod limits;
 mod listener;
