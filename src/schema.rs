@@ -25,6 +25,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    herald_kept_signals (channel, kind) {
+        channel -> Text,
+        kind -> Text,
+        event -> Json,
+        sent_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     herald_listeners (pid) {
         pid -> Int4,
         armed -> Bool,
@@ -159,6 +169,7 @@ diesel::joinable!(notification_reads -> notifications (notification_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     herald_changes,
+    herald_kept_signals,
     herald_listeners,
     herald_presence,
     herald_presence_holders,
