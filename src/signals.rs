@@ -5,6 +5,8 @@
 //! other instance's through `NOTIFY herald_signals` on the same database: its payload carries
 //! the whole event, which a signal's 4 KB limit keeps under NOTIFY's 8,000 bytes. Each
 //! instance's listener skips the signals it sent itself (`origin`), which it delivered already.
+//! The SQL function `herald_signal` (the `kept_signals` migration) sends the same payload with
+//! origin [`SQL_ORIGIN`], which no instance has, so every instance delivers it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +21,9 @@ pub const SIGNALS_CHANNEL: &str = "herald_signals";
 pub const MAX_BODY_BYTES: usize = 4096;
 /// The longest `kind`, in characters.
 pub const MAX_KIND_CHARS: usize = 64;
+/// The `origin` of signals sent with SQL (`herald_signal`): no instance's
+/// ([`crate::hub::Hub::origin`] is never this), so no instance skips them.
+pub const SQL_ORIGIN: u64 = 0;
 /// Signals per second each user may send to one instance, on average.
 pub const RATE_PER_SEC: f64 = 20.0;
 /// Signals each user may send at once.
@@ -27,7 +32,8 @@ pub const BURST: f64 = 40.0;
 /// What travels on [`SIGNALS_CHANNEL`].
 #[derive(Serialize, Deserialize)]
 pub struct Wire<'a> {
-    /// The instance that sent it (and delivered it to its own streams already).
+    /// The instance that sent it (and delivered it to its own streams already), or
+    /// [`SQL_ORIGIN`].
     pub origin: u64,
     /// The channel it is on.
     pub channel: String,
