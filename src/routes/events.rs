@@ -13,6 +13,10 @@
 //!
 //! A stream never holds a database connection while it waits; it queries only to replay and
 //! to recount unread notifications after a read-state change.
+//!
+//! A stream starts with its channels' kept signals (SPEC section 12), read in the same
+//! statement as its first unread count: they go out before anything the hub brings, so
+//! before any live signal, and carry no `id:`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -32,6 +36,7 @@ use crate::hub::{Batch, HubEvent, Subscription};
 use crate::metrics::Transport;
 use crate::presence;
 use crate::state::AppState;
+use crate::store;
 
 /// How soon EventSource reconnects after a drop.
 const RETRY: Duration = Duration::from_secs(3);
@@ -218,7 +223,7 @@ impl EventStream {
         Ok(())
     }
 
-    /// The replay (if resuming) and the first unread count.
+    /// The kept signals, the replay (if resuming) and the first unread count.
     async fn start(&mut self, resume_from: Option<String>) -> Result<(Snapshot, Unread), End> {
         for i in 0..self.presence.len() {
             let channel = self.presence[i].channel.clone();
@@ -233,7 +238,20 @@ impl EventStream {
             self.out
                 .push_back(sse::Data::new(snapshot.json).event("presence").into());
         }
-        let unread = self.recount().await?;
+        // Only the stream's own channels, which the token was checked for.
+        let (user_id, channels) = (self.caller.user_id.clone(), self.channels.clone());
+        let opening = self
+            .state
+            .db(move |conn| store::signals::opening(conn, &user_id, &channels))
+            .await?;
+        for event in opening.kept {
+            self.out
+                .push_back(sse::Data::new(event).event("signal").into());
+        }
+        let unread = Unread {
+            count: opening.unread_count,
+            at: opening.snapshot,
+        };
         let floor = match resume_from.map(|text| Cursor::parse(&text)) {
             None => unread.at.clone(),
             Some(Ok(cursor)) => self.replay(cursor).await?,

@@ -2,11 +2,14 @@
 //! kept values in `herald_kept_signals` (the `kept_signals` migration has the table and the
 //! replacing rule, `herald_keep_signal`).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
 
+use crate::cursor::Snapshot;
 use crate::signals::{MAX_KEPT_PER_CHANNEL, SIGNALS_CHANNEL, kept};
 
 /// Hands `payload` (a [`crate::signals::Wire`] as JSON) to every instance's listener, at
@@ -70,6 +73,54 @@ pub fn kept_values(conn: &mut PgConnection, channels: &[String]) -> QueryResult<
         .bind::<BigInt, _>(MAX_KEPT_PER_CHANNEL)
         .load(conn)?;
     Ok(rows.iter().map(|row| kept(&row.event)).collect())
+}
+
+/// What a stream starts with: the snapshot and `user_id`'s unread count in it (as
+/// [`crate::store::reads::unread_count`]), and the kept values of `channels` (as
+/// [`kept_values`]). One statement, so a stream's start costs one round trip, as it did
+/// before kept values.
+pub struct Opening {
+    /// The statement's snapshot: the count is exact in it.
+    pub snapshot: Snapshot,
+    /// The unread count.
+    pub unread_count: i64,
+    /// The kept values, marked, oldest first.
+    pub kept: Vec<String>,
+}
+
+/// See [`Opening`].
+pub fn opening(
+    conn: &mut PgConnection,
+    user_id: &str,
+    channels: &[String],
+) -> QueryResult<Opening> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "select pg_current_snapshot()::text as snapshot, herald_unread_count($3) as count,
+                    array({KEPT}) as kept"
+        )
+    });
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        snapshot: String,
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+        #[diesel(sql_type = Array<Text>)]
+        kept: Vec<String>,
+    }
+    let row: Row = diesel::sql_query(SQL.as_str())
+        .bind::<Array<Text>, _>(channels)
+        .bind::<BigInt, _>(MAX_KEPT_PER_CHANNEL)
+        .bind::<Text, _>(user_id)
+        .get_result(conn)?;
+    let snapshot = Snapshot::parse(&row.snapshot)
+        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+    Ok(Opening {
+        snapshot,
+        unread_count: row.count,
+        kept: row.kept.iter().map(|event| kept(event)).collect(),
+    })
 }
 
 /// Deletes the kept values that have expired (reads skip them already); how many went.
