@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, Source};
 use crate::models::{Counts, NewNotification, Notification, NotificationJson};
 use crate::store::notifications::{Page as StoredPage, PageRequest, Reader};
 use crate::store::reads::Action;
+use crate::store::signals::Opening;
 use crate::store::{self, DbPool, StoreResult};
 
 /// What a page of notifications asks for.
@@ -188,6 +189,16 @@ impl Inbox {
     pub async fn count_now(&self, user_id: &str) -> StoreResult<(Counts, Snapshot)> {
         let user_id = user_id.to_owned();
         store::run(&self.pool, move |conn| store::reads::counts(conn, &user_id)).await
+    }
+
+    /// What a stream on `channels` starts with: `user_id`'s counts, the snapshot they are
+    /// exact at, and the channels' kept signals, in one round trip.
+    pub async fn opening(&self, user_id: &str, channels: &[String]) -> StoreResult<Opening> {
+        let (user_id, channels) = (user_id.to_owned(), channels.to_vec());
+        store::run(&self.pool, move |conn| {
+            store::signals::opening(conn, &user_id, &channels)
+        })
+        .await
     }
 
     /// Does `action` to notification `id` for `caller`; their counts after it, or `None` if

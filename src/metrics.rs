@@ -99,7 +99,8 @@ pub struct Metrics {
     pub slow_clients_dropped: Counter,
     /// Signals accepted by `POST /api/signals` on this instance.
     pub signals_sent: Counter,
-    /// Signals from other instances handed to this instance's streams.
+    /// Signals from other instances, and from `herald_signal`, handed to this instance's
+    /// streams.
     pub signals_relayed: Counter,
     /// Web pushes a push service accepted.
     pub pushes_sent: Counter,
@@ -194,7 +195,7 @@ impl Metrics {
         );
         let signals_relayed = counter(
             "herald_signals_relayed",
-            "Signals from other instances handed to this instance's streams",
+            "Signals from other instances and herald_signal handed to this instance's streams",
         );
         let pushes_sent = counter("herald_pushes_sent", "Web pushes a push service accepted");
         let pushes_failed = counter(

@@ -11,6 +11,16 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    herald_kept_signals (channel, kind) {
+        channel -> Text,
+        kind -> Text,
+        event -> Json,
+        sent_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Xid8;
 
@@ -204,6 +214,7 @@ diesel::joinable!(notification_unreads -> notifications (notification_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     herald_changes,
+    herald_kept_signals,
     herald_listeners,
     herald_presence,
     herald_presence_holders,

@@ -1,10 +1,18 @@
 //! Live signals (SPEC section 8): typing indicators, a courier's position. Ephemeral: never
-//! stored, never replayed, no cursor.
+//! replayed, no cursor.
 //!
 //! A signal reaches this instance's streams straight from the request (the hub), and every
 //! other instance's through `NOTIFY herald_signals` on the same database: its payload carries
 //! the whole event, which a signal's 4 KB limit keeps under NOTIFY's 8,000 bytes. Each
 //! instance's listener skips the signals it sent itself (`origin`), which it delivered already.
+//! The SQL function `herald_signal` (the `kept_signals` migration) sends the same payload with
+//! origin [`SQL_ORIGIN`], which no instance has, so every instance delivers it.
+//!
+//! # Kept values (SPEC section 12)
+//! A signal sent with `keep` is also stored as the current value of its (channel, kind) in
+//! `herald_kept_signals`, until it expires or a later one replaces it. A stream starts with
+//! its channels' kept values, and `GET /api/signals` answers them: each is the event as it
+//! went live, marked `"kept": true` ([`kept`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +27,14 @@ pub const SIGNALS_CHANNEL: &str = "herald_signals";
 pub const MAX_BODY_BYTES: usize = 4096;
 /// The longest `kind`, in characters.
 pub const MAX_KIND_CHARS: usize = 64;
+/// The longest a signal may be kept, in seconds (a day).
+pub const MAX_KEEP_SECS: u64 = 86_400;
+/// The most kept values a stream or a poll gets of one channel: the most recently sent. Kinds
+/// are the sender's to choose, and nothing else bounds how many a channel keeps.
+pub const MAX_KEPT_PER_CHANNEL: i64 = 100;
+/// The `origin` of signals sent with SQL (`herald_signal`): no instance's
+/// ([`crate::hub::Hub::origin`] is never this), so no instance skips them.
+pub const SQL_ORIGIN: u64 = 0;
 /// Signals per second each user may send to one instance, on average.
 pub const RATE_PER_SEC: f64 = 20.0;
 /// Signals each user may send at once.
@@ -27,13 +43,28 @@ pub const BURST: f64 = 40.0;
 /// What travels on [`SIGNALS_CHANNEL`].
 #[derive(Serialize, Deserialize)]
 pub struct Wire<'a> {
-    /// The instance that sent it (and delivered it to its own streams already).
+    /// The instance that sent it (and delivered it to its own streams already), or
+    /// [`SQL_ORIGIN`].
     pub origin: u64,
     /// The channel it is on.
     pub channel: String,
     /// The `event: signal` data, as streams send it.
     #[serde(borrow)]
     pub event: &'a RawValue,
+}
+
+/// `event` (a signal event: a JSON object, as stored) marked `"kept": true`, as streams and
+/// polls get a kept value. Written into the text, so the event goes out as it was sent, key
+/// order and number formatting included.
+pub fn kept(event: &str) -> String {
+    let body = event.trim_end();
+    let Some(body) = body.strip_suffix('}') else {
+        // Not an object: herald never stores one, and it is sent as it is.
+        return event.to_owned();
+    };
+    let body = body.trim_end();
+    let comma = if body.ends_with('{') { "" } else { "," };
+    format!("{body}{comma}\"kept\":true}}")
 }
 
 /// Per-user token buckets: [`RATE_PER_SEC`] signals per second, [`BURST`] at once.
@@ -127,6 +158,18 @@ mod tests {
             assert!(limiter.take("1", later).is_ok());
         }
         assert!(limiter.take("1", later).is_err());
+    }
+
+    #[test]
+    fn a_kept_value_is_its_event_with_kept_true() {
+        let event =
+            r#"{"channel":"order:17","kind":"location","from":"1","data":{"lat":52.50},"at":"x"}"#;
+        let marked: serde_json::Value = serde_json::from_str(&kept(event)).unwrap();
+        assert_eq!(marked["kept"], true);
+        assert_eq!(marked["data"]["lat"], 52.5);
+        assert!(kept(event).contains(r#"{"lat":52.50}"#), "sent as it was");
+        assert_eq!(kept("{ }\n"), r#"{"kept":true}"#);
+        assert_eq!(kept(r#"{"a": 1} "#), r#"{"a": 1,"kept":true}"#);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Background upkeep on [`crate::jobs`]' runner, on a pool of its own (never the query pool,
 //! never the listener's connection): the unread-count roll-up every second
-//! (`HERALD_ROLL_UP_MS`), with the repair of rows whose txid is from the future and the
-//! pruning of the change log, and pruning every hour (`HERALD_PRUNE_EVERY_SECS`) when
+//! (`HERALD_ROLL_UP_MS`), with the repair of rows whose txid is from the future, the
+//! pruning of the change log and of expired kept signals, and pruning every hour (`HERALD_PRUNE_EVERY_SECS`) when
 //! `HERALD_PRUNE_OLDER_THAN` is set. Every instance runs them; an
 //! instance that finds another at the same job skips its turn (and pruning instances share
 //! the rows).
@@ -38,14 +38,18 @@ pub async fn run(
 
 /// Keeps `notification_counts` within about a period of the table, so unread counts only
 /// count a short tail of rows (see the `unread_counts` migration), after giving rows with a
-/// txid from the future a real one (`herald_repair_txids`). Counts stay right while it
-/// fails (the tail is counted); they only get slower.
+/// txid from the future a real one (`herald_repair_txids`) and pruning the change log and
+/// expired kept signals. Counts stay right while it fails (the tail is counted); they only
+/// get slower.
 async fn roll_up_counts(pool: DbPool, period: Duration, shutdown: watch::Receiver<bool>) {
     // Turns skipped in a row because deleters were at work; shared by the job's runs.
     let skipped = Arc::new(AtomicU64::new(0));
     let query = move |conn: &mut diesel::PgConnection| {
         let repaired = store::notifications::repair_txids(conn)?;
         store::retention::prune_change_log(conn)?;
+        // Reads skip expired values already; this only keeps the table small, and with its
+        // index on `expires_at` costs next to nothing when none has expired.
+        store::signals::prune_kept(conn)?;
         let patient = skipped.load(Ordering::Relaxed) >= PATIENT_AFTER_SKIPS;
         if store::reads::roll_up_counts(conn, patient)? {
             skipped.store(0, Ordering::Relaxed);

@@ -48,7 +48,7 @@ use registry::{Registry, Subscriber};
 const QUEUE: usize = 256;
 
 /// The registry of subscribers. Cheap to clone; all clones share it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hub {
     /// This instance, among those on one database (signals skip their sender).
     origin: u64,
@@ -56,6 +56,12 @@ pub struct Hub {
     recent: Arc<Mutex<Recent>>,
     metrics: Arc<Metrics>,
     limits: Limits,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::with_limits(Limits::default(), Arc::default())
+    }
 }
 
 impl Hub {
@@ -67,11 +73,11 @@ impl Hub {
     /// A new, empty hub with `limits`, counting into `metrics`.
     pub fn with_limits(limits: Limits, metrics: Arc<Metrics>) -> Hub {
         Hub {
-            // Two instances drawing the same 64 bits would only miss each other's signals.
-            origin: getrandom::u64().unwrap_or_default(),
-            limits,
+            origin: draw_origin(),
+            inner: Arc::default(),
+            recent: Arc::default(),
             metrics,
-            ..Hub::default()
+            limits,
         }
     }
 
@@ -341,7 +347,8 @@ impl Hub {
     }
 
     /// This instance's id among those sharing the database: random, for telling its own
-    /// signals apart when they come back through the database.
+    /// signals apart when they come back through the database. Never
+    /// [`crate::signals::SQL_ORIGIN`].
     pub fn origin(&self) -> u64 {
         self.origin
     }
@@ -349,6 +356,24 @@ impl Hub {
     /// The metrics the hub keeps.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+/// A random origin that is not [`crate::signals::SQL_ORIGIN`]: an instance with that one
+/// would take `herald_signal`'s signals for its own, and drop them. Two instances drawing the
+/// same 64 bits would only miss each other's signals; if the system has no randomness to
+/// give, the clock and the process id stand in.
+fn draw_origin() -> u64 {
+    let drawn = getrandom::u64().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    });
+    if drawn == crate::signals::SQL_ORIGIN {
+        drawn.wrapping_add(1)
+    } else {
+        drawn
     }
 }
 

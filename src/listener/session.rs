@@ -103,9 +103,10 @@ pub(super) fn pump(
     }
 }
 
-/// Hands another instance's signal to this one's streams.
+/// Hands another instance's signal, or one sent with `herald_signal`, to this one's streams.
 fn relay_signal(hub: &Hub, metrics: &Metrics, payload: &str) {
     match serde_json::from_str::<Wire>(payload) {
+        // Delivered already, when it was sent. `herald_signal`'s origin is no instance's.
         Ok(wire) if wire.origin == hub.origin() => {}
         Ok(wire) => {
             hub.signal(Signal {

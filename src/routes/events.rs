@@ -13,6 +13,10 @@
 //!
 //! A stream never holds a database connection while it waits; it queries only to replay and
 //! to recount unread notifications after a read-state change.
+//!
+//! A stream starts with its channels' kept signals (SPEC section 12), read in the same
+//! statement as its first unread count: they go out before anything the hub brings, so
+//! before any live signal, and carry no `id:`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -220,7 +224,7 @@ impl EventStream {
         Ok(())
     }
 
-    /// The replay (if resuming) and the first unread count.
+    /// The kept signals, the replay (if resuming) and the first unread count.
     async fn start(&mut self, resume_from: Option<String>) -> Result<(Snapshot, Unread), End> {
         for i in 0..self.presence.len() {
             let channel = self.presence[i].channel.clone();
@@ -235,7 +239,20 @@ impl EventStream {
             self.out
                 .push_back(sse::Data::new(snapshot.json).event("presence").into());
         }
-        let unread = self.recount().await?;
+        // Only the stream's own channels, which the token was checked for.
+        let opening = self
+            .state
+            .inbox
+            .opening(&self.caller.user_id, &self.channels)
+            .await?;
+        for event in opening.kept {
+            self.out
+                .push_back(sse::Data::new(event).event("signal").into());
+        }
+        let unread = Unread {
+            count: opening.counts,
+            at: opening.snapshot,
+        };
         let floor = match resume_from.map(|text| Cursor::parse(&text)) {
             None => unread.at.clone(),
             Some(Ok(cursor)) => self.replay(cursor).await?,
