@@ -16,6 +16,7 @@ __all__ = [
     "send_signal",
     "token_for",
     "unread_count",
+    "unseen_count",
 ]
 
 # Where each public name lives.
@@ -26,6 +27,7 @@ _HOMES = {
     "send_signal": "publish",
     "token_for": "tokens",
     "unread_count": "inbox",
+    "unseen_count": "inbox",
 }
 
 

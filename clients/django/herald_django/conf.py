@@ -10,8 +10,8 @@
   (`"get_full_name"`), or a callable (or its dotted path) taking the user. Default: no name.
 - `HERALD_PUBLISH`: a callable (or its dotted path) `f(user) -> bool`: whether the user's
   simplejwt access tokens (`HeraldAccessToken`) carry herald's `publish` scope. Default: never.
-- `HERALD_INTERNAL_URL`: herald's base URL as this server reaches it (`send_signal`).
-  Default: `HERALD_URL`.
+- `HERALD_INTERNAL_URL`: herald's base URL as this server reaches it, for the app's own calls
+  to herald's API (`internal_url()`). Default: `HERALD_URL`.
 - `HERALD_JS`: where `{% herald_script %}` loads herald.js from: `"herald"` (default,
   `HERALD_URL/herald.js`) or `"app"` (the copy in this package, at `herald/herald.js`).
 """

@@ -1,18 +1,14 @@
 """`notify()`: insert notifications in the caller's transaction. `send_signal()`: a live
-signal to a channel's open streams."""
+signal to a channel's open streams, in the caller's transaction too."""
 
 import json
-import time
 import unicodedata
-import urllib.error
-import urllib.request
 
-import jwt
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import DatabaseError, connections, models, router, transaction
 
-from . import conf, validators
+from . import validators
 from .models import Notification
 
 _COLLECTIONS = (list, tuple, set, frozenset, models.QuerySet)
@@ -73,11 +69,13 @@ def notify(to, title, body="", kind="notification", level="info", data=None, *, 
 
 
 class HeraldError(Exception):
-    """herald refused a request, or could not be reached (then `status` is None).
+    """herald could not take what the package asked of it.
 
-    `status` is the HTTP status, `code` herald's error code (`"forbidden"`, `"rate_limited"`,
-    ...; `"unreachable"` when nothing answered in time), `retry_after` the seconds herald asked
-    to wait (429), else None.
+    `send_signal()` raises it when the database has no `herald_signal` (`code`
+    `"not_installed"`: a herald older than kept signals migrated it) or the connection's role
+    may not call it (`"permission_denied"`: grant it `EXECUTE`). `status` and `retry_after`
+    (an HTTP status, and the seconds a 429 asked to wait) are None: since `send_signal()` goes
+    through SQL, nothing in the package makes HTTP requests to herald.
     """
 
     def __init__(self, message, status=None, code=None, retry_after=None):
@@ -87,39 +85,41 @@ class HeraldError(Exception):
         self.retry_after = retry_after
 
 
-# herald's limits for POST /api/signals (SPEC section 8) and for kept values (section 12).
+# herald's limits for signals (SPEC section 8) and for kept values (section 12), as the SQL
+# function `herald_signal` checks them.
 MAX_SIGNAL_BYTES = 4096
 MAX_SIGNAL_KIND_CHARS = 64
 MAX_KEEP_SECS = 86400
-# Who signals come `from` when the server sends them, unless `sender` says otherwise.
-SERVER_SENDER = "server"
-# Seconds to wait for herald: a signal is live or worthless, and a view must not hang on it.
-SIGNAL_TIMEOUT = 3.0
-# The lifetime of the token each call mints: it only has to reach herald.
-SIGNAL_TOKEN_SECS = 60
+# The event herald_signal delivers, with the longest `at` it writes (microseconds, UTC): the
+# 4,096 bytes are counted on it.
+_EVENT = '{{"channel":{channel},"kind":{kind},"from":null,"data":{data},"at":"2026-01-01T00:00:00.000000Z"}}'
+# SQLSTATEs herald_signal's caller can meet: its refusals, and a database without it (or a
+# role that may not call it).
+_INVALID_PARAMETER_VALUE = "22023"
+_UNDEFINED_FUNCTION = "42883"
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
-def send_signal(channel, kind, data, keep=None, *, sender=None, timeout=SIGNAL_TIMEOUT):
-    """Sends a live signal (a typing indicator, a courier's position) to `channel`'s open
-    streams, and returns how many streams the herald that took it delivered it to.
+def send_signal(channel, kind, data, keep=None, *, using=None):
+    """Sends a live signal (a typing indicator, a courier's position) to the pages open on
+    `channel` (`herald:signal` on `document`), when the caller's transaction commits.
 
-    A signal is not stored: only pages open now hear it (`herald:signal` on `document`).
-    `channel` may also be a user (their inbox). `kind` is 1-64 characters; `data` any JSON value; the whole
-    request at most 4,096 bytes. `keep` (seconds, 1-86,400) asks herald to keep it as the
-    channel's current value of that kind, for pages that open later (a herald with kept
-    values, SPEC section 12; an older one refuses the request). `sender` (a user or a user
-    id; default `"server"`) is whom pages see it `from`. herald allows each sender 20 signals
-    a second (burst 40) per instance: a courier app sending for many couriers passes each
-    courier as `sender`.
+    It calls herald's SQL function `herald_signal` on the caller's database connection, in
+    the caller's transaction: inside `transaction.atomic()` (or with `ATOMIC_REQUESTS`) the
+    signal is delivered when the transaction commits, and never if it rolls back; outside,
+    at once. Every herald instance delivers it to its streams on the channel. No HTTP.
 
-    Today this is an HTTP request to herald (`HERALD_INTERNAL_URL`, else `HERALD_URL`) with a
-    token the package mints for the sender (`publish` scope, a grant of the channel), sent at
-    once, whatever the caller's transaction does: wrap it in `transaction.on_commit(...)` when
-    it must follow a commit. Once herald has its SQL function `herald_signal`, this becomes a
-    call to it, in the caller's transaction (delivered at commit, never on rollback).
+    `channel` is a channel name or a user (their inbox). `kind` is 1-64 characters; `data`
+    any JSON value; the event pages receive at most 4,096 bytes. Pages see `from: null` (no
+    user sent it: put who it is about in `data`). A signal is not stored, unless `keep`
+    (seconds, 1-86,400) asks herald to keep it as the channel's current value of that kind
+    until then (or until a newer kept one replaces it): a page that opens later gets it first,
+    with `kept: true`.
 
-    Raises `ValidationError` for values herald would refuse (before any request), and
-    `HeraldError` when herald refuses it or does not answer within `timeout` seconds.
+    Raises `ValidationError` for values herald would refuse, before the call (and, should
+    herald's function refuse something all the same, without aborting the transaction), and
+    `HeraldError` when the database has no `herald_signal` or the role may not call it.
+    Returns None: who hears it is known only at commit.
     """
     channel = channel_of(channel)
     validators.validate_channel(channel)
@@ -127,64 +127,50 @@ def send_signal(channel, kind, data, keep=None, *, sender=None, timeout=SIGNAL_T
             or any(unicodedata.category(c) == "Cc" for c in kind)):
         raise ValidationError("A signal's kind is 1-64 characters without control characters.",
                               code="invalid_kind")
-    body = {"channel": channel, "kind": kind, "data": data}
-    if keep is not None:
-        if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP_SECS:
-            raise ValueError(f"herald_django.send_signal: keep is whole seconds, 1-{MAX_KEEP_SECS}.")
-        body["keep"] = keep
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
+                             or not 1 <= keep <= MAX_KEEP_SECS):
+        raise ValueError(f"herald_django.send_signal: keep is whole seconds, 1-{MAX_KEEP_SECS}.")
+    validators.check_json(data, what="A signal's data")
     try:
-        payload = json.dumps(body, allow_nan=False, ensure_ascii=False).encode()
+        # As jsonb prints it (herald_signal writes the jsonb's text into the event).
+        text = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(", ", ": "))
     except (TypeError, ValueError) as err:
         raise ValidationError(f"A signal's data must be JSON: {err}", code="not_json") from None
-    if len(payload) > MAX_SIGNAL_BYTES:
+    size = len(_EVENT.format(channel=json.dumps(channel, ensure_ascii=False),
+                             kind=json.dumps(kind, ensure_ascii=False), data=text).encode())
+    if size > MAX_SIGNAL_BYTES:
         raise ValidationError(
-            f"A signal is at most {MAX_SIGNAL_BYTES} bytes of JSON; this one is {len(payload)}.",
+            f"A signal is at most {MAX_SIGNAL_BYTES} bytes of JSON; this one is {size}.",
             code="too_large")
-    url = f"{conf.internal_url()}/api/signals"
-    request = urllib.request.Request(url, data=payload, method="POST", headers={
-        "Authorization": f"Bearer {_sender_token(sender, channel)}",
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-    })
+    using = using or router.db_for_write(Notification)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        raise _refused(err, keep) from None
-    except (OSError, ValueError) as err:  # URLError, timeouts, refused connections, bad JSON
-        if isinstance(err, TimeoutError) or isinstance(getattr(err, "reason", None), TimeoutError):
-            problem = f"did not answer within {timeout} s"
-        else:
-            problem = f"could not be reached ({getattr(err, 'reason', None) or err})"
-        raise HeraldError(f"herald at {url} {problem}", code="unreachable") from None
-    return answer.get("delivered_to")
+        # A savepoint: a refusal must not abort the caller's transaction.
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            cursor.execute("select herald_signal(%s, %s, %s::jsonb, %s)",
+                           [channel, kind, text, keep])
+    except DatabaseError as err:
+        refusal = _refused(err)
+        if refusal is None:
+            raise
+        raise refusal from None
 
 
-def _sender_token(sender, channel):
-    """An app token (no audience) for the sender: `publish` (needed for `broadcast` and other
-    users' inboxes) and a grant of exactly this channel (needed for any other)."""
-    if sender is None:
-        sender = SERVER_SENDER
-    elif not isinstance(sender, str):
-        sender = channel_of(sender).removeprefix("user:")
-    validators.validate_channel(f"user:{sender}")
-    now = int(time.time())
-    claims = {"sub": sender, "scope": "publish", "iat": now, "exp": now + SIGNAL_TOKEN_SECS}
-    if channel != "broadcast" and not channel.startswith("user:"):
-        claims["channels"] = [channel]
-    return jwt.encode(claims, conf.jwt_secret(), algorithm="HS256")
-
-
-def _refused(err, keep):
-    try:
-        error = json.loads(err.read() or b"{}").get("error") or {}
-    except ValueError:
-        error = {}
-    code, message = error.get("code"), error.get("message") or err.reason
-    if keep is not None and err.code in (400, 422) and "keep" in str(message):
-        message = (f"{message} (this herald does not keep signals yet: send without `keep`, "
-                   "or upgrade herald)")
-    retry_after = err.headers.get("Retry-After")
-    return HeraldError(
-        f"herald refused the signal: {err.code} {code}: {message}", status=err.code, code=code,
-        retry_after=int(retry_after) if retry_after and retry_after.isdigit() else None)
+def _refused(err):
+    """What herald_signal's error means for the caller (None: nothing it knows)."""
+    cause = err.__cause__
+    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    diag = getattr(cause, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(err).strip()
+    if state == _INVALID_PARAMETER_VALUE:
+        return ValidationError(message, code="refused")
+    if state == _UNDEFINED_FUNCTION:
+        return HeraldError(
+            "herald_django.send_signal: this database has no herald_signal(): migrate it with "
+            "a herald that has kept signals (herald migrate, or herald serve)",
+            code="not_installed")
+    if state == _INSUFFICIENT_PRIVILEGE:
+        return HeraldError(
+            f"herald_django.send_signal: {message}; grant it to this connection's role: "
+            "grant execute on function herald_signal(text, text, jsonb, integer) to <role>",
+            code="permission_denied")
+    return None

@@ -73,24 +73,24 @@ def validate_data(value):
     if not isinstance(value, dict):
         raise ValidationError("data must be a JSON object, e.g. {\"url\": \"/orders/17\"}.",
                               code="not_an_object")
-    _check_json(value)
+    check_json(value)
 
 
-def _check_json(value):
-    # jsonb refuses \u0000 and lone surrogates in strings and keys; NaN and Infinity are not
-    # JSON at all (Python's json module writes them anyway).
+def check_json(value, what="data"):
+    """Refuses what jsonb cannot store: \\u0000 and lone surrogates in strings and keys, and
+    NaN and Infinity, which are not JSON at all (Python's json module writes them anyway)."""
     if isinstance(value, str):
         if _UNSTORABLE.search(value):
             raise ValidationError(
-                "data may not contain the NUL character or a lone surrogate.", code="unstorable"
-            )
+                f"{what} may not contain the NUL character or a lone surrogate.",
+                code="unstorable")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationError("data may not contain NaN or Infinity.", code="not_json")
+            raise ValidationError(f"{what} may not contain NaN or Infinity.", code="not_json")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_json(key)
-            _check_json(item)
+            check_json(key, what)
+            check_json(item, what)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _check_json(item)
+            check_json(item, what)

@@ -426,12 +426,15 @@ class EndToEnd(unittest.TestCase):
                     for name in ("Ada Lovelace", "Grace Hopper"):
                         page.locator("#present li", has_text=name).wait_for()
 
-                # The courier: send_signal on the server moves it on the order's page.
+                # The courier: send_signal on the server moves it on the order's page, and
+                # keeps it, so a page opened afterwards starts from where the courier is.
                 shell(f'''
                     from herald_django import send_signal
-                    send_signal("order:{ids["order"]}", "location", {{"lat": 48.85, "lng": 2.35}})
+                    send_signal("order:{ids["order"]}", "location", {{"lat": 48.85, "lng": 2.35}},
+                                keep=600)
                 ''')
                 ada.locator("#courier", has_text="48.85,2.35").wait_for()
+                open_as("ada").locator("#courier", has_text="48.85,2.35").wait_for()
                 self.assertEqual(errors, [])
             except Exception as err:
                 raise AssertionError(f"{err}\nherald's log:\n{self.herald_log()}") from err

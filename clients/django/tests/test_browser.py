@@ -129,6 +129,68 @@ class ExamplePage(LiveServerTestCase):
         page.screenshot(path=str(SCREENSHOT))
         self.assertEqual(self.errors, [])
 
+    def wait_unseen(self, page, text):
+        try:
+            page.wait_for_function(
+                """(text) => { const b = document.querySelector("[data-herald-unseen]");
+                               return b && b.textContent === text && b.hidden === (text === "0"); }""",
+                arg=text)
+        except Exception as err:
+            badge = page.eval_on_selector("[data-herald-unseen]", "b => b.outerHTML")
+            raise AssertionError(f"unseen badge never showed {text!r}: {badge}; page errors "
+                                 f"{self.errors}\nherald's log:\n{support.herald().log_tail()}"
+                                 ) from err
+
+    def test_the_bell_counts_unseen_and_the_list_keeps_unread_in_bold(self):
+        page = self.sign_in("ada")
+        self.wait_live(page)
+        page.evaluate("""() => { window.heardCounts = [];
+            document.addEventListener("herald:counts", (e) => window.heardCounts.push(e.detail)); }""")
+        ada = off_the_event_loop(User.objects.get, username="ada")
+        off_the_event_loop(notify, ada, "Your order shipped")
+        self.wait_unseen(page, "1")
+        self.wait_badge(page, "1")
+        in_list = "#inbox li[data-id]"
+        page.locator(f"{in_list}.unread", has_text="Your order shipped").wait_for(state="attached")
+
+        # A second tab renders both counts on the server.
+        other = self.open_page()
+        self.assertEqual((other.text_content("[data-herald-unseen]"),
+                          other.text_content("[data-herald-unread]")), ("1", "1"))
+        self.wait_live(other)
+
+        # Opening the bell clears the unseen count, in every tab; the item stays unread, in bold.
+        page.get_by_role("button", name="Notifications", exact=True).click()
+        self.wait_unseen(page, "0")
+        self.wait_unseen(other, "0")
+        self.assertEqual(page.text_content("[data-herald-unread]"), "1")
+        item = page.locator(f"{in_list}.unread", has_text="Your order shipped")
+        self.assertEqual(item.evaluate("li => getComputedStyle(li).fontWeight"), "600")
+        page.wait_for_function(
+            "() => window.heardCounts.some((c) => c.unread === 1 && c.unseen === 0)")
+
+        # Read, then unread again: bold again and counted unread, but not unseen: it was seen.
+        item.get_by_role("button", name="Mark read").click()
+        page.locator(f"{in_list}:not(.unread)", has_text="Your order shipped").wait_for()
+        self.wait_badge(page, "0")
+        page.locator(in_list, has_text="Your order shipped").get_by_role(
+            "button", name="Mark unread").click()
+        page.locator(f"{in_list}.unread", has_text="Your order shipped").wait_for()
+        self.wait_badge(page, "1")
+        self.wait_badge(other, "1")
+        self.assertEqual(page.text_content("[data-herald-unseen]"), "0")
+
+        # Archived: out of the list here and in the other tab, out of the counts, and not
+        # listed when the page is rendered again.
+        page.locator(in_list, has_text="Your order shipped").get_by_role(
+            "button", name="Archive").click()
+        for tab in (page, other):
+            tab.locator(in_list, has_text="Your order shipped").wait_for(state="detached")
+            self.wait_badge(tab, "0")
+        page.reload()
+        self.assertEqual(page.locator(in_list).count(), 0)
+        self.assertEqual(self.errors, [])
+
     def wait_text(self, page, selector, text):
         try:
             page.locator(selector, has_text=text).first.wait_for()
@@ -151,7 +213,7 @@ class ExamplePage(LiveServerTestCase):
 
         # A signal from the server (send_signal), and one from Grace's page (herald.signal
         # through the example's view, which calls send_signal too).
-        send_signal("feed:demo", "wave", {"name": "The server"})
+        off_the_event_loop(send_signal, "feed:demo", "wave", {"name": "The server"})
         for page in (ada_page, grace_page):
             self.wait_text(page, "#live li.signal", "The server waved")
         grace_page.get_by_role("button", name="Wave to the feed").click()
@@ -161,7 +223,7 @@ class ExamplePage(LiveServerTestCase):
         # read when the page renders it again on the server.
         ada = off_the_event_loop(User.objects.get, username="ada")
         off_the_event_loop(notify, ada, "Read me from the list")
-        ada_page.get_by_role("button", name="Unread notifications").click()
+        ada_page.get_by_role("button", name="Notifications", exact=True).click()
         item = ada_page.locator("#inbox li.unread", has_text="Read me from the list")
         item.get_by_role("button", name="Mark read").click()
         ada_page.locator("#inbox li:not(.unread)", has_text="Read me from the list").wait_for()

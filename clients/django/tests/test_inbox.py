@@ -1,4 +1,5 @@
-"""unread_count() and inbox_page(): the inbox as herald has it, read in the caller's transaction.
+"""unread_count(), unseen_count() and inbox_page(): the inbox as herald has it, read in the
+caller's transaction.
 
 herald's functions count rows "committed after" a snapshot up to the current snapshot's xmax,
 one past the newest *completed* transaction. A transaction's own rows lie past it until some
@@ -14,7 +15,7 @@ from django.template import Context, Template
 from django.test import RequestFactory, TestCase, TransactionTestCase, override_settings
 
 import support
-from herald_django import inbox_page, notify, token_for, unread_count
+from herald_django import inbox_page, notify, token_for, unread_count, unseen_count
 
 
 def own_rows_past_xmax():
@@ -31,11 +32,22 @@ def complete_another_transaction():
         other.commit()
 
 
-def badge(user):
+def badge(user, count="unread"):
     request = RequestFactory().get("/")
     request.user = user
-    return Template("{% load herald %}{% herald_unread_badge %}").render(
-        Context({"request": request})).strip()
+    return Template("{% load herald %}{% herald_unread_badge count=count %}").render(
+        Context({"request": request, "count": count})).strip()
+
+
+def herald_counts(user):
+    """The counts as herald itself answers them (GET /api/notifications/unread_count)."""
+    status, body = support.api("GET", "/api/notifications/unread_count", token_for(user))
+    assert status == 200, (status, body)
+    return body["unread_count"], body["unseen_count"]
+
+
+def counts(user):
+    return unread_count(user), unseen_count(user)
 
 
 class UnreadCountInATransaction(TransactionTestCase):
@@ -50,11 +62,13 @@ class UnreadCountInATransaction(TransactionTestCase):
                 notify(self.ada, "one")
                 notify("broadcast", "two")
                 notify("feed:demo", "not in the inbox")
-                count, html = unread_count(self.ada), badge(self.ada)
+                count, html = counts(self.ada), badge(self.ada)
+                unseen_html = badge(self.ada, "unseen")
                 newest = own_rows_past_xmax()
                 transaction.set_rollback(True)
-            self.assertEqual(count, 2)
+            self.assertEqual(count, (2, 2))
             self.assertIn(">2</span>", html)
+            self.assertIn(">2</span>", unseen_html)
             if newest:
                 return
         self.fail("every attempt had a later transaction complete before the count")
@@ -65,8 +79,9 @@ class UnreadCountInATransaction(TransactionTestCase):
             notify("broadcast", "two")
             complete_another_transaction()
             self.assertFalse(own_rows_past_xmax())
-            self.assertEqual(unread_count(self.ada), 2)
+            self.assertEqual(counts(self.ada), (2, 2))
             self.assertIn(">2</span>", badge(self.ada))
+            self.assertIn(">2</span>", badge(self.ada, "unseen"))
             transaction.set_rollback(True)
 
     def test_committed_rows_and_own_rows_add_up_and_reads_are_subtracted(self):
@@ -75,9 +90,61 @@ class UnreadCountInATransaction(TransactionTestCase):
         support.api("POST", f"/api/notifications/{sent['id']}/read", token_for(self.ada))
         with transaction.atomic():
             notify(self.ada, "ours")
-            self.assertEqual(unread_count(self.ada), 2)
+            self.assertEqual(counts(self.ada), (2, 2))
             transaction.set_rollback(True)
+        self.assertEqual(counts(self.ada), (1, 1))
+
+
+class UnseenCount(TransactionTestCase):
+    """Committed for real: herald's own answers are the reference."""
+
+    def setUp(self):
+        self.ada = User.objects.create_user("ada")
+        self.token = token_for(self.ada)
+
+    def act(self, path, **body):
+        status, answer = support.api("POST", f"/api/notifications/{path}", self.token, body)
+        self.assertEqual(status, 200, answer)
+
+    def test_opening_the_bell_marks_what_the_page_showed_seen_and_nothing_after(self):
+        notify(self.ada, "one")
+        notify("broadcast", "two")
+        page = inbox_page(self.ada)
+        self.assertEqual((page.unread_count, page.unseen_count), (2, 2))
+        notify(self.ada, "after the page")
+        # What the page's bell does when opened: markSeen(page.cursor).
+        self.act("seen", through=page.cursor)
+        self.assertEqual(counts(self.ada), (3, 1))
+        self.assertEqual(counts(self.ada), herald_counts(self.ada))
+        self.assertEqual(badge(self.ada, "unseen"),
+                         '<span class="herald-unseen" data-herald-unseen>1</span>')
+        page = inbox_page(self.ada)
+        self.assertEqual([(n.title, n.read, n.seen, n.archived) for n in page.notifications],
+                         [("after the page", False, False, False), ("two", False, True, False),
+                          ("one", False, True, False)])
+        self.assertEqual((page.unread_count, page.unseen_count), (3, 1))
+
+    def test_reading_archiving_and_unread_again_keep_it_exact(self):
+        one, two, three = (notify(self.ada, title) for title in ("one", "two", "three"))
+        self.assertEqual(counts(self.ada), (3, 3))
+        self.act(f"{one.id}/read")           # reading sees it too
+        self.assertEqual(counts(self.ada), (2, 2))
+        self.act(f"{two.id}/archive")        # archiving reads it, and it leaves the inbox
+        self.assertEqual(counts(self.ada), (1, 1))
+        self.act(f"{one.id}/unread")
+        self.assertEqual(unread_count(self.ada), 2)
+        self.assertEqual(counts(self.ada), herald_counts(self.ada))
+        self.act("read_all")
+        self.assertEqual(counts(self.ada), (0, 0))
+        self.act(f"{three.id}/unread")       # read by the mark, unread again
+        self.assertEqual(counts(self.ada), herald_counts(self.ada))
         self.assertEqual(unread_count(self.ada), 1)
+        with transaction.atomic():           # and our own rows on top, uncommitted
+            notify(self.ada, "ours")
+            notify("broadcast", "ours too")
+            unread, unseen = herald_counts(self.ada)
+            self.assertEqual(counts(self.ada), (unread + 2, unseen + 2))
+            transaction.set_rollback(True)
 
 
 class UnreadCountInATestCase(TestCase):
@@ -107,7 +174,19 @@ class UnreadCountInATestCase(TestCase):
         status, _ = support.api("POST", "/api/notifications/read_all", token_for(self.ada))
         self.assertEqual(status, 200)
         notify(self.ada, "one")
-        self.assertEqual(unread_count(self.ada), 1)
+        self.assertEqual(counts(self.ada), (1, 1))
+
+    def test_4_after_herald_marked_the_inbox_seen(self):
+        support.publish(f"user:{self.ada.pk}", "committed")
+        status, listed = support.api("GET", "/api/notifications", token_for(self.ada))
+        self.assertEqual((status, listed["unseen_count"]), (200, 1))
+        status, _ = support.api("POST", "/api/notifications/seen", token_for(self.ada),
+                                {"through": listed["cursor"]})
+        self.assertEqual(status, 200)
+        notify(self.ada, "ours")
+        self.assertEqual(counts(self.ada), (2, 1))
+        self.assertEqual(badge(self.ada, "unseen"),
+                         '<span class="herald-unseen" data-herald-unseen>1</span>')
 
 
 class InboxPage(TestCase):
@@ -121,19 +200,34 @@ class InboxPage(TestCase):
         notify("feed:demo", "not in the inbox")
         notify(self.ada, "third, uncommitted", data={"url": "/x"})
         page = inbox_page(self.ada, limit=10)
-        self.assertEqual([(n.title, n.read) for n in page.notifications],
-                         [("third, uncommitted", False), ("second", False), ("first", True)])
+        self.assertEqual([(n.title, n.read, n.seen, n.archived) for n in page.notifications],
+                         [("third, uncommitted", False, False, False),
+                          ("second", False, False, False), ("first", True, True, False)])
         self.assertEqual(page.notifications[0].data, {"url": "/x"})
         self.assertIsNotNone(page.notifications[0].created_at)
-        self.assertEqual(page.unread_count, 2)
+        self.assertEqual((page.unread_count, page.unseen_count), (2, 2))
         self.assertEqual([n.title for n in inbox_page(self.ada, limit=1).notifications],
                          ["third, uncommitted"])
         self.assertEqual([n.title for n in inbox_page(self.ada, unread=True).notifications],
                          ["third, uncommitted", "second"])
 
+    def test_archived_ones_are_left_out_and_listed_on_their_own(self):
+        kept = support.publish(f"user:{self.ada.pk}", "kept")
+        cleared = support.publish(f"user:{self.ada.pk}", "cleared")
+        status, _ = support.api("POST", f"/api/notifications/{cleared['id']}/archive",
+                                token_for(self.ada))
+        self.assertEqual(status, 200)
+        page = inbox_page(self.ada)
+        self.assertEqual([n.title for n in page.notifications], ["kept"])
+        self.assertEqual((page.unread_count, page.unseen_count), (1, 1))
+        archived = inbox_page(self.ada, archived=True)
+        self.assertEqual([(n.id, n.read, n.seen, n.archived) for n in archived.notifications],
+                         [(cleared["id"], True, True, True)])
+        self.assertNotIn(kept["id"], [n.id for n in archived.notifications])
+
     def test_an_empty_inbox_still_has_a_cursor(self):
         page = inbox_page(self.ada)
-        self.assertEqual((page.notifications, page.unread_count), ([], 0))
+        self.assertEqual((page.notifications, page.unread_count, page.unseen_count), ([], 0, 0))
         self.assertRegex(page.cursor, r"^\d+:\d+:[\d,]*$")
 
     def test_granted_channels_can_be_listed_and_others_are_refused(self):

@@ -5,14 +5,15 @@ import re
 import sys
 from pathlib import Path
 
+from django.contrib.auth.models import User
 from django.core import checks
 from django.core.management import call_command
 from django.db import connection
-from django.test import SimpleTestCase, TestCase, override_settings
+from django.test import SimpleTestCase, TestCase, TransactionTestCase, override_settings
 
 import herald_django
 import support
-from herald_django import testdb
+from herald_django import inbox_page, notify, send_signal, testdb, token_for
 
 
 class InstalledPackage(SimpleTestCase):
@@ -83,6 +84,55 @@ class TestDatabaseHook(TestCase):
         with connection.cursor() as cursor:
             cursor.execute("select herald_unread_count('1')")
             self.assertEqual(cursor.fetchone()[0], 0)
+
+
+def rows_per_table():
+    with connection.cursor() as cursor:
+        found = {}
+        for table in testdb.HERALD_TEST_TABLES:
+            cursor.execute("select to_regclass(%s) is not null", [table])
+            if cursor.fetchone()[0]:
+                cursor.execute(f"select count(*) from {table}")
+                found[table] = cursor.fetchone()[0]
+        return found
+
+
+class EmptiedBetweenTransactionTests(TransactionTestCase):
+    """Django empties its tables after each TransactionTestCase test; herald_django empties
+    herald's: notifications, every user's read, seen, archived and unread-again state, and
+    kept signals. (In alphabetical order, test_1 runs first.)"""
+
+    def test_1_leaves_something_in_every_table(self):
+        ada = User.objects.create_user("ada")
+        token = token_for(ada)
+
+        def act(path, **body):
+            status, answer = support.api("POST", f"/api/notifications/{path}", token, body)
+            self.assertEqual(status, 200, answer)
+
+        one = notify(ada, "one")
+        notify("broadcast", "for everyone")
+        act("archive_all", through=inbox_page(ada).cursor)  # archive, read and seen marks
+        two, three = notify(ada, "two"), notify(ada, "three")
+        act(f"{two.id}/read")                                 # a single read
+        act(f"{three.id}/archive")                            # an archived row
+        act(f"{one.id}/unread")                               # unread again under the mark
+        send_signal("feed:demo", "location", {"lat": 1}, keep=600)
+        tables = rows_per_table()
+        self.assertIn("herald_kept_signals", tables, "the bundled schema has no kept signals")
+        self.assertEqual([t for t, n in tables.items() if n == 0], [], tables)
+
+    def test_2_starts_with_none_of_it(self):
+        tables = rows_per_table()
+        self.assertEqual(set(tables), set(testdb.HERALD_TEST_TABLES))
+        self.assertEqual([t for t, n in tables.items() if n], [], tables)
+        # As a page sees it: no courier from the last test, an empty inbox.
+        ada = User.objects.create_user("ada")
+        status, body = support.api("GET", "/api/signals", token_for(ada), channels="feed:demo")
+        self.assertEqual((status, body), (200, {"signals": []}))
+        status, body = support.api("GET", "/api/notifications", token_for(ada))
+        self.assertEqual((body["notifications"], body["unread_count"], body["unseen_count"]),
+                         ([], 0, 0))
 
 
 class DjangoMigrations(TestCase):

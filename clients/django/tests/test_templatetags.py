@@ -5,7 +5,7 @@ import re
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.template import Context, Template
+from django.template import Context, Template, TemplateSyntaxError
 from django.test import RequestFactory, TestCase, override_settings
 
 import support
@@ -40,6 +40,33 @@ class UnreadBadge(TestCase):
         sent = support.publish(f"user:{self.ada.pk}", "read it")
         support.api("POST", f"/api/notifications/{sent['id']}/read", token_for(self.ada))
         self.assertIn(">0</span>", render("{% herald_unread_badge %}", self.ada))
+
+    def test_count_unseen_shows_what_no_bell_has_shown_yet(self):
+        # Committed by herald: two notifications, one of them read (so seen), the inbox then
+        # marked seen up to the first; a third, of this test's transaction, is unseen too.
+        support.publish(f"user:{self.ada.pk}", "seen by opening the bell")
+        status, listed = support.api("GET", "/api/notifications", token_for(self.ada))
+        support.api("POST", "/api/notifications/seen", token_for(self.ada),
+                    {"through": listed["cursor"]})
+        read = support.publish(f"user:{self.ada.pk}", "read, so seen")
+        support.api("POST", f"/api/notifications/{read['id']}/read", token_for(self.ada))
+        support.publish(f"user:{self.ada.pk}", "not seen yet")
+        notify(self.ada, "not seen yet either")
+        self.assertEqual(render('{% herald_unread_badge count="unseen" %}', self.ada).strip(),
+                         '<span class="herald-unseen" data-herald-unseen>2</span>')
+        # The unread badge, next to it, counts the one only seen as well.
+        self.assertEqual(render("{% herald_unread_badge %}", self.ada).strip(),
+                         '<span class="herald-unread" data-herald-unread>3</span>')
+
+    def test_an_unseen_badge_at_zero_is_hidden_too(self):
+        self.assertEqual(render('{% herald_unread_badge count="unseen" %}', self.ada).strip(),
+                         '<span class="herald-unseen" data-herald-unseen hidden>0</span>')
+
+    def test_count_is_unread_or_unseen(self):
+        self.assertEqual(render('{% herald_unread_badge count="unread" %}', self.ada),
+                         render("{% herald_unread_badge %}", self.ada))
+        with self.assertRaisesMessage(TemplateSyntaxError, 'count is "unread" or "unseen"'):
+            render('{% herald_unread_badge count="new" %}', self.ada)
 
     def test_at_zero_it_is_hidden(self):
         self.assertEqual(render("{% herald_unread_badge %}", self.ada).strip(),
@@ -112,12 +139,21 @@ class Script(TestCase):
         self.assertIn("cursor: config.cursor", html)
         self.assertNotIn("cursor", config(render("{% herald_script %}", self.ada)))
 
-    def test_presence_signals_and_refused_channels_become_dom_events(self):
+    def test_presence_signals_inbox_changes_and_refused_channels_become_dom_events(self):
         html = render("{% herald_script %}", self.ada)
         for callback, event in (("onPresence", "presence"), ("onSignal", "signal"),
-                                ("onChannelsRefused", "channels_refused")):
+                                ("onChannelsRefused", "channels_refused"), ("onRead", "read"),
+                                ("onSeen", "seen"), ("onArchived", "archived"),
+                                ("onUnarchived", "unarchived"), ("onUnread", "unread")):
             with self.subTest(callback=callback):
                 self.assertRegex(html, rf'{callback}: function \([^)]*\) {{ emit\("{event}"')
+
+    def test_both_counts_keep_their_badges_live_and_become_herald_counts(self):
+        html = render("{% herald_script %}", self.ada)
+        self.assertRegex(html, r'onUnreadCount: function \(count\) \{\s*show\("unread", count\);'
+                               r'\s*emit\("unread_count", count\);')
+        self.assertRegex(html, r'onCounts: function \(counts\) \{\s*show\("unseen", counts.unseen\);'
+                               r'\s*emit\("counts", \{ unread: counts.unread, unseen: counts.unseen \}\);')
 
     def test_herald_js_can_come_from_the_app(self):
         with override_settings(HERALD_JS="app"):

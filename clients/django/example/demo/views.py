@@ -40,7 +40,8 @@ def page(request):
 @require_POST
 @login_required
 def wave(request):
-    """A live signal from the server to everyone on the demo feed: nothing is stored."""
+    """A live signal from the server to everyone on the demo feed: nothing is stored. Sent
+    when the request's transaction commits (ATOMIC_REQUESTS), as a notification would be."""
     send_signal("feed:demo", "wave", {"name": request.user.get_full_name()})
     return JsonResponse({}, status=202)
 

@@ -1,4 +1,5 @@
-"""`{% load herald %}`: `{% herald_script %}` and `{% herald_unread_badge %}`.
+"""`{% load herald %}`: `{% herald_script %}` and `{% herald_unread_badge %}` (which counts
+unread notifications, or unseen ones with `count="unseen"`).
 
 Both render nothing for anonymous users. They find the user through `request` (the
 `request` context processor, in every new project's settings) or `user` (the `auth` one).
@@ -45,11 +46,15 @@ def herald_script(context, channels=None, presence=None, cursor=None, nonce=None
     requires one.
 
     The page hears of everything through DOM events on `document`: `herald:notification`
-    (`event.detail` is the notification), `herald:unread_count`, `herald:read`,
-    `herald:reset`, `herald:presence` (`{channel, users}`), `herald:signal`,
+    (`event.detail` is the notification), `herald:unread_count` (the count),
+    `herald:counts` (`{unread, unseen}`), `herald:read`, `herald:seen` (`{through}`),
+    `herald:archived`, `herald:unarchived`, `herald:unread` (`{ids}`, or for read and
+    archived `{all: true}`), `herald:reset`, `herald:presence` (`{channel, users}`),
+    `herald:signal` (`kept: true` on a channel's kept values, when the stream opens),
     `herald:channels_refused` (`{channels}`), `herald:status`, `herald:error` and
     `herald:signed_out`; `window.herald` is herald.js's handle (`markRead(id)`,
-    `markAllRead()`, `present(channel)`, `signal(channel, kind, data)`, ...).
+    `markAllRead()`, `markSeen(cursor)`, `markUnread(id)`, `archive(id)`, `unarchive(id)`,
+    `archiveAll()`, `present(channel)`, `signal(channel, kind, data)`, ...).
     """
     user = _user(context)
     if user is None:
@@ -97,20 +102,35 @@ def unread_count(user):
     return inbox.unread_count(user)
 
 
+def unseen_count(user):
+    """The user's unseen count (their inbox): `herald_django.unseen_count`."""
+    return inbox.unseen_count(user)
+
+
+# What a badge can count: its function, and the name in its class and data attribute.
+_BADGE_COUNTS = {"unread": unread_count, "unseen": unseen_count}
+
+
 @register.simple_tag(takes_context=True)
-def herald_unread_badge(context):
-    """`<span class="herald-unread" data-herald-unread>N</span>`, hidden at 0.
+def herald_unread_badge(context, count="unread"):
+    """`<span class="herald-unread" data-herald-unread>N</span>`, hidden at 0: the user's
+    unread count. With `count="unseen"`, `<span class="herald-unseen" data-herald-unseen>N
+    </span>`: the notifications no bell has shown them yet (`markSeen` clears it).
 
     The count is computed here, so it is right before any script runs; `{% herald_script %}`
     keeps it live.
     """
+    counter = _BADGE_COUNTS.get(count)
+    if counter is None:
+        raise template.TemplateSyntaxError(
+            f'herald_unread_badge: count is "unread" or "unseen", not {count!r}.')
     user = _user(context)
     if user is None:
         return ""
     try:
-        count = unread_count(user)
+        value = counter(user)
     except DatabaseError:
         # The page still renders; the badge fills in when the stream connects.
         logger.exception("herald_unread_badge: cannot count (has herald migrated this database?)")
-        count = None
-    return render_to_string("herald_django/badge.html", {"count": count})
+        value = None
+    return render_to_string("herald_django/badge.html", {"count": value, "kind": count})
