@@ -297,8 +297,12 @@ impl Hub {
         );
     }
 
-    /// Tells every subscriber of `change.user_id` about it.
+    /// Tells every subscriber of `change.user_id` about it, after forgetting what is
+    /// remembered of that user: a tab that hears the change and asks for its list at once must
+    /// not get the answer from before it (the listener records the same change from
+    /// `herald_changes` only at its next read).
     pub fn publish_read(&self, change: ReadChange) {
+        self.recent().forget_reader(&change.user_id);
         let mut registry = self.lock();
         let targets: HashSet<u64> = registry
             .by_user

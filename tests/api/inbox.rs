@@ -751,3 +751,33 @@ async fn a_live_events_id_sees_and_archives_what_the_stream_showed_up_to_it() {
     let second_row = second.json()["id"].as_i64().unwrap();
     assert_eq!(listed(&list), [(second_row, false, true, false)]);
 }
+
+#[actix_web::test]
+async fn a_tab_that_hears_a_change_and_asks_for_its_list_at_once_gets_the_list_after_it() {
+    let app = spawn_app().await;
+    let token = app.token_for("1");
+    let mut ids = Vec::new();
+    for title in ["a", "b", "c"] {
+        ids.push(app.insert("user:1", title).await);
+    }
+    app.caught_up().await;
+    let mut tab = app.open_events(&token, "", None).await;
+    for (round, id) in ids.iter().enumerate() {
+        // Remembered now: the next list would come from memory.
+        app.get("/api/notifications", Some(&token)).await;
+        // The app's SQL, so that no request of this instance forgets anything itself.
+        app.sql(&format!(
+            "insert into notification_archives (user_id, notification_id, archived)
+             values ('1', {id}, true)"
+        ))
+        .await;
+        assert_eq!(tab.next("archived").await.json(), json!({ "ids": [id] }));
+        let (_, list) = app.get("/api/notifications", Some(&token)).await;
+        let listed: Vec<i64> = listed(&list).iter().map(|n| n.0).collect();
+        assert!(
+            !listed.contains(id),
+            "round {round}: {id} still listed: {listed:?}"
+        );
+        assert_eq!(counts_of(&list), (2 - round as i64, 2 - round as i64));
+    }
+}
