@@ -21,8 +21,28 @@ declare namespace Herald {
     data: Record<string, unknown>;
     /** RFC 3339. */
     created_at: string;
-    /** Whether this user has read it. */
+    /** Whether this user has read it (reading one also makes it seen). */
     read: boolean;
+    /** Whether this user has seen it: a bell showed it (`markSeen`), or it was read. */
+    seen: boolean;
+    /** Whether this user archived it: out of the inbox and its counts, listed only by
+     *  `list({ archived: true })`. */
+    archived: boolean;
+  }
+
+  /** The inbox's counts, as `onCounts` receives them (archived notifications count in
+   *  neither). */
+  interface Counts {
+    /** Not yet read. */
+    unread: number;
+    /** Not yet seen: what a bell's badge shows; `markSeen` clears it. */
+    unseen: number;
+  }
+
+  /** The counts as herald's answers carry them. */
+  interface CountsAnswer {
+    unread_count: number;
+    unseen_count: number;
   }
 
   /** A user present on a channel. */
@@ -34,7 +54,9 @@ declare namespace Herald {
     since: string;
   }
 
-  /** A live signal: never stored, heard only by streams open when it was sent. */
+  /** A signal. A live one is heard only by streams open when it was sent; a kept one (sent
+   *  with `keep`) is also its channel's current value of its kind, given to connections that
+   *  start later. */
   interface Signal {
     channel: string;
     kind: string;
@@ -43,10 +65,34 @@ declare namespace Herald {
     data: unknown;
     /** RFC 3339. */
     at: string;
+    /** True for a kept value handed over as a connection starts (a stream opens, a tab
+     *  joins, long-polling starts), rather than heard live. */
+    kept?: true;
   }
 
   /** What `onRead` receives: some ids, or everything. */
   type ReadChange = { ids: number[] } | { all: true };
+
+  /** What `onSeen` receives: the inbox was marked seen up to this cursor. */
+  interface SeenChange {
+    through: string;
+  }
+
+  /** What `onArchived` receives: some ids, or everything in the inbox up to a cursor. */
+  type ArchivedChange = { ids: number[] } | { all: true; through?: string };
+
+  /** What `onUnarchived` and `onUnread` receive. */
+  interface IdsChange {
+    ids: number[];
+  }
+
+  /** Options of `signal`. */
+  interface SignalOptions {
+    /** Seconds (1–86,400) during which the signal stays its channel's current value of its
+     *  kind (until a newer kept one replaces it): connections that start later get it with
+     *  `kept: true`. */
+    keep?: number;
+  }
 
   /** A token, or where to get a fresh one. */
   interface Auth {
@@ -73,17 +119,29 @@ declare namespace Herald {
     /** Who is present on a `presence` channel, the user included, oldest first: the whole
      *  list first, then again after each join or leave. */
     onPresence?(channel: string, users: Member[]): void;
-    /** A live signal on a followed channel. */
+    /** A signal on a followed channel: live, or a kept value (`kept: true`) as the connection
+     *  starts. A kept value no newer than one already delivered is left out. */
     onSignal?(signal: Signal): void;
     /** herald refused these channels (the token no longer grants them): the connection goes
      *  on without them (with none left, the inbox). */
     onChannelsRefused?(channels: string[]): void;
     /** Each new notification, once per id. Insert its text as text, never as HTML. */
     onNotification?(notification: Notification): void;
-    /** The inbox's unread count: first when known, then on every change. */
+    /** The inbox's unread and unseen counts: first when both are known, then whenever either
+     *  changes (from the stream, each long-poll, and the answers of this tab's writes). */
+    onCounts?(counts: Counts): void;
+    /** The inbox's unread count alone: first when known, then on every change. */
     onUnreadCount?(count: number): void;
     /** Notifications marked read, by any tab or client of the user (streams only). */
     onRead?(change: ReadChange): void;
+    /** The inbox was marked seen up to a cursor, by any tab or client (streams only). */
+    onSeen?(change: SeenChange): void;
+    /** Notifications archived, by any tab or client of the user (streams only). */
+    onArchived?(change: ArchivedChange): void;
+    /** Notifications back in the inbox, still read (streams only). */
+    onUnarchived?(change: IdsChange): void;
+    /** Notifications marked unread again, back in the inbox if archived (streams only). */
+    onUnread?(change: IdsChange): void;
     /** herald cannot replay from the cursor: reload the list. It goes on from `cursor`. */
     onReset?(cursor: string): void;
     onStatus?(status: Status): void;
@@ -99,6 +157,8 @@ declare namespace Herald {
     limit?: number;
     /** Only unread notifications. */
     unread?: boolean;
+    /** Only archived notifications, newest first (by default they are left out). */
+    archived?: boolean;
     /** Only what came after this cursor, oldest first (else the newest, newest first). */
     after?: string;
   }
@@ -107,6 +167,7 @@ declare namespace Herald {
   interface Page {
     notifications: Notification[];
     unread_count: number;
+    unseen_count: number;
     /** Pass it as `cursor` to connect, or as `after`, to get only what is newer. */
     cursor: string;
     /** Present when `after` was unknown or too old (reload, as on `onReset`). */
@@ -139,14 +200,29 @@ declare namespace Herald {
     readonly leader: boolean;
     /** The last status (null only before the first). */
     readonly status: Status | null;
-    markRead(id: number): Promise<{ id: number; read: true; unread_count: number }>;
-    markAllRead(): Promise<{ marked: number }>;
+    // Each write resolves with herald's answer, whose counts `onCounts` hears at once, and
+    // rejects with an Error carrying herald's `status` and `code` (404: not in the inbox).
+    markRead(id: number): Promise<{ id: number; read: true } & CountsAnswer>;
+    markAllRead(): Promise<{ marked: number } & CountsAnswer>;
+    /** Marks the inbox seen up to `through`; default: the newest position this connection
+     *  knows (its list's cursor, or the last streamed or polled), so what the page shows.
+     *  Rejects with code "no_cursor" while there is none. */
+    markSeen(through?: string): Promise<CountsAnswer>;
+    /** Unread again, and back in the inbox if it was archived. */
+    markUnread(id: number): Promise<{ id: number; read: false } & CountsAnswer>;
+    /** Out of the inbox (read and seen too); listed by `list({ archived: true })`. */
+    archive(id: number): Promise<{ id: number; archived: true } & CountsAnswer>;
+    /** Back in the inbox, still read. */
+    unarchive(id: number): Promise<{ id: number; archived: false } & CountsAnswer>;
+    /** Archives everything in the inbox up to `through`, or everything now without it. */
+    archiveAll(through?: string): Promise<CountsAnswer>;
     /** The last cursor seen: pass it as `cursor` to resume elsewhere. */
     lastCursor(): string | null;
     /** Who is present on a `presence` channel now, as onPresence last said. */
     present(channel: string): Member[];
-    /** Sends a live signal to the channel's open streams (any tab may). */
-    signal(channel: string, kind: string, data?: unknown): Promise<{ delivered_to: number }>;
+    /** Sends a signal to the channel's open streams (any tab may); with `keep`, it is also the
+     *  channel's current value of its kind for that many seconds. */
+    signal(channel: string, kind: string, data?: unknown, options?: SignalOptions): Promise<{ delivered_to: number }>;
     /** Turns on Web Push for this browser: asks permission (call it from a click), registers
      *  the service worker, subscribes with herald's key and hands the subscription to herald.
      *  Rejects with a `PushError`, leaving nothing subscribed. */

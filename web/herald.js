@@ -8,12 +8,16 @@
  *     url, token,                         // or getToken: async () => "<fresh token>"
  *     channels: ["user:42", "broadcast"], // default: the token's inbox
  *     cursor: page.cursor,                // resume exactly after the list
- *     onNotification(n) {}, onUnreadCount(count) {}, onRead({ ids } | { all: true }) {},
+ *     onNotification(n) {}, onCounts({ unread, unseen }) {}, onRead({ ids } | { all: true }) {},
+ *     onSeen({ through }) {}, onArchived({ ids } | { all: true, through }) {},
+ *     onUnarchived({ ids }) {}, onUnread({ ids }) {},
  *     onReset(cursor) {}, onStatus(status) {}, onError(error) {},
  *     presence: ["project:5"], onPresence(channel, users) {}, onSignal(signal) {},
  *   });
- *   herald.markRead(id); herald.markAllRead(); herald.close();
+ *   herald.markRead(id); herald.markAllRead(); herald.markSeen(); herald.markUnread(id);
+ *   herald.archive(id); herald.unarchive(id); herald.archiveAll(); herald.close();
  *   herald.present("project:5"); herald.signal("project:5", "typing", { task: 17 });
+ *   herald.signal("order:17", "location", { lat, lng }, { keep: 3600 }); // pages opened later see it
  *   await herald.enablePush();            // browser notifications while no tab is open
  *
  * Herald.connect(options) starts at once and returns the handle. Options, all optional:
@@ -34,17 +38,40 @@
  *                 not even its ping, for 2.5 heartbeats died silently and is replaced.
  * Callbacks, all optional:
  *   onNotification(n)     each new notification, once per id: { id, channel, kind, title, body,
- *                         level, data, created_at, read }. Insert its text as text, not HTML.
- *   onUnreadCount(count)  the inbox's unread count: first when known, then on every change.
+ *                         level, data, created_at, read, seen, archived }. Insert its text as
+ *                         text, not HTML.
+ *   onCounts({ unread, unseen })  the inbox's counts: unread (not yet read) and unseen (not yet
+ *                         seen: what a bell's badge shows, cleared by markSeen). First when
+ *                         both are known, then whenever either changes: from the stream, from
+ *                         each long-poll's answer, and from the answers of this tab's own
+ *                         markRead, markSeen, archive... calls. Archived items count in neither.
+ *   onUnreadCount(count)  the unread count alone: first when known, then on every change.
  *   onRead(change)        { ids: [...] } or { all: true }: notifications marked read, by this
  *                         tab or any other client of the user (streams only, not long-polls).
+ *   onSeen(change)        { through: cursor }: the user's inbox was marked seen up to that
+ *                         cursor, by any tab or client (streams only; the new counts follow).
+ *   onArchived(change)    { ids: [...] }, or { all: true, through: cursor } (everything in the
+ *                         inbox up to that cursor): archived, by any tab or client of the user;
+ *                         drop them from the list (streams only).
+ *   onUnarchived(change)  { ids: [...] }: back in the inbox, read (streams only).
+ *   onUnread(change)      { ids: [...] }: marked unread again, and so back in the inbox if they
+ *                         were archived (streams only).
+ *                         On long-polls none of these five comes: the counts still follow, and a
+ *                         page that must show every change reloads its list with Herald.list.
  *   onReset(cursor)       herald cannot replay from the cursor (unknown, or too old): reload
  *                         the list. The connection goes on from `cursor` by itself.
  *   onPresence(channel, users)  who is present on a `presence` channel, the user included:
  *                         [{ user, name, since }], oldest first; first the whole list, then
  *                         again after every join or leave.
- *   onSignal(signal)      a live signal on a followed channel: { channel, kind, from, data, at }.
- *                         Never stored: only connections open when it is sent hear it.
+ *   onSignal(signal)      a signal on a followed channel: { channel, kind, from, data, at }.
+ *                         A live one reaches only connections open when it is sent. A kept one
+ *                         (sent with `keep`: a courier's position) is also the channel's current
+ *                         value, and comes with `kept: true` when the connection starts (its
+ *                         stream opens, a tab joins, or long-polling starts: herald.js asks
+ *                         GET /api/signals for the followed channels other than the inbox) and
+ *                         again after reconnects. A kept value no newer than a signal of its
+ *                         channel and kind already delivered is left out, so it never moves a
+ *                         courier back.
  *   onChannelsRefused(channels)  herald refused these `channels`/`presence` channels: the
  *                         token no longer grants them (an order delivered, a project left).
  *                         The connection drops them and goes on with the rest at once (with
@@ -54,14 +81,32 @@
  *   onError(error)        an Error (with `status` when herald answered) from work done in the
  *                         background: a request, a token trade, getToken. For logging: the
  *                         connection retries by itself, its very first token too ("offline"
- *                         meanwhile). (markRead and markAllRead reject their promise instead.)
- * The handle:
- *   markRead(id)     → Promise of { id, read: true, unread_count }
- *   markAllRead()    → Promise of { marked }
+ *                         meanwhile). (markRead, archive and the other writes reject their
+ *                         promise instead.)
+ * The handle (each write's answer carries the new counts, which onCounts hears at once; the
+ * other tabs hear the change itself through the stream; each rejects with an Error with the
+ * HTTP `status` and herald's `code`, as a request does, such as 404 for an id not in the
+ * user's inbox):
+ *   markRead(id)     → Promise of { id, read: true, unread_count, unseen_count }
+ *   markAllRead()    → Promise of { marked, unread_count, unseen_count }
+ *   markSeen(through) → Promise of { unread_count, unseen_count }: marks the inbox seen up to
+ *                    the cursor `through`; without it, up to the newest position this
+ *                    connection knows (its list's cursor, or the last one streamed or polled),
+ *                    so what the page shows. Call it when the bell's list is opened. Rejects
+ *                    (code "no_cursor") if there is no position yet.
+ *   markUnread(id)   → Promise of { id, read: false, unread_count, unseen_count }: unread
+ *                    again, and back in the inbox if it was archived.
+ *   archive(id)      → Promise of { id, archived: true, unread_count, unseen_count }: out of
+ *                    the inbox (read and seen too), kept for Herald.list({ archived: true }).
+ *   unarchive(id)    → Promise of { id, archived: false, unread_count, unseen_count }.
+ *   archiveAll(through) → Promise of { unread_count, unseen_count }: archives everything in
+ *                    the inbox up to the cursor `through`, or everything now without it.
  *   lastCursor()     → the last cursor seen (or null): pass it as `cursor` to resume elsewhere.
  *   present(channel) → who is present on a `presence` channel now (as onPresence last said).
- *   signal(channel, kind, data) → Promise of { delivered_to }: sends a live signal (typing, a
- *                    position) to the channel's open streams. Any tab may send one.
+ *   signal(channel, kind, data, options) → Promise of { delivered_to }: sends a signal (typing,
+ *                    a position) to the channel's open streams. Any tab may send one. Options:
+ *                    keep, seconds (1–86,400) during which it stays the channel's current value
+ *                    of its kind (until a newer kept one replaces it), for pages opened later.
  *   enablePush(options) → Promise of the PushSubscription: turns on Web Push for this browser,
  *                    so herald notifies the user while none of their tabs is open (SPEC 11).
  *                    Asks the user's permission (call it from a click: some browsers ask only
@@ -82,12 +127,14 @@
  *                    push is off (or unsupported). Options: serviceWorker or scope.
  *   close()          stops, and hands the stream over to another tab.
  *   leader, status   read-only: whether this tab holds the stream; the last status.
- * Herald.list(options) → Promise of { notifications, unread_count, cursor }, one page of
- *   GET /api/notifications: newest first, or oldest first `after` a cursor. Options: url,
- *   token or getToken, channels, limit (1–200, default 50), unread (true: unread only), after.
+ * Herald.list(options) → Promise of { notifications, unread_count, unseen_count, cursor }, one
+ *   page of GET /api/notifications: newest first, or oldest first `after` a cursor. Options:
+ *   url, token or getToken, channels, limit (1–200, default 50), unread (true: unread only),
+ *   archived (true: only the archived ones, newest first; else they are left out), after.
  *   Without a token it rejects.
- * Herald.version is "1.3" (1.1: presence, signals, the stream watchdog; 1.2: Web Push; 1.3:
- * lost grants are dropped, not retried for ever).
+ * Herald.version is "1.4" (1.1: presence, signals, the stream watchdog; 1.2: Web Push; 1.3:
+ * lost grants are dropped, not retried for ever; 1.4: seen, archived and unread again, onCounts,
+ * kept signals).
  *
  * How it behaves:
  * - One stream per user and channel set, however many tabs: the tab holding a Web Lock is the
@@ -98,7 +145,8 @@
  *   exponential backoff so a restart under thousands of tabs is not a stampede; a tab that
  *   becomes visible, or a browser that comes back online, reconnects at once.
  * - Without EventSource, or when streams keep failing (a buffering proxy), it long-polls
- *   GET /api/notifications?wait=25 instead, and tries a stream again every minute.
+ *   GET /api/notifications?wait=25 instead, and tries a stream again every minute. The first
+ *   poll of a run answers at once, so the kept signals and presence lists come as it starts.
  * - With getToken, a token about to expire is refreshed before reconnecting.
  * - A stream that hears nothing for 2.5 heartbeats (herald pings every one) is closed and
  *   reopened from the cursor: a laptop waking from sleep, or a proxy that dropped the
@@ -137,6 +185,8 @@
   const WATCHDOG_HEARTBEATS = 2.5;
   /** herald's largest page: a joining tab catches up in as few requests as it can. */
   const CATCH_UP_PAGE = 200;
+  /** Channel and kind pairs whose last signal time is remembered (to drop stale kept values). */
+  const SIGNAL_TIMES_LIMIT = 1000;
 
   // ---- requests ---------------------------------------------------------------------------------
 
@@ -164,6 +214,20 @@
   /** `list` ("a,b") without the channels in `refused`. */
   function withoutChannels(list, refused) {
     return list.split(",").filter((c) => c && !refused.includes(c)).join(",");
+  }
+
+  /** The channels of `list` other than the inbox of `token`'s user: those whose kept signals
+   *  (a courier's position) a page starts from. */
+  function keptChannels(list, token) {
+    const who = claims(token);
+    const user = who.sub !== undefined ? who.sub : who.user_id;
+    return withoutChannels(list, ["broadcast", `user:${user}`]);
+  }
+
+  /** The kept signals of `channels` (GET /api/signals), each marked `kept: true`. */
+  async function keptSignals(url, token, channels) {
+    const answer = await request("GET", `${url}/api/signals?${query({ channels })}`, token);
+    return (answer?.signals || []).map((signal) => ({ ...signal, kept: true }));
   }
 
   /** Calls herald with `token` as Bearer; resolves with the JSON body (null for 204), rejects
@@ -325,6 +389,11 @@
     // The first one carries the stream's position, even before any notification.
     unread_count: (data, id) => ({ type: "unread_count", data, cursor: id || null }),
     read: (data) => ({ type: "read", data }),
+    // Another tab's position, not this stream's: it never moves the cursor.
+    seen: (data) => ({ type: "seen", data }),
+    archived: (data) => ({ type: "archived", data }),
+    unarchived: (data) => ({ type: "unarchived", data }),
+    unread: (data) => ({ type: "unread", data }),
     reset: (data) => ({ type: "reset", data, cursor: data.cursor }),
     presence: (data) => ({ type: "presence", data }),
     signal: (data) => ({ type: "signal", data }),
@@ -575,12 +644,17 @@
      *  throws when a request fails. */
     async #poll(token) {
       const until = this.#canStream ? this.#pollingSince + RETRY_STREAM_AFTER_MS : Infinity;
+      let keptAsked = false;
       while (!this.#stopped && Date.now() < until) {
         if (expiresSoon(token)) return EXPIRED;
         if (this.#failures === 0) this.#host.transition("polled");
         const cursor = this.#host.cursor();
+        // The first poll of a run answers at once (wait 0), not when something new comes or
+        // 25 s pass: the kept signals and presence lists asked after it are what a stream
+        // would start with, so the page must not wait a long-poll for them.
+        const wait = keptAsked ? POLL_WAIT_SECS : 0;
         const params = cursor
-          ? { after: cursor, wait: POLL_WAIT_SECS, channels: this.#channels }
+          ? { after: cursor, wait, channels: this.#channels }
           : { limit: 1, channels: this.#channels }; // no cursor yet: this page's is "now"
         params.presence = this.#presence; // present while polling, too
         const controller = new AbortController();
@@ -606,10 +680,30 @@
           }
         }
         this.#host.setCursor(page.cursor);
-        this.#host.dispatch({ type: "unread_count", data: { unread_count: page.unread_count } });
+        const counts = { unread_count: page.unread_count, unseen_count: page.unseen_count };
+        this.#host.dispatch({ type: "unread_count", data: counts });
+        if (!keptAsked) {
+          // Once the first page has accepted the channels: a stream would start with these.
+          keptAsked = true;
+          await this.#pollKept(token);
+        }
         if (this.#presence) await this.#pollPresence(token);
       }
       return DROPPED;
+    }
+
+    /** Long-polls hear no signals: the kept ones (current values, such as a courier's
+     *  position) are asked for as a run of them starts, so a polling page starts from them
+     *  too. Without them the page still works: a failure is only reported. */
+    async #pollKept(token) {
+      const channels = keptChannels(this.#channels, token);
+      if (!channels) return;
+      try {
+        const signals = await keptSignals(this.#url, token, channels);
+        for (const data of signals) this.#host.dispatch({ type: "signal", data });
+      } catch (error) {
+        this.#host.report(error);
+      }
     }
 
     /** Long-polls hear no presence events: each poll asks for the lists instead. */
@@ -633,11 +727,14 @@
    * still share a stream):
    *   { type: "hello" }                          a tab joined; the leader answers with "state"
    *   { type: "state", status, unread, cursor,   the leader's status, unread count and cursor,
- *     present }                                and (since herald.js 1.1) its presence lists
+   *     present, unseen }                        (since herald.js 1.1) its presence lists, and
+   *                                              (since 1.4) its unseen count
    *   { type: "status", status }                 the leader's status changed
    *   { type, data, cursor }                     an event, as the leader delivered it itself
    *                                              (type: notification, unread_count, read, reset,
- *                                              and since 1.1 presence, signal)
+   *                                              since 1.1 presence, signal, and since 1.4 seen,
+   *                                              archived, unarchived, unread; a tab ignores
+   *                                              the types it does not know)
    */
   class Tabs {
     static supported() {
@@ -835,6 +932,31 @@
     }
   }
 
+  /**
+   * When the last signal of each channel and kind was sent. Kept values come again (after a
+   * reconnect, when a tab joins or takes over, from GET /api/signals), and may arrive after a
+   * newer live signal: one no newer than what was delivered is old news.
+   */
+  class SignalTimes {
+    #times = new Map();
+
+    /** False for a kept `signal` no newer than one of its channel and kind delivered before. */
+    fresh({ channel, kind, at, kept }) {
+      const key = `${channel}\n${kind}`;
+      const time = Date.parse(at);
+      if (!Number.isFinite(time)) return true; // nothing to compare: deliver it
+      const last = this.#times.get(key);
+      if (last !== undefined && time <= last) {
+        if (kept) return false;
+        if (time < last) return true; // a live one out of order: delivered, remembers nothing
+      }
+      this.#times.delete(key); // re-inserted last: the oldest pair is dropped first
+      this.#times.set(key, time);
+      if (this.#times.size > SIGNAL_TIMES_LIMIT) this.#times.delete(this.#times.keys().next().value);
+      return true;
+    }
+  }
+
   /** What Herald.connect returns: one tab's connection, leading or following. */
   class Connection {
     #options;
@@ -846,12 +968,16 @@
     #cursor;
     #status = null;
     #unread;
-    #seen = new RecentIds();
+    #unseen;
+    /** The notifications delivered (to drop repeats), and when each kind of signal was sent. */
+    #delivered = new RecentIds();
+    #signalTimes = new SignalTimes();
     /** Who is present on each presence channel: channel → (user → { user, name, since }). */
     #present = new Map();
     #presence;
     #leading = false;
     #caughtUp = false;
+    #keptAsked = false;
     #closed = false;
 
     constructor(options) {
@@ -889,21 +1015,64 @@
       return this.#status;
     }
 
-    /** Marks one notification read; resolves with { id, read, unread_count }. */
-    async markRead(id) {
-      const token = await this.#tokens.current();
-      const url = `${this.#url}/api/notifications/${encodeURIComponent(id)}/read`;
-      const body = await request("POST", url, token);
-      this.#dispatch({ type: "unread_count", data: { unread_count: body.unread_count } });
-      return body;
+    /** Marks one notification read; resolves with { id, read, unread_count, unseen_count }. */
+    markRead(id) {
+      return this.#write(`${encodeURIComponent(id)}/read`);
     }
 
-    /** Marks everything read; resolves with { marked }. */
+    /** Marks everything read; resolves with { marked, unread_count, unseen_count }. */
     async markAllRead() {
+      const answer = await this.#write("read_all");
+      // A herald that does not say the counts: none is unread now.
+      if (typeof answer?.unread_count !== "number") {
+        this.#dispatch({ type: "unread_count", data: { unread_count: 0 } });
+      }
+      return answer;
+    }
+
+    /** Marks the inbox seen up to `through` (default: the newest position this connection
+     *  knows); resolves with { unread_count, unseen_count }. */
+    async markSeen(through) {
+      const cursor = through || this.#cursor;
+      if (!cursor) {
+        const message = "nothing to mark seen yet: no list or stream position is known";
+        throw Object.assign(new Error(message), { code: "no_cursor" });
+      }
+      return this.#write("seen", { through: cursor });
+    }
+
+    /** Makes one notification unread again (and un-archives it). */
+    markUnread(id) {
+      return this.#write(`${encodeURIComponent(id)}/unread`);
+    }
+
+    /** Archives one notification: out of the inbox and its counts. */
+    archive(id) {
+      return this.#write(`${encodeURIComponent(id)}/archive`);
+    }
+
+    /** Brings an archived notification back into the inbox (still read). */
+    unarchive(id) {
+      return this.#write(`${encodeURIComponent(id)}/unarchive`);
+    }
+
+    /** Archives everything in the inbox up to `through`, or everything now without it. */
+    archiveAll(through) {
+      return this.#write("archive_all", through ? { through } : {});
+    }
+
+    /** POSTs to /api/notifications/`path`; the counts in herald's answer go to every tab at
+     *  once (the other tabs hear the change itself from the stream). */
+    async #write(path, body) {
       const token = await this.#tokens.current();
-      const body = await request("POST", `${this.#url}/api/notifications/read_all`, token);
-      this.#dispatch({ type: "unread_count", data: { unread_count: 0 } });
-      return body;
+      const url = `${this.#url}/api/notifications/${path}`;
+      const answer = await request("POST", url, token, undefined, body);
+      const counts = {};
+      for (const name of ["unread_count", "unseen_count"]) {
+        if (typeof answer?.[name] === "number") counts[name] = answer[name];
+      }
+      if (Object.keys(counts).length) this.#dispatch({ type: "unread_count", data: counts });
+      return answer;
     }
 
     /** Who is present on `channel` now: [{ user, name, since }], oldest first. */
@@ -912,10 +1081,13 @@
       return users.sort((a, b) => (a.since < b.since ? -1 : a.since > b.since ? 1 : 0));
     }
 
-    /** Sends a live signal to `channel`'s open streams; resolves with { delivered_to }. */
-    async signal(channel, kind, data) {
+    /** Sends a signal to `channel`'s open streams, kept as its current value for
+     *  `options.keep` seconds if given; resolves with { delivered_to }. */
+    async signal(channel, kind, data, options) {
       const token = await this.#tokens.current();
-      return request("POST", `${this.#url}/api/signals`, token, undefined, { channel, kind, data });
+      const body = { channel, kind, data };
+      if (options?.keep !== undefined && options.keep !== null) body.keep = options.keep;
+      return request("POST", `${this.#url}/api/signals`, token, undefined, body);
     }
 
     /** Turns on Web Push for this browser; resolves with its PushSubscription. */
@@ -1000,7 +1172,9 @@
       if (!message || this.#closed) return;
       if (message.type === "hello") {
         if (this.#leading) {
-          const state = { status: this.#status, unread: this.#unread, cursor: this.#cursor };
+          const state = {
+            status: this.#status, unread: this.#unread, cursor: this.#cursor, unseen: this.#unseen,
+          };
           const present = {};
           for (const channel of this.#present.keys()) present[channel] = this.present(channel);
           this.#tabs.post({ type: "state", ...state, present });
@@ -1013,10 +1187,13 @@
           // What committed between this tab's own list and joining: the leader relayed it
           // before we listened. Fetch it from our own cursor, then follow the leader's.
           if (this.#cursor && !this.#caughtUp) this.#catchUp(this.#cursor);
+          // The leader's stream heard the kept signals when it opened, before this tab was.
+          if (!this.#keptAsked) this.#askKept();
           if (message.cursor) this.#cursor = message.cursor;
           if (message.status) this.#setStatus(message.status);
           if (typeof message.unread === "number") {
-            this.#deliver({ type: "unread_count", data: { unread_count: message.unread } });
+            const counts = { unread_count: message.unread, unseen_count: message.unseen };
+            this.#deliver({ type: "unread_count", data: counts });
           }
           for (const [channel, present] of Object.entries(message.present || {})) {
             this.#deliver({ type: "presence", data: { channel, present } });
@@ -1049,21 +1226,55 @@
       }
     }
 
+    /** A joining tab's own kept signals, for the page of this tab alone. */
+    async #askKept() {
+      this.#keptAsked = true;
+      try {
+        const token = await this.#tokens.current();
+        const channels = keptChannels(this.#channels, token);
+        if (!channels || this.#closed) return;
+        const signals = await keptSignals(this.#url, token, channels);
+        for (const data of signals) this.#deliver({ type: "signal", data });
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+
     /** Hands a message to the page's callbacks, in every tab. */
     #deliver({ type, data }) {
       if (this.#closed) return; // the page said close(): no more callbacks
       const options = this.#options;
       switch (type) {
         case "notification":
-          if (this.#seen.add(data.id)) options.onNotification?.(data);
+          if (this.#delivered.add(data.id)) options.onNotification?.(data);
           break;
-        case "unread_count":
-          if (this.#unread === data.unread_count) return;
-          this.#unread = data.unread_count;
-          options.onUnreadCount?.(this.#unread);
+        case "unread_count": {
+          // Either count may be missing (an older herald or leader tab): the other one stays.
+          const known = (count, before) => (typeof count === "number" ? count : before);
+          const unread = known(data.unread_count, this.#unread);
+          const unseen = known(data.unseen_count, this.#unseen);
+          if (unread === this.#unread && unseen === this.#unseen) return;
+          const unreadChanged = unread !== this.#unread;
+          this.#unread = unread;
+          this.#unseen = unseen;
+          if (unreadChanged) options.onUnreadCount?.(unread);
+          if (unread !== undefined && unseen !== undefined) options.onCounts?.({ unread, unseen });
           break;
+        }
         case "read":
           options.onRead?.(data);
+          break;
+        case "seen":
+          options.onSeen?.(data);
+          break;
+        case "archived":
+          options.onArchived?.(data);
+          break;
+        case "unarchived":
+          options.onUnarchived?.(data);
+          break;
+        case "unread":
+          options.onUnread?.(data);
           break;
         case "reset":
           options.onReset?.(data.cursor);
@@ -1073,7 +1284,7 @@
           options.onPresence?.(data.channel, this.present(data.channel));
           break;
         case "signal":
-          options.onSignal?.(data);
+          if (this.#signalTimes.fresh(data)) options.onSignal?.(data);
           break;
         case "channels_refused": {
           this.#channels = withoutChannels(this.#channels, data.channels);
@@ -1119,6 +1330,7 @@
     const params = query({
       limit: options.limit,
       unread: options.unread ? "true" : "",
+      archived: options.archived ? "true" : "",
       channels: channelList(options.channels),
       after: options.after,
     });
@@ -1128,6 +1340,6 @@
   globalThis.Herald = {
     connect: (options) => new Connection(options),
     list,
-    version: "1.3",
+    version: "1.4",
   };
 })();

@@ -69,14 +69,22 @@ function appPage(herald) {
   }
   /** Herald.connect to herald, with everything the connection reports kept in \`heard\`. */
   function connect(options) {
-    const heard = { statuses: [], notifications: [], counts: [], reads: [], presence: [], signals: [], errors: [] };
+    const heard = {
+      statuses: [], notifications: [], counts: [], both: [], reads: [], seen: [], archived: [],
+      unarchived: [], unread: [], presence: [], signals: [], errors: [],
+    };
     const herald = Herald.connect({
       url: HERALD,
       ...options,
       onStatus: (status) => heard.statuses.push(status),
       onNotification: (n) => heard.notifications.push(n),
       onUnreadCount: (count) => heard.counts.push(count),
+      onCounts: (counts) => heard.both.push(counts),
       onRead: (change) => heard.reads.push(change),
+      onSeen: (change) => heard.seen.push(change),
+      onArchived: (change) => heard.archived.push(change),
+      onUnarchived: (change) => heard.unarchived.push(change),
+      onUnread: (change) => heard.unread.push(change),
       onPresence: (channel, users) => heard.presence.push({ channel, users: users.map((u) => u.user) }),
       onSignal: (signal) => heard.signals.push(signal),
       onError: (error) => heard.errors.push({ name: error.name, message: error.message, status: error.status }),
@@ -123,7 +131,7 @@ async function openApp(t, site, { permissions = [] } = {}) {
   page.on("console", (message) => page.console.push(message.text()));
   await page.goto(`${site.origin}/`);
   assert.equal(await page.evaluate(() => location.origin), site.origin);
-  assert.equal(await page.evaluate(() => Herald.version), "1.3", "herald.js came from herald");
+  assert.equal(await page.evaluate(() => Herald.version), "1.4", "herald.js came from herald");
   return page;
 }
 
@@ -143,6 +151,30 @@ async function waitForCount(page, count) {
       const counts = await page.evaluate(() => window.app.heard.counts);
       throw new Error(`unread count never ${count}: the page heard ${JSON.stringify(counts)}`, { cause: error });
     });
+}
+
+/** Waits until the last counts `page`'s connection (window[name]) heard are `counts`. */
+async function waitForCounts(page, counts, name = "app") {
+  await page.waitForFunction(
+    ([want, name]) => JSON.stringify(window[name].heard.both.at(-1)) === JSON.stringify(want),
+    [counts, name],
+    { timeout: WAIT }
+  ).catch(async (error) => {
+    const heard = await page.evaluate((name) => window[name].heard.both, name);
+    throw new Error(`counts never ${JSON.stringify(counts)}: the page heard ${JSON.stringify(heard)}`, { cause: error });
+  });
+}
+
+/** Waits until `page`'s connection has heard a `what` change (a key of `heard`: seen,
+ *  archived...) with the values of `want`, and resolves with it. */
+async function waitForHeard(page, what, want) {
+  const find = ([what, want]) => window.app.heard[what].find((change) =>
+    Object.entries(want).every(([key, value]) => JSON.stringify(change[key]) === JSON.stringify(value)));
+  await page.waitForFunction(find, [what, want], { timeout: WAIT }).catch(async (error) => {
+    const heard = await page.evaluate((what) => window.app.heard[what], what);
+    throw new Error(`no ${what} change with ${JSON.stringify(want)}: the page heard ${JSON.stringify(heard)}`, { cause: error });
+  });
+  return page.evaluate(find, [what, want]);
 }
 
 /** Waits until `page`'s connection has delivered notification `id`. */
@@ -196,14 +228,15 @@ test("unread count, markRead and markAllRead work across origins", async (t) => 
 
   const marked = await page.evaluate((id) => window.app.herald.markRead(id), first);
 
-  assert.deepEqual(marked, { id: first, read: true, unread_count: 2 });
+  // Reading one also makes it seen.
+  assert.deepEqual(marked, { id: first, read: true, unread_count: 2, unseen_count: 2 });
   await waitForCount(page, 2);
   // herald's read event came back over the cross-origin stream too.
   await page.waitForFunction((id) => window.app.heard.reads.some((r) => r.ids?.includes(id)), first, { timeout: WAIT });
 
   const all = await page.evaluate(() => window.app.herald.markAllRead());
 
-  assert.deepEqual(all, { marked: 2 });
+  assert.deepEqual(all, { marked: 2, unread_count: 0, unseen_count: 0 });
   await waitForCount(page, 0);
   await page.waitForFunction(() => window.app.heard.reads.some((r) => r.all === true), null, { timeout: WAIT });
   const unread = await page.evaluate(() =>
@@ -211,6 +244,100 @@ test("unread count, markRead and markAllRead work across origins", async (t) => 
   assert.deepEqual(unread.notifications, []);
   assert.equal(unread.unread_count, 0);
   assert.deepEqual(await page.evaluate(() => window.app.heard.errors), []);
+});
+
+test("markSeen, archive, unarchive, markUnread and archiveAll work across origins, and the stream tells of each", async (t) => {
+  const a = insert("user:79", "a");
+  const b = insert("user:79", "b");
+  const c = insert("user:79", "c");
+  const page = await openApp(t, app);
+  await page.evaluate(() => { window.app = connect({ getToken: () => devToken("user=79") }); });
+  await waitForStatus(page, "live");
+  await waitForCounts(page, { unread: 3, unseen: 3 });
+  const call = (method, ...args) =>
+    page.evaluate(([method, args]) => window.app.herald[method](...args), [method, args]);
+  const list = (options) =>
+    page.evaluate((options) => Herald.list({ url: HERALD, getToken: () => devToken("user=79"), ...options }), options);
+
+  // Without a cursor: up to the connection's position, which covers a, b and c.
+  assert.deepEqual(await call("markSeen"), { unread_count: 3, unseen_count: 0 });
+  await waitForCounts(page, { unread: 3, unseen: 0 });
+  const seen = await waitForHeard(page, "seen", {});
+  assert.equal(typeof seen.through, "string");
+  assert.deepEqual((await list()).notifications.map((n) => [n.title, n.seen, n.read]),
+    [["c", true, false], ["b", true, false], ["a", true, false]]);
+
+  assert.deepEqual(await call("archive", a), { id: a, archived: true, unread_count: 2, unseen_count: 0 });
+  await waitForHeard(page, "archived", { ids: [a] });
+  await waitForCounts(page, { unread: 2, unseen: 0 });
+  assert.deepEqual((await list()).notifications.map((n) => n.id), [c, b]);
+  const archived = await list({ archived: true });
+  assert.deepEqual(archived.notifications.map((n) => [n.id, n.archived, n.read, n.seen]), [[a, true, true, true]]);
+
+  assert.deepEqual(await call("unarchive", a), { id: a, archived: false, unread_count: 2, unseen_count: 0 });
+  await waitForHeard(page, "unarchived", { ids: [a] });
+  assert.deepEqual((await list()).notifications.map((n) => [n.id, n.read, n.archived]),
+    [[c, false, false], [b, false, false], [a, true, false]]);
+
+  const unread = await call("markUnread", a);
+  assert.deepEqual({ ...unread, unseen_count: typeof unread.unseen_count },
+    { id: a, read: false, unread_count: 3, unseen_count: "number" });
+  await waitForHeard(page, "unread", { ids: [a] });
+  await waitForCount(page, 3);
+
+  // Up to a cursor: everything the connection has had.
+  const through = await page.evaluate(() => window.app.herald.lastCursor());
+  assert.deepEqual(await call("archiveAll", through), { unread_count: 0, unseen_count: 0 });
+  await waitForHeard(page, "archived", { all: true });
+  await waitForCounts(page, { unread: 0, unseen: 0 });
+  assert.deepEqual((await list()).notifications, []);
+  assert.deepEqual((await list({ archived: true })).notifications.map((n) => n.id).sort(), [a, b, c].sort());
+  // Without one: everything now in the inbox.
+  const d = insert("user:79", "d");
+  await waitForNotification(page, d);
+  await waitForCounts(page, { unread: 1, unseen: 1 });
+  assert.deepEqual(await call("archiveAll"), { unread_count: 0, unseen_count: 0 });
+  await waitForCounts(page, { unread: 0, unseen: 0 });
+
+  // Refusals reject, with herald's status and code, as markRead's do.
+  const outcome = (method, arg) => page.evaluate(([method, arg]) => window.app.herald[method](arg)
+    .then(() => "resolved", (error) => ({ status: error.status, code: error.code })), [method, arg]);
+  assert.deepEqual(await outcome("archive", 2147483000), { status: 404, code: "not_found" });
+  assert.deepEqual(await outcome("markUnread", 2147483000), { status: 404, code: "not_found" });
+  assert.deepEqual(await outcome("markSeen", "not-a-cursor"), { status: 400, code: "invalid_cursor" });
+  assert.deepEqual(await page.evaluate(() => window.app.heard.errors), []);
+});
+
+test("a kept signal reaches connections that start later across origins, streaming or polling", async (t) => {
+  const page = await openApp(t, app);
+  await page.evaluate(() => {
+    window.app = connect({ getToken: () => devToken("user=80&channels=order:80") });
+  });
+  await waitForStatus(page, "live");
+
+  const sent = await page.evaluate(() =>
+    window.app.herald.signal("order:80", "location", { km: 3 }, { keep: 600 }));
+
+  assert.equal(typeof sent.delivered_to, "number");
+  // Two connections of other channel sets (so neither follows another's stream).
+  await page.evaluate(() => {
+    const getToken = () => devToken("user=80&channels=order:80");
+    window.streaming = connect({ getToken, channels: ["user:80", "order:80"] });
+    window.polling = connect({ getToken, channels: ["order:80"], forcePolling: true });
+  });
+  for (const name of ["streaming", "polling"]) {
+    await page.waitForFunction((name) => window[name].heard.signals.length > 0, name, { timeout: WAIT })
+      .catch(async (error) => {
+        const heard = await page.evaluate((name) => window[name].heard, name);
+        throw new Error(`${name} heard no kept signal: ${JSON.stringify(heard)}`, { cause: error });
+      });
+    const [{ channel, kind, from, data, kept, at }] = await page.evaluate((name) => window[name].heard.signals, name);
+    assert.deepEqual({ channel, kind, from, data, kept }, { channel: "order:80", kind: "location", from: "80", data: { km: 3 }, kept: true }, name);
+    assert.equal(typeof at, "string");
+    assert.deepEqual(await page.evaluate((name) => window[name].heard.errors, name), [], name);
+  }
+  assert.equal(await page.evaluate(() => window.polling.herald.status), "polling");
+  await page.evaluate(() => { window.streaming.herald.close(); window.polling.herald.close(); });
 });
 
 test("Herald.list reads pages of the inbox across origins, with a token or getToken", async (t) => {
@@ -260,6 +387,7 @@ test("forcePolling long-polls herald across origins", async (t) => {
 
   await waitForNotification(page, id);
   await waitForCount(page, 1);
+  await waitForCounts(page, { unread: 1, unseen: 1 }); // long-polls' answers carry both
   assert.equal(await page.evaluate(() => window.app.herald.status), "polling");
   assert.deepEqual(streams, [], "no stream was opened");
   assert.deepEqual(await page.evaluate(() => window.app.heard.errors), []);

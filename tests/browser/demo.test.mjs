@@ -53,6 +53,15 @@ const badge = (page) => page.evaluate(() => {
   return node.hidden ? "0" : node.textContent;
 });
 
+/** Waits until the list's heading says `expected` unread (the badge counts unseen ones). */
+async function waitForUnread(page, expected) {
+  await page.waitForFunction(
+    (want) => document.getElementById("unread-count").textContent === `${want} unread`,
+    expected,
+    { timeout: WAIT }
+  );
+}
+
 async function waitForBadge(page, expected, timeout = WAIT) {
   await page.waitForFunction(
     (want) => {
@@ -77,7 +86,7 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-test("the page loads and shows the unread count from the database", async () => {
+test("the page loads and shows the counts from the database", async () => {
   insert("user:11", "one");
   insert("user:11", "two");
   insert("user:11", "three");
@@ -87,11 +96,12 @@ test("the page loads and shows the unread count from the database", async () => 
 
   const page = await openDemo(context, 11);
 
-  assert.equal(await badge(page), "3");
+  assert.equal(await badge(page), "3", "three new (a read one was seen)");
   await page.click("#bell");
   const titles = await page.locator("#list .item-title").allTextContents();
   assert.deepEqual(titles, ["already read", "three", "two", "one"]);
   assert.equal(await page.locator("#list .item.unread").count(), 3);
+  assert.equal(await page.locator("#unread-count").textContent(), "3 unread");
   await context.close();
 });
 
@@ -110,24 +120,26 @@ test("an SQL INSERT shows a toast and bumps the badge within 2 seconds", async (
   await context.close();
 });
 
-test("mark-read in one tab updates the badge in a second tab of the same user", async () => {
+test("mark-read in one tab updates the unread count in a second tab of the same user", async () => {
   insert("user:13", "first");
   const second = insert("user:13", "second");
   const context = await browser.newContext();
   const tabA = await openDemo(context, 13);
   const tabB = await openDemo(context, 13);
   await waitForBadge(tabB, 2);
+  await waitForUnread(tabB, 2);
 
   await tabA.click("#bell");
   await tabA.click(`#list button[data-id="${second}"]`);
 
-  await waitForBadge(tabB, 1);
-  await waitForBadge(tabA, 1);
+  await waitForUnread(tabB, 1);
+  await waitForUnread(tabA, 1);
   // Mark all read from the keyboard in tab B: Tab to the bell, open it, reach the button.
   await tabB.focus("#bell");
   await tabB.keyboard.press("Enter");
   await tabB.focus("#mark-all");
   await tabB.keyboard.press("Enter");
+  await waitForUnread(tabA, 0);
   await waitForBadge(tabA, 0);
   await context.close();
 });
@@ -386,7 +398,7 @@ test("herald.mjs exports the same client to ES modules", async () => {
     };
   });
 
-  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1.3" });
+  assert.deepEqual(exported, { same: true, connect: true, list: true, version: "1.4" });
   await context.close();
 });
 
