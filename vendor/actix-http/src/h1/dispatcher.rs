@@ -2,7 +2,9 @@ use std::{
     collections::VecDeque,
     fmt,
     future::Future,
-    io, mem, net,
+    io,
+    mem::{self, MaybeUninit},
+    net,
     pin::Pin,
     rc::Rc,
     task::{Context, Poll},
@@ -15,7 +17,7 @@ use bytes::{Buf, BytesMut};
 use futures_core::ready;
 use pin_project_lite::pin_project;
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     time::sleep_until,
 };
 use tokio_util::codec::{Decoder as _, Encoder as _};
@@ -1234,13 +1236,21 @@ where
                 return Ok(false);
             }
 
-            // grow buffer if necessary.
-            let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if remaining < LW_BUFFER_SIZE {
-                this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
-            }
+            let read = if this.read_buf.capacity() == 0 {
+                // buffer was released while a response body was pending (see
+                // `release_idle_buffers`); wait for data without allocating a new one
+                poll_read_unbuffered(io.as_mut(), cx, this.read_buf)
+            } else {
+                // grow buffer if necessary.
+                let remaining = this.read_buf.capacity() - this.read_buf.len();
+                if remaining < LW_BUFFER_SIZE {
+                    this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
+                }
 
-            match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
+                tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf)
+            };
+
+            match read {
                 Poll::Ready(Ok(n)) => {
                     // When draining a dropped request payload, keep FINISHED set so the
                     // disconnect/keep-alive decision can be made once the payload is fully drained.
@@ -1271,6 +1281,35 @@ where
                     };
                 }
             }
+        }
+    }
+
+    /// Releases the read and write buffers while the response body is pending and neither holds
+    /// any data.
+    ///
+    /// A long-lived streaming response (e.g., server-sent events) would otherwise keep both
+    /// buffers, at least `2 * HW_BUFFER_SIZE` bytes, for as long as it is open, although it writes
+    /// a few bytes at a time and reads nothing. The write buffer is allocated again when the body
+    /// yields its next chunk, the read buffer when the client sends data (see
+    /// [`poll_read_unbuffered`]). The read buffer is kept while a request payload is still
+    /// expected.
+    fn release_idle_buffers(self: Pin<&mut Self>) {
+        let this = self.project();
+
+        if !matches!(
+            *this.state,
+            State::SendPayload { .. } | State::SendErrorPayload { .. }
+        ) {
+            return;
+        }
+
+        if this.write_buf.is_empty() && this.write_buf.capacity() > 0 {
+            *this.write_buf = BytesMut::new();
+            *this.write_buf_needs_reset = false;
+        }
+
+        if this.read_buf.is_empty() && this.read_buf.capacity() > 0 && this.payload.is_none() {
+            *this.read_buf = BytesMut::new();
         }
     }
 
@@ -1437,6 +1476,9 @@ where
                         }
                     }
 
+                    // a response body that is still pending holds no buffers meanwhile
+                    inner.as_mut().release_idle_buffers();
+
                     // client is gone
                     if inner.flags.contains(Flags::WRITE_DISCONNECT) {
                         trace!("client is gone; disconnecting");
@@ -1502,6 +1544,30 @@ where
             }
         }
     }
+}
+
+/// Polls `io` for data while the dispatcher holds no read buffer.
+///
+/// Reads into a small buffer on the stack, so that a connection waiting for data allocates
+/// nothing; only data that arrived is copied into `buf`, which is then allocated at
+/// `HW_BUFFER_SIZE`.
+fn poll_read_unbuffered<T: AsyncRead + Unpin>(
+    io: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let mut probe = [MaybeUninit::<u8>::uninit(); LW_BUFFER_SIZE];
+    let mut probe = ReadBuf::uninit(&mut probe);
+
+    ready!(io.poll_read(cx, &mut probe))?;
+
+    let read = probe.filled();
+    if !read.is_empty() {
+        buf.reserve(HW_BUFFER_SIZE);
+        buf.extend_from_slice(read);
+    }
+
+    Poll::Ready(Ok(read.len()))
 }
 
 fn should_close_for_unread_payload(

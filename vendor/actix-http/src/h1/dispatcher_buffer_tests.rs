@@ -1,13 +1,19 @@
-use std::{cell::Cell, pin::pin};
+use std::{
+    cell::{Cell, RefCell},
+    convert::Infallible,
+    pin::pin,
+};
 
 use actix_service::fn_service;
+use bytes::Bytes;
+use futures_core::Stream as _;
 use tokio::io::ReadBuf;
 
 use super::*;
 use crate::{
     config::ServiceConfigBuilder,
     h1::{ExpectHandler, UpgradeHandler},
-    test::TestBuffer,
+    test::{TestBuffer, TestSeqBuffer},
 };
 
 /// Stops accepting writes after a shared byte budget is exhausted.
@@ -209,4 +215,168 @@ async fn small_write_watermark_preserves_normal_buffer() {
 async fn buffer_above_configured_write_watermark_released() {
     // A larger watermark sets the limit directly; it is not multiplied by four.
     check_buffer_retention(512 * 1024, 256 * 1024, false, true).await;
+}
+
+/// Response body fed by the test: yields queued chunks, ends at `None`, and is pending otherwise.
+struct FedBody(Rc<RefCell<VecDeque<Option<&'static str>>>>);
+
+impl MessageBody for FedBody {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        match self.0.borrow_mut().pop_front() {
+            Some(Some(chunk)) => Poll::Ready(Some(Ok(Bytes::from_static(chunk.as_bytes())))),
+            Some(None) => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Answers `/stream` with a [`FedBody`] of `chunks` and anything else with its path. Request
+/// payloads are kept, unread, in `payloads`.
+fn fed_body_service(
+    chunks: Rc<RefCell<VecDeque<Option<&'static str>>>>,
+    payloads: Rc<RefCell<Vec<crate::Payload>>>,
+) -> impl Service<Request, Response = Response<BoxBody>, Error = Error> {
+    fn_service(move |mut req: Request| {
+        payloads.borrow_mut().push(req.take_payload());
+
+        let body = if req.path() == "/stream" {
+            BoxBody::new(FedBody(chunks.clone()))
+        } else {
+            BoxBody::new(req.path().to_owned())
+        };
+
+        async move { Ok::<_, Error>(Response::with_body(StatusCode::OK, body)) }
+    })
+}
+
+/// Capacities of the dispatcher's read and write buffers.
+macro_rules! buffer_capacities {
+    ($dispatcher:expr) => {{
+        let DispatcherState::Normal { inner } = &$dispatcher.inner else {
+            panic!("dispatcher should be in the Normal state")
+        };
+        (inner.read_buf.capacity(), inner.write_buf.capacity())
+    }};
+}
+
+#[actix_rt::test]
+async fn pending_stream_body_releases_buffers() {
+    let chunks = Rc::new(RefCell::new(VecDeque::from([Some("data: 1\n\n")])));
+    let mut io = TestBuffer::new("GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let services = HttpFlow::new(
+        fed_body_service(chunks.clone(), Rc::default()),
+        ExpectHandler,
+        None::<UpgradeHandler>,
+    );
+    let dispatcher = Dispatcher::new(
+        io.clone(),
+        services,
+        ServiceConfig::default(),
+        None,
+        OnConnectData::default(),
+    );
+    let mut dispatcher = pin!(dispatcher);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+
+    // The response head and the first chunk are written; while the body is pending, the
+    // dispatcher holds no buffers.
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    let written = io.take_write_buf();
+    assert!(written.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(written.ends_with(b"\r\n\r\n9\r\ndata: 1\n\n\r\n"));
+    assert_eq!(buffer_capacities!(dispatcher), (0, 0));
+
+    // The next chunk is written through a new write buffer, released again afterwards.
+    chunks.borrow_mut().push_back(Some("data: 2\n\n"));
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(&io.take_write_buf()[..], b"9\r\ndata: 2\n\n\r\n");
+    assert_eq!(buffer_capacities!(dispatcher), (0, 0));
+
+    // A pipelined request is still read while the stream waits, and answered once it ends.
+    io.extend_read_buf("GET /next HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    assert!(io.take_write_buf().is_empty());
+
+    chunks.borrow_mut().push_back(None);
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    let written = io.take_write_buf();
+    assert!(written.starts_with(b"0\r\n\r\nHTTP/1.1 200 OK\r\n"));
+    assert!(written.ends_with(b"\r\n\r\n/next"));
+}
+
+#[actix_rt::test]
+async fn pending_stream_body_keeps_read_buffer_while_request_payload_is_expected() {
+    let payloads = Rc::new(RefCell::new(Vec::new()));
+    let mut io = TestBuffer::new(
+        "POST /stream HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n12345",
+    );
+    let services = HttpFlow::new(
+        fed_body_service(Rc::default(), payloads.clone()),
+        ExpectHandler,
+        None::<UpgradeHandler>,
+    );
+    let dispatcher = Dispatcher::new(
+        io.clone(),
+        services,
+        ServiceConfig::default(),
+        None,
+        OnConnectData::default(),
+    );
+    let mut dispatcher = pin!(dispatcher);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    let (read_capacity, write_capacity) = buffer_capacities!(dispatcher);
+    assert!(read_capacity > 0, "read buffer released while payload is expected");
+    assert_eq!(write_capacity, 0);
+
+    // The rest of the payload reaches the handler's payload; then nothing more is expected.
+    io.extend_read_buf("67890");
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(buffer_capacities!(dispatcher), (0, 0));
+
+    let mut payload = payloads.borrow_mut().pop().unwrap();
+    let mut received = Vec::new();
+    while let Poll::Ready(Some(chunk)) = Pin::new(&mut payload).poll_next(&mut cx) {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(received, b"1234567890");
+}
+
+#[actix_rt::test]
+async fn pending_stream_body_without_read_buffer_notices_disconnect() {
+    let io = TestSeqBuffer::new("GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let services = HttpFlow::new(
+        fed_body_service(Rc::default(), Rc::default()),
+        ExpectHandler,
+        None::<UpgradeHandler>,
+    );
+    let dispatcher = Dispatcher::new(
+        io.clone(),
+        services,
+        ServiceConfig::default(),
+        None,
+        OnConnectData::default(),
+    );
+    let mut dispatcher = pin!(dispatcher);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(buffer_capacities!(dispatcher), (0, 0));
+
+    io.close_read();
+    assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
+    let DispatcherState::Normal { inner } = &dispatcher.inner else {
+        panic!("dispatcher should be in the Normal state")
+    };
+    assert!(inner.flags.contains(Flags::READ_DISCONNECT));
 }
