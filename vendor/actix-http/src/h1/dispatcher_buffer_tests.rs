@@ -336,7 +336,10 @@ async fn pending_stream_body_keeps_read_buffer_while_request_payload_is_expected
 
     assert!(dispatcher.as_mut().poll(&mut cx).is_pending());
     let (read_capacity, write_capacity) = buffer_capacities!(dispatcher);
-    assert!(read_capacity > 0, "read buffer released while payload is expected");
+    assert!(
+        read_capacity > 0,
+        "read buffer released while payload is expected"
+    );
     assert_eq!(write_capacity, 0);
 
     // The rest of the payload reaches the handler's payload; then nothing more is expected.
