@@ -250,8 +250,9 @@ impl Inbox {
         Ok(counts)
     }
 
-    /// Marks everything `user_id` can see read; how many of their inbox that was.
-    pub async fn mark_all_read(&self, user_id: &str) -> AppResult<i64> {
+    /// Marks everything `user_id` can see read; how many of their inbox that was, and their
+    /// counts after it.
+    pub async fn mark_all_read(&self, user_id: &str) -> AppResult<(i64, Counts)> {
         let owner = user_id.to_owned();
         let marked = store::run(&self.pool, move |conn| {
             store::reads::mark_all_read(conn, &owner)

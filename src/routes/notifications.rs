@@ -315,9 +315,11 @@ async fn act(
 
 /// POST /api/notifications/read_all: marks everything the caller can see read.
 async fn read_all(caller: Caller, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let marked = state.inbox.mark_all_read(&caller.user_id).await?;
+    let (marked, counts) = state.inbox.mark_all_read(&caller.user_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "marked": marked, "unread_count": 0, "unseen_count": 0
+        "marked": marked,
+        "unread_count": counts.unread_count,
+        "unseen_count": counts.unseen_count,
     })))
 }
 

@@ -29,14 +29,27 @@ struct Count {
     count: i64,
 }
 
+/// A statement's snapshot and a user's counts in it, as `counts` and a stream's opening
+/// statement (`store::signals::opening`) select them.
 #[derive(QueryableByName)]
-struct CountsRow {
+pub(crate) struct CountsRow {
     #[diesel(sql_type = Text)]
     snapshot: String,
     #[diesel(sql_type = BigInt)]
     unread_count: i64,
     #[diesel(sql_type = BigInt)]
     unseen_count: i64,
+}
+
+impl CountsRow {
+    /// The counts and the snapshot they are exact at.
+    pub(crate) fn parse(self) -> QueryResult<(Counts, Snapshot)> {
+        let counts = Counts {
+            unread_count: self.unread_count,
+            unseen_count: self.unseen_count,
+        };
+        Ok((counts, parse_snapshot(&self.snapshot)?))
+    }
 }
 
 /// `user_id`'s counts, and the snapshot they were counted at.
@@ -48,12 +61,7 @@ pub fn counts(conn: &mut PgConnection, user_id: &str) -> QueryResult<(Counts, Sn
     )
     .bind::<Text, _>(user_id)
     .get_result(conn)?;
-    let snapshot = parse_snapshot(&row.snapshot)?;
-    let counts = Counts {
-        unread_count: row.unread_count,
-        unseen_count: row.unseen_count,
-    };
-    Ok((counts, snapshot))
+    row.parse()
 }
 
 /// The snapshot of the current statement (of the transaction, in a repeatable-read one).
@@ -298,9 +306,12 @@ fn write_archive_mark(
 }
 
 /// Marks everything `user_id` can see read, as of now; returns how many inbox notifications
-/// were unread.
-pub fn mark_all_read(conn: &mut PgConnection, user_id: &str) -> QueryResult<i64> {
-    in_repeatable_read(conn, |conn| write_read_mark_now(conn, user_id))
+/// were unread, and the counts after it.
+pub fn mark_all_read(conn: &mut PgConnection, user_id: &str) -> QueryResult<(i64, Counts)> {
+    in_repeatable_read(conn, |conn| {
+        let marked = write_read_mark_now(conn, user_id)?;
+        Ok((marked, counts(conn, user_id)?.0))
+    })
 }
 
 /// Runs `work` in a repeatable-read transaction: every statement of it sees one snapshot, so

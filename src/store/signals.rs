@@ -12,6 +12,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
 use crate::cursor::Snapshot;
 use crate::models::Counts;
 use crate::signals::{MAX_KEPT_PER_CHANNEL, SIGNALS_CHANNEL, kept};
+use crate::store::reads::CountsRow;
 
 /// Hands `payload` (a [`crate::signals::Wire`] as JSON) to every instance's listener, at
 /// once: `pg_notify` outside an explicit transaction commits with the statement.
@@ -104,12 +105,8 @@ pub fn opening(
     });
     #[derive(QueryableByName)]
     struct Row {
-        #[diesel(sql_type = Text)]
-        snapshot: String,
-        #[diesel(sql_type = BigInt)]
-        unread_count: i64,
-        #[diesel(sql_type = BigInt)]
-        unseen_count: i64,
+        #[diesel(embed)]
+        counts: CountsRow,
         #[diesel(sql_type = Array<Text>)]
         kept: Vec<String>,
     }
@@ -118,14 +115,10 @@ pub fn opening(
         .bind::<BigInt, _>(MAX_KEPT_PER_CHANNEL)
         .bind::<Text, _>(user_id)
         .get_result(conn)?;
-    let snapshot = Snapshot::parse(&row.snapshot)
-        .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+    let (counts, snapshot) = row.counts.parse()?;
     Ok(Opening {
         snapshot,
-        counts: Counts {
-            unread_count: row.unread_count,
-            unseen_count: row.unseen_count,
-        },
+        counts,
         kept: row.kept.iter().map(|event| kept(event)).collect(),
     })
 }
