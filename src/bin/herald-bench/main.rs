@@ -98,6 +98,13 @@ pub enum Scenario {
         /// herald's HTTP stack alone, the floor under every poll).
         #[arg(long)]
         path: Option<String>,
+        /// Insert this many notifications to the polled users in one transaction, BULK_AT_SECS
+        /// into the run; report requests/s in each second of the run, when herald's listener
+        /// had read the rows, and how soon after that polls were back to their rate before.
+        #[arg(long, default_value_t = 0)]
+        bulk: usize,
+        #[arg(long, default_value_t = 5)]
+        bulk_at_secs: u64,
     },
     /// N streams on one channel; SENDERS users post RATE signals/s in all for DURATION s:
     /// post-to-receive latency of `event: signal`, missing.
@@ -215,7 +222,13 @@ async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
             users,
             limit,
             path,
+            bulk,
+            bulk_at_secs,
         } => {
+            let bulk = (bulk > 0).then_some(scenarios::Bulk {
+                rows: bulk,
+                at_secs: bulk_at_secs,
+            });
             poll(
                 bench,
                 connections,
@@ -223,6 +236,7 @@ async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
                 users.max(connections),
                 limit,
                 path,
+                bulk,
             )
             .await?
         }

@@ -1,5 +1,6 @@
 //! The scenarios. Clients are tasks on one thread; writers are plain SQL connections.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr};
@@ -452,6 +453,7 @@ pub(crate) async fn poll(
     users: usize,
     limit: u32,
     path: Option<String>,
+    bulk: Option<Bulk>,
 ) -> Result<Report> {
     // Something to list: 20 notifications in each polling user's inbox.
     let client = pg(bench).await?;
@@ -466,7 +468,10 @@ pub(crate) async fn poll(
             &[&users],
         )
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(duration_secs);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(duration_secs);
+    let answered = Rc::new(Cell::new(0u64));
+    let sampler = bulk.map(|_| tokio::task::spawn_local(sample(answered.clone(), deadline)));
     let mut tasks = Vec::new();
     for i in 0..connections {
         let socket = client::connect(bench.server, bench.source(i)).await?;
@@ -480,6 +485,7 @@ pub(crate) async fn poll(
                 .map(|u| format!("/api/notifications?limit={limit}&token={}", bench.token(u)))
                 .collect(),
         };
+        let answered = answered.clone();
         tasks.push(tokio::task::spawn_local(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
             for path in paths.iter().cycle() {
@@ -489,7 +495,8 @@ pub(crate) async fn poll(
                 let started = Instant::now();
                 match conn.get(path).await {
                     Ok(response) if response.status == 200 => {
-                        latencies.push(started.elapsed().as_micros() as i64)
+                        latencies.push(started.elapsed().as_micros() as i64);
+                        answered.set(answered.get() + 1);
                     }
                     Ok(_) => errors += 1,
                     Err(_) => {
@@ -501,12 +508,23 @@ pub(crate) async fn poll(
             (latencies, errors)
         }));
     }
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (mut l, e) = task.await?;
-        latencies.append(&mut l);
-        errors += e;
-    }
+    let inserted = async {
+        match bulk {
+            Some(bulk) => Some(bulk_insert(bench, bulk, &users, started).await),
+            None => None,
+        }
+    };
+    let polled = async {
+        let (mut latencies, mut errors) = (Vec::new(), 0);
+        for task in tasks {
+            let (mut l, e) = task.await?;
+            latencies.append(&mut l);
+            errors += e;
+        }
+        Ok::<_, tokio::task::JoinError>((latencies, errors))
+    };
+    let (inserted, polled) = tokio::join!(inserted, polled);
+    let (mut latencies, errors) = polled?;
     let mut report = Report::new("poll");
     if let Some(path) = path {
         report.set("path", path);
@@ -523,7 +541,126 @@ pub(crate) async fn poll(
             round(latencies.len() as f64 / duration_secs as f64),
         )
         .set("latency", percentiles(&mut latencies));
+    if let (Some(bulk), Some(sampler), Some(inserted)) = (bulk, sampler, inserted) {
+        let samples = sampler.await?;
+        let (committed, caught_up) = inserted?;
+        bulk_report(&mut report, bulk, &samples, started, committed, caught_up);
+    }
     Ok(report)
+}
+
+/// A bulk insert during a poll run.
+#[derive(Clone, Copy)]
+pub(crate) struct Bulk {
+    pub rows: usize,
+    pub at_secs: u64,
+}
+
+/// How often a bulk run samples the requests answered so far.
+const SAMPLE: Duration = Duration::from_millis(100);
+
+/// `(when, requests answered by then)` every [`SAMPLE`] until `deadline`.
+async fn sample(answered: Rc<Cell<u64>>, deadline: Instant) -> Vec<(Instant, u64)> {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(SAMPLE);
+    while Instant::now() < deadline {
+        tick.tick().await;
+        samples.push((Instant::now(), answered.get()));
+    }
+    samples
+}
+
+/// Inserts `bulk.rows` notifications to `users` in turn in one transaction, `bulk.at_secs`
+/// after `started`; returns when it committed and when herald's listener had read them all.
+async fn bulk_insert(
+    bench: &Bench,
+    bulk: Bulk,
+    users: &[String],
+    started: Instant,
+) -> Result<(Instant, Option<Instant>)> {
+    let client = pg(bench).await?;
+    tokio::time::sleep_until(started + Duration::from_secs(bulk.at_secs)).await;
+    let received = "herald_notifications_received_total";
+    let before = metric(bench, received).await?;
+    client
+        .execute(
+            "insert into notifications (channel, title, body)
+             select ($1::text[])[1 + g % cardinality($1::text[])], 'bulk ' || g, 'one of many'
+             from generate_series(0, $2::bigint - 1) g",
+            &[&users, &(bulk.rows as i64)],
+        )
+        .await?;
+    let committed = Instant::now();
+    // The listener has read them when herald counts them received.
+    let give_up = committed + Duration::from_secs(60);
+    while Instant::now() < give_up {
+        if metric(bench, received).await? >= before + bulk.rows as f64 {
+            return Ok((committed, Some(Instant::now())));
+        }
+        tokio::time::sleep(SAMPLE).await;
+    }
+    Ok((committed, None))
+}
+
+/// Adds to `report`: requests/s in each second of the run and in the second before the
+/// insert; when the listener had read the rows; and how long after that the rate came back to
+/// 90% of the rate before.
+fn bulk_report(
+    report: &mut Report,
+    bulk: Bulk,
+    samples: &[(Instant, u64)],
+    started: Instant,
+    committed: Instant,
+    caught_up: Option<Instant>,
+) {
+    // Requests/s over the second that ends at sample `i`.
+    let per_sec = |i: usize| -> Option<f64> {
+        let (end, count) = samples[i];
+        let back = samples[..i]
+            .iter()
+            .rev()
+            .find(|(at, _)| end.duration_since(*at) >= Duration::from_secs(1))?;
+        Some((count - back.1) as f64 / end.duration_since(back.0).as_secs_f64())
+    };
+    let insert_at = started + Duration::from_secs(bulk.at_secs);
+    let last_before = samples.iter().rposition(|(at, _)| *at <= insert_at);
+    let rate_before = last_before.and_then(per_sec).unwrap_or(0.0);
+    // Whole seconds of the run, so the warm-up (every first poll of a user is a database
+    // read) shows as well as the insert.
+    let last = samples.last().map_or(started, |(at, _)| *at);
+    let each_second: Vec<f64> = (1..)
+        .map(|secs| started + Duration::from_secs(secs))
+        .take_while(|end| *end <= last)
+        .filter_map(|end| samples.iter().rposition(|(at, _)| *at <= end))
+        .filter_map(per_sec)
+        .map(f64::round)
+        .collect();
+    report
+        .set("bulk_rows", bulk.rows)
+        .set("requests_per_sec_before_insert", rate_before.round())
+        .set(
+            "insert_secs",
+            round(committed.duration_since(insert_at).as_secs_f64()),
+        )
+        .set("requests_per_sec_each_second", each_second);
+    let Some(caught_up) = caught_up else {
+        report.set("listener_read_all_secs_after_commit", "not within 60 s");
+        return;
+    };
+    report.set(
+        "listener_read_all_secs_after_commit",
+        round(caught_up.duration_since(committed).as_secs_f64()),
+    );
+    let recovered = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, (at, _))| *at >= caught_up)
+        .find(|(i, _)| per_sec(*i).is_some_and(|rate| rate >= 0.9 * rate_before))
+        .map(|(_, (at, _))| round(at.duration_since(caught_up).as_secs_f64()));
+    match recovered {
+        Some(secs) => report.set("back_to_90_percent_secs_after_listener", secs),
+        None => report.set("back_to_90_percent_secs_after_listener", "not in this run"),
+    };
 }
 
 pub(crate) async fn writers_scenario(
