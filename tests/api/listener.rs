@@ -226,3 +226,62 @@ async fn rows_with_a_hand_set_txid_are_delivered_once_and_never_read_again() {
     let per_second = app.metric("herald_listener_reads_total").await - reads;
     assert!(per_second < 50, "{per_second} reads in an idle second");
 }
+
+/// The listener reads a bulk insert 500 rows at a time, as the listener does: each read costs
+/// about what it returns, not what is left of the transaction (issue 28: a 100,000-row
+/// transaction took 200 reads of up to 100,000 rows each).
+#[actix_web::test]
+async fn reading_one_large_transaction_costs_each_batch_what_it_returns() {
+    const ROWS: i64 = 20_000;
+    const BATCH: i64 = 500;
+    let app = spawn_app().await;
+    let pg = app.pg().await;
+    let snapshot = "select pg_current_snapshot()::text";
+    let base: String = pg.query_one(snapshot, &[]).await.unwrap().get(0);
+    app.sql(&format!(
+        "insert into notifications (channel, title)
+         select 'user:' || (g % 7), 'n' from generate_series(1, {ROWS}) g"
+    ))
+    .await;
+    // Work, not time: rows and index entries read, from the transaction's own statistics.
+    let work = "select sum(pg_stat_get_xact_tuples_returned(oid))::bigint from pg_class
+                where oid = 'notifications'::regclass
+                   or oid in (select indexrelid from pg_index
+                              where indrelid = 'notifications'::regclass)";
+    // The cursor after the first batch is (base, the snapshot that saw the rows, last id), as
+    // `Cursor::after_row` makes it; each later batch moves only the last id.
+    let (mut upto, mut last_id, mut ids) = (base.clone(), 0i64, Vec::new());
+    let mut worst = 0;
+    pg.batch_execute("begin isolation level read committed")
+        .await
+        .unwrap();
+    loop {
+        let before: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+        let rows = pg
+            .query(
+                "select id, pg_current_snapshot()::text from herald_since(
+                     $1::text::pg_snapshot, $2::text::pg_snapshot, $3, $4)",
+                &[&base, &upto, &last_id, &BATCH],
+            )
+            .await
+            .unwrap();
+        let after: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+        let Some(last) = rows.last() else { break };
+        if upto == base {
+            upto = last.get(1);
+        }
+        last_id = last.get(0);
+        ids.extend(rows.iter().map(|row| row.get::<_, i64>(0)));
+        worst = worst.max(after - before);
+    }
+    pg.batch_execute("commit").await.unwrap();
+    assert_eq!(ids.len() as i64, ROWS);
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in id order, each once"
+    );
+    assert!(
+        worst < 4 * BATCH,
+        "a read of {BATCH} rows read {worst} rows and index entries"
+    );
+}
