@@ -226,8 +226,9 @@ impl Hub {
     /// state) to recount. An empty batch only moves the log's head.
     pub fn publish(&self, batch: Batch) {
         let rows = batch.rows.len() as u64;
+        let summary = recent::Summary::of(&batch);
         let batch = Arc::new(batch);
-        self.recent().published(batch.clone());
+        self.recent().published(batch.clone(), summary);
         if batch.rows.is_empty() && batch.changed.is_empty() && batch.readers.is_empty() {
             return;
         }

@@ -18,6 +18,15 @@
 //! it is in the answer; everything after `q` is in the log, and is applied (a new row not
 //! visible in `S` raises a count) or ends the entry (a row on a page's channels, a deletion,
 //! a read-state change). An entry older than the log's start cannot be checked: it is gone.
+//!
+//! # What the log holds
+//! Each read of the listener is kept twice over: its rows (their JSON, for answers after a
+//! cursor) while they are among the newest [`MAX_ROWS`], and a [`Summary`] (which transactions
+//! added how many rows on which channel, and what else changed) for longer. Counts and pages
+//! are checked against summaries only, so a check costs a lookup per channel and read, not a
+//! look at every row; and an entry outlives the rows of a bulk insert, which the listener
+//! reads faster than 5,000 users poll: with the rows' window alone, entries fell off before
+//! their users came back, and every page went to the database again, again and again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,16 +34,19 @@ use std::sync::Arc;
 use bytestring::ByteString;
 
 use crate::channels;
-use crate::cursor::{Cursor, Snapshot};
+use crate::cursor::{Cursor, Snapshot, Xid};
 use crate::models::Counts;
 
 use super::Batch;
 
-/// Rows the log keeps: a client whose cursor is older than the log is answered from the
+/// Rows whose JSON the log keeps: a client whose cursor is older is answered from the
 /// database, so this only needs to cover a few polling intervals of traffic.
 const MAX_ROWS: usize = 20_000;
 /// Entries the log keeps (an entry with changes but no rows still takes one).
 const MAX_ENTRIES: usize = 20_000;
+/// (channel, transaction) pairs the summaries keep, ~50 bytes each: the rows of a
+/// 100,000-row bulk insert over 5,000 users take up to one each.
+const MAX_ADDED: usize = 200_000;
 /// Users whose unread count is kept, and newest pages kept.
 const MAX_COUNTS: usize = 100_000;
 const MAX_PAGES: usize = 50_000;
@@ -45,10 +57,69 @@ const EVERY: &str = "*";
 /// A position in the log: the entries from this one on are after it.
 pub type Seq = u64;
 
+/// What one read of the listener changed, without its rows' JSON: enough to check a count or
+/// a page against it. Made by [`Summary::of`] before the hub's lock is taken.
+pub struct Summary {
+    /// (channel, txid, rows): how many rows each transaction added on each channel, sorted.
+    added: Vec<(Box<str>, Xid, u32)>,
+    changed: Vec<String>,
+    readers: Vec<String>,
+}
+
+impl Summary {
+    /// The summary of `batch`.
+    pub fn of(batch: &Batch) -> Summary {
+        let mut pairs: Vec<(&str, Xid)> = batch
+            .rows
+            .iter()
+            .map(|r| (r.channel.as_str(), r.txid))
+            .collect();
+        pairs.sort_unstable();
+        let mut added: Vec<(Box<str>, Xid, u32)> = Vec::new();
+        for (channel, txid) in pairs {
+            match added.last_mut() {
+                Some((c, t, n)) if **c == *channel && *t == txid => *n += 1,
+                _ => added.push((channel.into(), txid, 1)),
+            }
+        }
+        Summary {
+            added,
+            changed: batch.changed.clone(),
+            readers: batch.readers.clone(),
+        }
+    }
+
+    /// How many rows the read added on `channel`, by transaction.
+    fn added_on<'a>(&'a self, channel: &'a str) -> impl Iterator<Item = (Xid, u32)> + 'a {
+        let start = self.added.partition_point(|(c, ..)| &**c < channel);
+        self.added[start..]
+            .iter()
+            .take_while(move |(c, ..)| &**c == channel)
+            .map(|&(_, txid, rows)| (txid, rows))
+    }
+
+    /// True if the read added a row on `channel` that snapshot `at` does not see.
+    fn added_after(&self, channel: &str, at: &Snapshot) -> bool {
+        self.added_on(channel).any(|(txid, _)| !at.is_visible(txid))
+    }
+
+    /// True if the read changed any of `channels` otherwise than by inserts.
+    fn changed_any(&self, channels: &[String]) -> bool {
+        self.changed
+            .iter()
+            .any(|c| c == EVERY || channels.contains(c))
+    }
+
+    /// True if the read changed `user_id`'s read state (or everyone's).
+    fn touches_reader(&self, user_id: &str) -> bool {
+        self.readers.iter().any(|r| r == EVERY || r == user_id)
+    }
+}
+
 /// What happened, in the order the listener saw it.
 enum Event {
-    /// One read of the listener.
-    Published(Arc<Batch>),
+    /// One read of the listener, with its rows while the log holds them.
+    Published(Summary, Option<Arc<Batch>>),
     /// This user's read state changed through this instance (read-your-writes).
     Reader(String),
     /// A notification on this channel was published through this instance.
@@ -115,6 +186,9 @@ pub struct Recent {
     /// The listener's position: everything up to here is published (`None`: not started).
     head: Option<Cursor>,
     rows_held: usize,
+    /// The seq of the oldest entry that may still hold its rows.
+    rows_from: Seq,
+    added_held: usize,
     counts: HashMap<String, Count>,
     pages: HashMap<PageKey, Page>,
 }
@@ -131,12 +205,14 @@ impl Recent {
         self.first + self.entries.len() as Seq
     }
 
-    /// Records one read of the listener; an empty one only moves the head.
-    pub fn published(&mut self, batch: Arc<Batch>) {
+    /// Records one read of the listener, summarized by `summary`; an empty one only moves the
+    /// head.
+    pub fn published(&mut self, batch: Arc<Batch>, summary: Summary) {
         let after = batch.after.clone();
         if !(batch.rows.is_empty() && batch.changed.is_empty() && batch.readers.is_empty()) {
             self.rows_held += batch.rows.len();
-            self.push(Event::Published(batch));
+            self.added_held += summary.added.len();
+            self.push(Event::Published(summary, Some(batch)));
         }
         self.head = Some(after);
     }
@@ -163,15 +239,33 @@ impl Recent {
             before: self.head.clone(),
             event,
         });
-        while self.rows_held > MAX_ROWS || self.entries.len() > MAX_ENTRIES {
+        // The oldest rows go first; their summaries stay for as long as the others allow.
+        while self.rows_held > MAX_ROWS {
+            let Some(entry) = self
+                .rows_from
+                .checked_sub(self.first)
+                .and_then(|i| self.entries.get_mut(i as usize))
+            else {
+                break;
+            };
+            if let Event::Published(_, rows) = &mut entry.event
+                && let Some(batch) = rows.take()
+            {
+                self.rows_held -= batch.rows.len();
+            }
+            self.rows_from += 1;
+        }
+        while self.entries.len() > MAX_ENTRIES || self.added_held > MAX_ADDED {
             let Some(entry) = self.entries.pop_front() else {
                 break;
             };
-            if let Event::Published(batch) = entry.event {
-                self.rows_held -= batch.rows.len();
+            if let Event::Published(summary, rows) = entry.event {
+                self.added_held -= summary.added.len();
+                self.rows_held -= rows.map_or(0, |batch| batch.rows.len());
             }
             self.first += 1;
         }
+        self.rows_from = self.rows_from.max(self.first);
     }
 
     /// The entries from `seq` on, unless some of them are gone.
@@ -225,16 +319,19 @@ impl Recent {
         };
         let mut added = 0;
         let mut stale = false;
+        let mut personal = None;
         for e in log {
             stale = match &e.event {
-                Event::Published(batch) => {
-                    let stale = batch.changed.iter().any(|c| c == EVERY || inbox(c))
-                        || touches_reader(batch, user_id);
-                    added += batch
-                        .rows
-                        .iter()
-                        .filter(|r| inbox(&r.channel) && !entry.at.is_visible(r.txid))
-                        .count() as i64;
+                Event::Published(summary, _) => {
+                    let personal = personal.get_or_insert_with(|| channels::personal(user_id));
+                    let stale = summary.changed.iter().any(|c| c == EVERY || inbox(c))
+                        || summary.touches_reader(user_id);
+                    added += summary
+                        .added_on(personal)
+                        .chain(summary.added_on(channels::BROADCAST))
+                        .filter(|&(txid, _)| !entry.at.is_visible(txid))
+                        .map(|(_, rows)| i64::from(rows))
+                        .sum::<i64>();
                     stale
                 }
                 Event::Reader(who) => who == user_id,
@@ -298,16 +395,13 @@ impl Recent {
         // Older than the log, nothing can tell what changed since: as stale as a change.
         let stale = self.since(page.seq).is_none_or(|mut log| {
             log.any(|e| match &e.event {
-                Event::Published(batch) => {
-                    let newer = batch
-                        .rows
-                        .iter()
-                        .any(|r| key.channels.contains(&r.channel) && !page.at.is_visible(r.txid));
-                    let changed = batch
-                        .changed
-                        .iter()
-                        .any(|c| c == EVERY || key.channels.contains(c));
-                    newer || changed || touches_reader(batch, &key.user_id)
+                Event::Published(summary, _) => {
+                    summary.touches_reader(&key.user_id)
+                        || summary.changed_any(&key.channels)
+                        || key
+                            .channels
+                            .iter()
+                            .any(|c| summary.added_after(c, &page.at))
                 }
                 Event::Reader(who) => *who == key.user_id,
                 Event::Channel(c) => key.channels.contains(c),
@@ -365,12 +459,10 @@ impl Recent {
         let mut rows = Vec::new();
         for e in self.entries.iter().skip(from) {
             match &e.event {
-                Event::Published(batch) => {
-                    let changed = batch
-                        .changed
-                        .iter()
-                        .any(|c| c == EVERY || shows.contains(c));
-                    if changed || touches_reader(batch, user_id) {
+                // Its rows are gone: only the database can answer.
+                Event::Published(_, None) => return None,
+                Event::Published(summary, Some(batch)) => {
+                    if summary.touches_reader(user_id) || summary.changed_any(shows) {
                         return None;
                     }
                     rows.extend(
@@ -401,11 +493,6 @@ impl Recent {
             cursor: Cursor::at(head),
         })
     }
-}
-
-/// True if `batch` changed `user_id`'s read state (or everyone's).
-fn touches_reader(batch: &Batch, user_id: &str) -> bool {
-    batch.readers.iter().any(|r| r == EVERY || r == user_id)
 }
 
 /// The JSON array of these JSON values.
@@ -462,6 +549,11 @@ mod tests {
         }
     }
 
+    fn publish(recent: &mut Recent, batch: Arc<Batch>) {
+        let summary = Summary::of(&batch);
+        recent.published(batch, summary);
+    }
+
     fn started(at: &str) -> Recent {
         let mut recent = Recent::default();
         recent.start_at(Cursor::at(snap(at)));
@@ -474,29 +566,32 @@ mod tests {
         let seq = recent.position();
         // Counted at 10:12: (txid 10 and 11 visible), before the listener read them.
         recent.fill_count("1", counts(2), snap("12:12:"), seq);
-        recent.published(read(
-            vec![
-                row("user:1", 1, 10),
-                row("user:1", 2, 11),
-                row("user:1", 3, 12),
-                row("user:2", 4, 13),
-                row("broadcast", 5, 14),
-            ],
-            &[],
-            "15:15:",
-        ));
+        publish(
+            &mut recent,
+            read(
+                vec![
+                    row("user:1", 1, 10),
+                    row("user:1", 2, 11),
+                    row("user:1", 3, 12),
+                    row("user:2", 4, 13),
+                    row("broadcast", 5, 14),
+                ],
+                &[],
+                "15:15:",
+            ),
+        );
         assert_eq!(
             recent.counts("1").map(|c| c.unread_count),
             Some(4),
             "rows 3 and 5 are new to it"
         );
-        recent.published(read(vec![], &["2"], "16:16:"));
+        publish(&mut recent, read(vec![], &["2"], "16:16:"));
         assert_eq!(
             recent.counts("1").map(|c| c.unread_count),
             Some(4),
             "user 2's reads are not theirs"
         );
-        recent.published(read(vec![], &["1"], "17:17:"));
+        publish(&mut recent, read(vec![], &["1"], "17:17:"));
         assert_eq!(recent.counts("1").map(|c| c.unread_count), None);
     }
 
@@ -513,12 +608,15 @@ mod tests {
     fn after_a_cursor_come_the_rows_it_does_not_cover_or_nothing_when_memory_cannot_tell() {
         let mut recent = started("10:10:");
         recent.fill_count("1", counts(0), snap("10:10:"), recent.position());
-        recent.published(read(vec![row("user:1", 1, 10)], &[], "11:11:"));
-        recent.published(read(
-            vec![row("user:1", 2, 11), row("user:1", 3, 12)],
-            &[],
-            "13:13:",
-        ));
+        publish(&mut recent, read(vec![row("user:1", 1, 10)], &[], "11:11:"));
+        publish(
+            &mut recent,
+            read(
+                vec![row("user:1", 2, 11), row("user:1", 3, 12)],
+                &[],
+                "13:13:",
+            ),
+        );
         let shows = ["user:1".to_string()];
         let after = |recent: &mut Recent, cursor: &str, limit| {
             recent.after("1", &shows, &Cursor::parse(cursor).unwrap(), limit)
@@ -548,5 +646,60 @@ mod tests {
             after(&mut recent, "14:14:", 10).is_none(),
             "past the head: the database has more than the listener read"
         );
+    }
+
+    #[test]
+    fn a_page_and_a_count_outlive_the_rows_of_a_bulk_insert_and_still_see_what_is_new() {
+        let mut recent = started("10:10:");
+        let key = PageKey {
+            user_id: "1".into(),
+            channels: vec!["user:1".into()],
+            limit: 5,
+            unread_only: false,
+        };
+        let old = Cursor::at(snap("10:10:"));
+        // Read at 12:12:, which sees the bulk insert (txid 11) that the listener has yet to
+        // read: more rows than the log keeps the JSON of, a few of them user 1's.
+        let seq = recent.position();
+        recent.fill_page(key.clone(), ("[]".into(), 0), snap("12:12:"), seq);
+        recent.fill_count("1", counts(3), snap("12:12:"), seq);
+        let users = 1_000;
+        for batch in 0..(MAX_ROWS / users + 2) {
+            let rows = (0..users)
+                .map(|u| row(&format!("user:{}", u + 1), (batch * users + u) as i64, 11))
+                .collect();
+            publish(&mut recent, read(rows, &[], "12:12:"));
+        }
+        assert!(
+            recent.rows_held <= MAX_ROWS,
+            "the oldest rows' JSON is gone"
+        );
+        assert!(
+            recent.after("1", &key.channels, &old, 1_000).is_none(),
+            "an answer after a cursor needs the rows"
+        );
+        assert!(
+            recent.newest(&key).is_some(),
+            "the page saw every row of the bulk insert"
+        );
+        assert_eq!(recent.counts("1").map(|c| c.unread_count), Some(3));
+
+        // A row it did not see, in a read whose rows are then pushed out too.
+        publish(
+            &mut recent,
+            read(vec![row("user:1", 1_000_000, 12)], &[], "13:13:"),
+        );
+        for batch in 0..(MAX_ROWS / users + 2) {
+            let rows = (0..users)
+                .map(|u| row("user:2", (2_000_000 + batch * users + u) as i64, 13))
+                .collect();
+            publish(&mut recent, read(rows, &[], "14:14:"));
+        }
+        assert_eq!(
+            recent.counts("1").map(|c| c.unread_count),
+            Some(4),
+            "counted from the summary"
+        );
+        assert!(recent.newest(&key).is_none(), "the page is out of date");
     }
 }
