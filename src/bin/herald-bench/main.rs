@@ -57,7 +57,8 @@ pub enum Scenario {
         hold_secs: u64,
     },
     /// N streams; writers insert RATE notifications/s to random ones of those users for
-    /// DURATION s: commit-to-receive latency, lost, duplicated.
+    /// DURATION s: latency from the INSERT to the stream (and its parts: until the INSERT
+    /// returned committed, and after), lost, duplicated.
     Personal {
         #[arg(long, default_value_t = 1000)]
         n: usize,

@@ -203,7 +203,8 @@ pub(crate) async fn personal(
         let client = pg(bench).await?;
         let users: Vec<String> = (0..n).map(|i| format!("user:{}", bench.user(i))).collect();
         tasks.push(tokio::task::spawn_local(async move {
-            let mut sent: Vec<(usize, i64)> = Vec::new();
+            // (stream, id, µs the INSERT took to commit, as the writer saw it)
+            let mut sent: Vec<(usize, i64, i64)> = Vec::new();
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(w as u64 + 1);
@@ -213,6 +214,7 @@ pub(crate) async fn personal(
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 let stream = (seed % users.len() as u64) as usize;
+                let began = Instant::now();
                 let row = client
                     .query_one(
                         "insert into notifications (channel, title, data)
@@ -221,23 +223,26 @@ pub(crate) async fn personal(
                     )
                     .await;
                 if let Ok(row) = row {
-                    sent.push((stream, row.get(0)));
+                    sent.push((stream, row.get(0), began.elapsed().as_micros() as i64));
                 }
             }
             sent
         }));
     }
     let mut expected: HashMap<usize, Vec<i64>> = HashMap::new();
+    let mut commits: HashMap<i64, i64> = HashMap::new();
     let mut inserted = 0;
     for task in tasks {
-        for (stream, id) in task.await? {
+        for (stream, id, commit) in task.await? {
             expected.entry(stream).or_default().push(id);
+            commits.insert(id, commit);
             inserted += 1;
         }
     }
     let wanted = inserted;
     let mut got: HashMap<(usize, i64), u32> = HashMap::new();
     let mut latencies = Vec::with_capacity(wanted);
+    let mut after_commit = Vec::with_capacity(wanted);
     let grace = Instant::now() + GRACE;
     loop {
         let delivery = match tokio::time::timeout_at(grace, received.recv()).await {
@@ -246,6 +251,9 @@ pub(crate) async fn personal(
         };
         *got.entry((delivery.stream, delivery.id)).or_default() += 1;
         latencies.push(delivery.latency);
+        if let Some(commit) = commits.get(&delivery.id) {
+            after_commit.push(delivery.latency - commit);
+        }
         if latencies.len() >= wanted && got.len() >= wanted {
             break;
         }
@@ -271,7 +279,14 @@ pub(crate) async fn personal(
         .set("received", latencies.len())
         .set("lost", lost)
         .set("duplicated", duplicated)
-        .set("latency", percentiles(&mut latencies));
+        .set("latency", percentiles(&mut latencies))
+        // The latency's two parts: the writer's INSERT until it returned committed, and from
+        // then until the stream had the row (herald's part, and the NOTIFY's).
+        .set(
+            "insert_latency",
+            percentiles(&mut commits.into_values().collect::<Vec<_>>()),
+        )
+        .set("latency_after_commit", percentiles(&mut after_commit));
     Ok(report)
 }
 
