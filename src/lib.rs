@@ -24,7 +24,8 @@
 //! - [`startup`] assembles the service; [`state`] is what handlers share; [`config`] and
 //!   [`cli`] read settings and commands; [`devdb`] runs the private cluster of dev mode and
 //!   tests; [`pgtls`] gives the LISTEN connection libpq's TLS settings.
-//! - [`cursor`]: what a client has had, exact under out-of-order commits.
+//! - [`cursor`]: what a client has had, exact under out-of-order commits; [`query`]: the
+//!   query string, decoded only where asked.
 
 pub mod auth;
 pub mod channels;
@@ -45,6 +46,7 @@ pub mod origins;
 pub mod pgtls;
 pub mod presence;
 pub mod push;
+pub mod query;
 pub mod routes;
 #[rustfmt::skip]
 pub mod schema;

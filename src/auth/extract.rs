@@ -4,11 +4,11 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
-use serde::Deserialize;
 
 use super::{Auth, COOKIE, Caller};
 use crate::error::{AppError, AppResult};
 use crate::origins::Origins;
+use crate::query;
 
 /// Where a request's token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,14 +36,9 @@ fn token_of(req: &HttpRequest) -> AppResult<Option<(String, Source)>> {
         }
         return Ok(Some((token.to_owned(), Source::Header)));
     }
-    #[derive(Deserialize)]
-    struct TokenParam {
-        token: Option<String>,
-    }
-    if let Ok(query) = web::Query::<TokenParam>::from_query(req.query_string())
-        && let Some(token) = query.into_inner().token
-    {
-        return Ok(Some((token, Source::Query)));
+    // Given twice, neither counts: the cookie decides, if any.
+    if let Ok(Some(token)) = query::unique(req.query_string(), "token") {
+        return Ok(Some((token.into_owned(), Source::Query)));
     }
     Ok(req
         .cookie(COOKIE)
@@ -92,7 +87,7 @@ impl FromRequest for Caller {
 
 /// True if the query has a `presence` parameter (however its name is percent-encoded).
 fn asks_presence(req: &HttpRequest) -> bool {
-    form_urlencoded::parse(req.query_string().as_bytes()).any(|(key, _)| key == "presence")
+    query::pairs(req.query_string()).any(|(key, _)| key == "presence")
 }
 
 /// A caller whose token has the `publish` scope. Checked before any body is read: a handler

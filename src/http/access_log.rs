@@ -96,7 +96,7 @@ fn looks_like_jwt(value: &str) -> bool {
 
 /// The key of a `key=value` pair as an extractor reads it (`+` and `%XX` decoded).
 fn decoded_key(pair: &str) -> String {
-    form_urlencoded::parse(pair.as_bytes())
+    crate::query::pairs(pair)
         .next()
         .map(|(key, _)| key.into_owned())
         .unwrap_or_default()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::{Caller, Publisher};
@@ -13,6 +13,7 @@ use crate::hub::{HubEvent, Kind, Subscription};
 use crate::inbox::{Page, PageQuery, invalid_cursor};
 use crate::metrics::Transport;
 use crate::models::{NewNotification, ReaderState};
+use crate::query;
 use crate::routes::body::{JsonBody, OptionalJsonBody};
 use crate::state::AppState;
 use crate::store::reads::Action;
@@ -43,7 +44,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Deserialize)]
+/// `GET /api/notifications`'s parameters, as given.
+#[derive(Default)]
 struct ListQuery {
     after: Option<String>,
     // Numbers and flags arrive as text and are parsed here, so a bad one is refused in
@@ -55,6 +57,33 @@ struct ListQuery {
     wait: Option<String>,
     /// Channels to be present on for the next 30 s (SPEC section 8).
     presence: Option<String>,
+}
+
+impl ListQuery {
+    /// Read by hand, not by `web::Query`, so the token a poll carries beside them is not
+    /// decoded again (`crate::query`); repeated and unknown parameters are treated as before.
+    fn from_query(text: &str) -> AppResult<ListQuery> {
+        let mut list = ListQuery::default();
+        for (key, value) in query::pairs(text) {
+            let slot = match &*key {
+                "after" => &mut list.after,
+                "limit" => &mut list.limit,
+                "unread" => &mut list.unread,
+                "archived" => &mut list.archived,
+                "channels" => &mut list.channels,
+                "wait" => &mut list.wait,
+                "presence" => &mut list.presence,
+                _ => continue,
+            };
+            if slot.replace(query::decode(value).into_owned()).is_some() {
+                return Err(AppError::bad_request(
+                    "invalid_query",
+                    format!("query parameter `{key}` is given more than once"),
+                ));
+            }
+        }
+        Ok(list)
+    }
 }
 
 /// A `GET /api/notifications` request, checked: the page it asks for, and how long it may
@@ -113,10 +142,10 @@ impl Listing {
 /// from the database, whose answer the hub then remembers.
 async fn list(
     caller: Caller,
-    query: web::Query<ListQuery>,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let mut query = query.into_inner();
+    let mut query = ListQuery::from_query(req.query_string())?;
     let presence = query.presence.take();
     let listing = Listing::parse(query, &caller, state.config.max_wait_secs)?;
     if let Some(list) = presence {

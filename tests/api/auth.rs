@@ -123,6 +123,24 @@ async fn a_token_is_read_from_the_header_the_query_or_the_cookie() {
         .await
         .unwrap();
     assert_eq!(basic_alone.status(), StatusCode::UNAUTHORIZED);
+    // A percent-encoded name is the same name; given twice, the query has no token and the
+    // cookie decides.
+    let encoded = client
+        .get(format!("{url}?%74oken={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(encoded.status(), StatusCode::OK);
+    let twice = format!("{url}?token={token}&%74oken={token}");
+    let twice_alone = client.get(&twice).send().await.unwrap();
+    assert_eq!(twice_alone.status(), StatusCode::UNAUTHORIZED);
+    let twice_and_cookie = client
+        .get(&twice)
+        .insert_header(("cookie", format!("herald_token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice_and_cookie.status(), StatusCode::OK);
     let empty = client
         .get(&url)
         .insert_header(("authorization", "Bearer "))

@@ -40,6 +40,9 @@ async fn malformed_query_values_get_400_json() {
         "channels=%C2%A0order:1",
         "channels=user:1%E2%80%83",
         "after=%FF",
+        // Given twice, however spelled.
+        "limit=5&limit=6",
+        "after=1:1:&%61fter=2:2:",
     ] {
         let (status, body) = app
             .get(&format!("/api/notifications?{query}"), Some(&token))
