@@ -83,6 +83,18 @@ pub enum Scenario {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// N long-polls on their own inbox, parked again once answered; writers insert RATE
+    /// notifications/s to random ones of those users for DURATION s: as `personal`.
+    LongpollPersonal {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 1)]
+        writers: usize,
+    },
     /// CONNECTIONS clients polling `GET /api/notifications?limit=20` for DURATION s.
     Poll {
         #[arg(long, default_value_t = 64)]
@@ -206,7 +218,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Runs `scenario` and prints its report.
 async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
-    use scenarios::{broadcast, longpoll, personal, poll, signals, streams, writers_scenario};
+    use scenarios::{
+        broadcast, longpoll, longpoll_personal, personal, poll, signals, streams, writers_scenario,
+    };
     let report = match scenario {
         Scenario::Streams { n, hold_secs } => streams(bench, n, hold_secs).await?,
         Scenario::Personal {
@@ -217,6 +231,12 @@ async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
         } => personal(bench, n, rate, duration_secs, writers).await?,
         Scenario::Broadcast { n, rounds } => broadcast(bench, n, rounds).await?,
         Scenario::Longpoll { n, rounds } => longpoll(bench, n, rounds).await?,
+        Scenario::LongpollPersonal {
+            n,
+            rate,
+            duration_secs,
+            writers,
+        } => longpoll_personal(bench, n, rate, duration_secs, writers).await?,
         Scenario::Poll {
             connections,
             duration_secs,

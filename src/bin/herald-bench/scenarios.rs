@@ -193,9 +193,106 @@ pub(crate) async fn personal(
     let (deliveries, mut received) = mpsc::unbounded_channel();
     let (established, failed) = open_streams(bench, n, deliveries).await;
     settle_streams(bench, established).await?;
+    let sent = write_personal(bench, n, rate, duration_secs, writers).await?;
+    let mut report = Report::new("personal");
+    report
+        .set("streams", n)
+        .set("established", established)
+        .set("failed", failed)
+        .set("rate_per_sec", rate)
+        .set("duration_secs", duration_secs);
+    tally_personal(&mut report, sent, duration_secs, &mut received).await;
+    Ok(report)
+}
 
-    // Each writer inserts for random users at its share of the rate, and records what it
-    // sent, so that every stream's expected notifications are known exactly.
+/// N long-polls, each on its own inbox and parked again as soon as it is answered; writers
+/// insert RATE notifications/s to random ones of those users for DURATION s: latency from
+/// the INSERT to the answer (and its parts, as `personal`), lost, duplicated.
+pub(crate) async fn longpoll_personal(
+    bench: &Bench,
+    n: usize,
+    rate: u32,
+    duration_secs: u64,
+    writers: usize,
+) -> Result<Report> {
+    let (deliveries, mut received) = mpsc::unbounded_channel();
+    let failures = Rc::new(Cell::new(0usize));
+    for i in 0..n {
+        let (server, source, host) = (bench.server, bench.source(i), bench.host.clone());
+        let token = bench.token(i);
+        let (deliveries, failures) = (deliveries.clone(), failures.clone());
+        tokio::task::spawn_local(async move {
+            let fail = || failures.set(failures.get() + 1);
+            let mut conn = match client::connect(server, source).await {
+                Ok(socket) => Connection::new(socket, &host),
+                Err(_) => return fail(),
+            };
+            let first = conn
+                .get(&format!("/api/notifications?limit=1&token={token}"))
+                .await;
+            let Some(mut cursor) = first.ok().and_then(|r| cursor_of(&r.body)) else {
+                return fail();
+            };
+            loop {
+                let path = format!("/api/notifications?wait=60&after={cursor}&token={token}");
+                let response = conn.get(&path).await;
+                let at = now_micros();
+                let page = match response {
+                    Ok(r) if r.status == 200 => serde_json::from_slice::<Page>(&r.body),
+                    _ => return fail(),
+                };
+                let Ok(page) = page else {
+                    return fail();
+                };
+                for note in &page.notifications {
+                    let _ = deliveries.send(Delivery {
+                        stream: i,
+                        id: note.id,
+                        latency: note.data.t.map_or(-1, |t| at - t),
+                    });
+                }
+                cursor = page.cursor;
+            }
+        });
+    }
+    drop(deliveries);
+    let deadline = Instant::now() + 6 * GRACE;
+    while (metric(bench, "herald_long_polls_parked").await? as usize) < n - failures.get()
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let parked = metric(bench, "herald_long_polls_parked").await? as usize;
+    let sent = write_personal(bench, n, rate, duration_secs, writers).await?;
+    let mut report = Report::new("longpoll_personal");
+    report
+        .set("long_polls", n)
+        .set("parked", parked)
+        .set("rate_per_sec", rate)
+        .set("duration_secs", duration_secs);
+    tally_personal(&mut report, sent, duration_secs, &mut received).await;
+    report.set("failed", failures.get());
+    Ok(report)
+}
+
+/// A notification a writer inserted for user `stream`, and the µs its INSERT took to return
+/// committed, as the writer saw it.
+struct Sent {
+    stream: usize,
+    id: i64,
+    commit: i64,
+}
+
+/// Inserts RATE notifications/s in all for random ones of users `0..n`, from `writers`
+/// connections, for DURATION s; returns what was sent, so that every client's expected
+/// notifications are known exactly.
+async fn write_personal(
+    bench: &Bench,
+    n: usize,
+    rate: u32,
+    duration_secs: u64,
+    writers: usize,
+) -> Result<Vec<Sent>> {
     let interval = Duration::from_secs_f64(writers as f64 / rate.max(1) as f64);
     let deadline = Instant::now() + Duration::from_secs(duration_secs);
     let mut tasks = Vec::new();
@@ -203,8 +300,7 @@ pub(crate) async fn personal(
         let client = pg(bench).await?;
         let users: Vec<String> = (0..n).map(|i| format!("user:{}", bench.user(i))).collect();
         tasks.push(tokio::task::spawn_local(async move {
-            // (stream, id, µs the INSERT took to commit, as the writer saw it)
-            let mut sent: Vec<(usize, i64, i64)> = Vec::new();
+            let mut sent = Vec::new();
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(w as u64 + 1);
@@ -223,28 +319,39 @@ pub(crate) async fn personal(
                     )
                     .await;
                 if let Ok(row) = row {
-                    sent.push((stream, row.get(0), began.elapsed().as_micros() as i64));
+                    sent.push(Sent {
+                        stream,
+                        id: row.get(0),
+                        commit: began.elapsed().as_micros() as i64,
+                    });
                 }
             }
             sent
         }));
     }
-    let mut expected: HashMap<usize, Vec<i64>> = HashMap::new();
-    let mut commits: HashMap<i64, i64> = HashMap::new();
-    let mut inserted = 0;
+    let mut sent = Vec::new();
     for task in tasks {
-        for (stream, id, commit) in task.await? {
-            expected.entry(stream).or_default().push(id);
-            commits.insert(id, commit);
-            inserted += 1;
-        }
+        sent.extend(task.await?);
     }
-    let wanted = inserted;
+    Ok(sent)
+}
+
+/// Waits (up to [`GRACE`]) until every notification in `sent` has reached its client on
+/// `received`, and reports what arrived: lost, duplicated, and the latency from the INSERT
+/// with its two parts, until the INSERT returned committed and after.
+async fn tally_personal(
+    report: &mut Report,
+    sent: Vec<Sent>,
+    duration_secs: u64,
+    received: &mut mpsc::UnboundedReceiver<Delivery>,
+) {
+    let inserted = sent.len();
+    let commits: HashMap<i64, i64> = sent.iter().map(|s| (s.id, s.commit)).collect();
     let mut got: HashMap<(usize, i64), u32> = HashMap::new();
-    let mut latencies = Vec::with_capacity(wanted);
-    let mut after_commit = Vec::with_capacity(wanted);
+    let mut latencies = Vec::with_capacity(inserted);
+    let mut after_commit = Vec::with_capacity(inserted);
     let grace = Instant::now() + GRACE;
-    loop {
+    while got.len() < inserted {
         let delivery = match tokio::time::timeout_at(grace, received.recv()).await {
             Ok(Some(delivery)) => delivery,
             _ => break,
@@ -254,23 +361,17 @@ pub(crate) async fn personal(
         if let Some(commit) = commits.get(&delivery.id) {
             after_commit.push(delivery.latency - commit);
         }
-        if latencies.len() >= wanted && got.len() >= wanted {
-            break;
-        }
     }
-    let lost = expected
+    // Duplicates that arrive after the last expected one still count.
+    while let Ok(delivery) = received.try_recv() {
+        *got.entry((delivery.stream, delivery.id)).or_default() += 1;
+    }
+    let lost = sent
         .iter()
-        .flat_map(|(stream, ids)| ids.iter().map(move |id| (*stream, *id)))
-        .filter(|key| !got.contains_key(key))
+        .filter(|s| !got.contains_key(&(s.stream, s.id)))
         .count();
     let duplicated: u32 = got.values().map(|times| times - 1).sum();
-    let mut report = Report::new("personal");
     report
-        .set("streams", n)
-        .set("established", established)
-        .set("failed", failed)
-        .set("rate_per_sec", rate)
-        .set("duration_secs", duration_secs)
         .set("inserted", inserted)
         .set(
             "achieved_rate_per_sec",
@@ -281,13 +382,12 @@ pub(crate) async fn personal(
         .set("duplicated", duplicated)
         .set("latency", percentiles(&mut latencies))
         // The latency's two parts: the writer's INSERT until it returned committed, and from
-        // then until the stream had the row (herald's part, and the NOTIFY's).
+        // then until the client had the row (herald's part, and the NOTIFY's).
         .set(
             "insert_latency",
             percentiles(&mut commits.into_values().collect::<Vec<_>>()),
         )
         .set("latency_after_commit", percentiles(&mut after_commit));
-    Ok(report)
 }
 
 pub(crate) async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
