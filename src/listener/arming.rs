@@ -1,6 +1,7 @@
 //! The NOTIFY switch: whether writers wake this listener, or it polls because it would be
 //! reading anyway (see "Not slowing writers down" in the listener's docs).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
@@ -10,8 +11,16 @@ use crate::store;
 
 use super::SessionError;
 
-/// Two reads that find rows this close together mean sustained load: stop NOTIFY, poll.
-const BUSY_AFTER: Duration = Duration::from_millis(20);
+/// Sustained load, which stops NOTIFY for polling: a read that finds this many rows (they
+/// piled up while the last read ran: writers commit faster than one read), or
+/// [`BUSY_READS`] reads that find rows within [`BUSY_WINDOW`] (200 a second). Less is cheaper
+/// woken by NOTIFY than polled for every millisecond, and its writers hardly queue on
+/// NOTIFY's lock. (The rule was once any two reads with rows within 20 ms, which random
+/// arrivals at 50 a second meet within a second: the listener then polled ~400 times a
+/// second for 50 rows, and each row waited for a poll.)
+const BUSY_ROWS: usize = 3;
+const BUSY_READS: usize = 10;
+const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// Poll interval while disarmed, when someone waits for rows (an open stream, a long-poll):
 /// their latency is the point.
 const BUSY_POLL: Duration = Duration::from_millis(1);
@@ -64,7 +73,8 @@ enum Mode {
 /// The switch of one LISTEN session.
 pub(super) struct Switch {
     mode: Mode,
-    last_found: Option<Instant>,
+    /// When the latest reads that found rows ended, the newest last; at most [`BUSY_READS`].
+    found: VecDeque<Instant>,
 }
 
 impl Switch {
@@ -77,7 +87,7 @@ impl Switch {
                 stragglers: probe(client).await?,
                 delay: SETTLE_FIRST,
             },
-            last_found: None,
+            found: VecDeque::with_capacity(BUSY_READS),
         })
     }
 
@@ -100,10 +110,7 @@ impl Switch {
         client: &Client,
     ) -> Result<(), SessionError> {
         let at = Instant::now();
-        let sustained = found > 0 && self.last_found.is_some_and(|t| at - t < BUSY_AFTER);
-        if found > 0 {
-            self.last_found = Some(at);
-        }
+        let sustained = self.sustained(found, at);
         let mode = std::mem::replace(&mut self.mode, Mode::Idle);
         self.mode = match mode {
             Mode::Idle | Mode::Settling { .. } if sustained => {
@@ -140,6 +147,23 @@ impl Switch {
             }
         };
         Ok(())
+    }
+
+    /// Notes a read that found `found` rows and ended `at`: true if it shows sustained load.
+    fn sustained(&mut self, found: usize, at: Instant) -> bool {
+        if found == 0 {
+            return false;
+        }
+        if self.found.len() == BUSY_READS {
+            self.found.pop_front();
+        }
+        self.found.push_back(at);
+        found >= BUSY_ROWS
+            || (self.found.len() == BUSY_READS
+                && self
+                    .found
+                    .front()
+                    .is_some_and(|first| at - *first < BUSY_WINDOW))
     }
 }
 
@@ -181,6 +205,41 @@ async fn probe(client: &Client) -> Result<Stragglers, SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn switch() -> Switch {
+        Switch {
+            mode: Mode::Idle,
+            found: VecDeque::new(),
+        }
+    }
+
+    #[test]
+    fn load_is_sustained_at_a_read_that_finds_rows_piled_up_or_at_200_reads_a_second() {
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let mut busy = switch();
+        assert!(!busy.sustained(BUSY_ROWS - 1, ms(0)));
+        assert!(
+            busy.sustained(BUSY_ROWS, ms(1)),
+            "rows piled up in one read"
+        );
+
+        let mut steady = switch();
+        let sustained: Vec<bool> = (0..BUSY_READS as u64)
+            .map(|i| steady.sustained(1, ms(i * 4)))
+            .collect();
+        assert_eq!(sustained.iter().filter(|s| **s).count(), 1);
+        assert!(sustained[BUSY_READS - 1], "the tenth read in 36 ms");
+
+        // 50 rows a second, some of them close together: not load, NOTIFY stays.
+        let mut light = switch();
+        let mut at = 0;
+        for gap in [1, 30, 2, 15, 40, 1, 25, 3, 20, 19, 1, 60, 2, 2, 35, 10] {
+            at += gap;
+            assert!(!light.sustained(1, ms(at)), "at {at} ms");
+        }
+        assert!(!light.sustained(0, ms(at + 1)), "a read that found nothing");
+    }
 
     #[test]
     fn arming_settles_once_every_straggler_is_done() {
