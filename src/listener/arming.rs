@@ -11,14 +11,15 @@ use crate::store;
 
 use super::SessionError;
 
-/// Sustained load, which stops NOTIFY for polling: a read that finds this many rows (they
-/// piled up while the last read ran: writers commit faster than one read), or
-/// [`BUSY_READS`] reads that find rows within [`BUSY_WINDOW`] (200 a second). Less is cheaper
-/// woken by NOTIFY than polled for every millisecond, and its writers hardly queue on
-/// NOTIFY's lock. (The rule was once any two reads with rows within 20 ms, which random
-/// arrivals at 50 a second meet within a second: the listener then polled ~400 times a
+/// Sustained load, which stops NOTIFY for polling: one pass of reads that finds rows of this
+/// many transactions (they committed while the last pass ran: writers commit faster than the
+/// listener reads), or [`BUSY_READS`] passes that find rows within [`BUSY_WINDOW`] (~200 a
+/// second). Less is cheaper woken by NOTIFY than polled for every millisecond, and its
+/// writers hardly queue on NOTIFY's lock. Transactions, not rows: one statement's thousand
+/// rows are one NOTIFY. (The rule was once any two passes with rows within 20 ms, which
+/// random arrivals at 50 a second meet within a second: the listener then polled ~400 times a
 /// second for 50 rows, and each row waited for a poll.)
-const BUSY_ROWS: usize = 3;
+const BUSY_TRANSACTIONS: usize = 3;
 const BUSY_READS: usize = 10;
 const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// Poll interval while disarmed, when someone waits for rows (an open stream, a long-poll):
@@ -70,10 +71,32 @@ enum Mode {
     },
 }
 
+/// What one pass of reads found: how many rows and changes, and of how many transactions the
+/// rows are (counted up to [`BUSY_TRANSACTIONS`]).
+#[derive(Default)]
+pub(super) struct Found {
+    /// Rows and changes.
+    pub items: usize,
+    transactions: Vec<Xid>,
+}
+
+impl Found {
+    /// Adds one read's rows, by their transactions, and `changes` other changes.
+    pub fn add(&mut self, txids: impl Iterator<Item = Xid>, changes: usize) {
+        for txid in txids {
+            self.items += 1;
+            if self.transactions.len() < BUSY_TRANSACTIONS && !self.transactions.contains(&txid) {
+                self.transactions.push(txid);
+            }
+        }
+        self.items += changes;
+    }
+}
+
 /// The switch of one LISTEN session.
 pub(super) struct Switch {
     mode: Mode,
-    /// When the latest reads that found rows ended, the newest last; at most [`BUSY_READS`].
+    /// When the latest passes that found rows ended, the newest last; at most [`BUSY_READS`].
     found: VecDeque<Instant>,
 }
 
@@ -102,15 +125,17 @@ impl Switch {
         }
     }
 
-    /// After a read that found `found` rows at snapshot `now`: polling or NOTIFY from here.
+    /// After a pass of reads that found `found`, the last at snapshot `now`: polling or
+    /// NOTIFY from here.
     pub async fn after_read(
         &mut self,
-        found: usize,
+        found: &Found,
         now: &Snapshot,
         client: &Client,
     ) -> Result<(), SessionError> {
         let at = Instant::now();
         let sustained = self.sustained(found, at);
+        let found = found.items;
         let mode = std::mem::replace(&mut self.mode, Mode::Idle);
         self.mode = match mode {
             Mode::Idle | Mode::Settling { .. } if sustained => {
@@ -149,16 +174,17 @@ impl Switch {
         Ok(())
     }
 
-    /// Notes a read that found `found` rows and ended `at`: true if it shows sustained load.
-    fn sustained(&mut self, found: usize, at: Instant) -> bool {
-        if found == 0 {
+    /// Notes a pass of reads that found `found` and ended `at`: true if it shows sustained
+    /// load.
+    fn sustained(&mut self, found: &Found, at: Instant) -> bool {
+        if found.items == 0 {
             return false;
         }
         if self.found.len() == BUSY_READS {
             self.found.pop_front();
         }
         self.found.push_back(at);
-        found >= BUSY_ROWS
+        found.transactions.len() >= BUSY_TRANSACTIONS
             || (self.found.len() == BUSY_READS
                 && self
                     .found
@@ -213,32 +239,46 @@ mod tests {
         }
     }
 
+    /// What a pass found: one row of each of `txids`.
+    fn rows(txids: &[Xid]) -> Found {
+        let mut found = Found::default();
+        found.add(txids.iter().copied(), 0);
+        found
+    }
+
     #[test]
-    fn load_is_sustained_at_a_read_that_finds_rows_piled_up_or_at_200_reads_a_second() {
+    fn load_is_sustained_when_transactions_pile_up_or_passes_come_200_a_second() {
         let start = Instant::now();
         let ms = |n: u64| start + Duration::from_millis(n);
         let mut busy = switch();
-        assert!(!busy.sustained(BUSY_ROWS - 1, ms(0)));
         assert!(
-            busy.sustained(BUSY_ROWS, ms(1)),
-            "rows piled up in one read"
+            !busy.sustained(&rows(&[7; 1000]), ms(0)),
+            "one bulk statement"
+        );
+        assert!(!busy.sustained(&rows(&[8, 9, 8]), ms(1)));
+        assert!(
+            busy.sustained(&rows(&[10, 11, 12]), ms(2)),
+            "three transactions"
         );
 
         let mut steady = switch();
         let sustained: Vec<bool> = (0..BUSY_READS as u64)
-            .map(|i| steady.sustained(1, ms(i * 4)))
+            .map(|i| steady.sustained(&rows(&[i]), ms(i * 4)))
             .collect();
         assert_eq!(sustained.iter().filter(|s| **s).count(), 1);
-        assert!(sustained[BUSY_READS - 1], "the tenth read in 36 ms");
+        assert!(sustained[BUSY_READS - 1], "the tenth pass in 36 ms");
 
         // 50 rows a second, some of them close together: not load, NOTIFY stays.
         let mut light = switch();
         let mut at = 0;
         for gap in [1, 30, 2, 15, 40, 1, 25, 3, 20, 19, 1, 60, 2, 2, 35, 10] {
             at += gap;
-            assert!(!light.sustained(1, ms(at)), "at {at} ms");
+            assert!(!light.sustained(&rows(&[at]), ms(at)), "at {at} ms");
         }
-        assert!(!light.sustained(0, ms(at + 1)), "a read that found nothing");
+        assert!(
+            !light.sustained(&Found::default(), ms(at + 1)),
+            "a pass that found nothing"
+        );
     }
 
     #[test]

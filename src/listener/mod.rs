@@ -176,12 +176,18 @@ impl Listener {
         let (found, now) = self.read_and_publish(&client).await?;
         self.metrics.listener_up.set(1);
         self.live_since = Some(Instant::now());
-        log::info!("listener live reconnected={reconnected} caught_up={found}");
+        log::info!(
+            "listener live reconnected={reconnected} caught_up={}",
+            found.items
+        );
         if reconnected {
             // Read-state notifications sent meanwhile are lost.
             self.hub.resync_all();
         }
-        switch.after_read(found, &now, &client).await?;
+        // What piled up while we were away says nothing of the load now.
+        switch
+            .after_read(&arming::Found::default(), &now, &client)
+            .await?;
 
         loop {
             tokio::select! {
@@ -211,21 +217,21 @@ impl Listener {
                 self.hub.resync_all();
             }
             let (found, now) = self.read_and_publish(&client).await?;
-            switch.after_read(found, &now, &client).await?;
+            switch.after_read(&found, &now, &client).await?;
         }
     }
 
-    /// Reads everything after the position and publishes it; returns how many rows and changes
-    /// there were and the snapshot of the last read.
+    /// Reads everything after the position and publishes it; returns what there was and the
+    /// snapshot of the last read.
     async fn read_and_publish(
         &mut self,
         client: &Client,
-    ) -> Result<(usize, Snapshot), SessionError> {
-        let mut found = 0;
+    ) -> Result<(arming::Found, Snapshot), SessionError> {
+        let mut found = arming::Found::default();
         loop {
             let read = self.reader.read(client).await?;
             self.metrics.listener_reads.inc();
-            found += read.rows.len() + read.changed.len();
+            found.add(read.rows.iter().map(|r| r.txid), read.changed.len());
             let (snapshot, full) = (read.snapshot.clone(), read.full);
             // Even an empty read moves the hub's head: polls answered from memory are
             // answered as of it.
