@@ -431,9 +431,9 @@ impl Recent {
 
     /// What `user_id` reading `shows` has not had after `cursor`, at the head, if memory can
     /// tell: the cursor must be no later than the head (else it may come from a query that
-    /// saw more than the listener has yet), no newer than the log's start, and what came
-    /// since must fit in `limit` rows and hold no deletion, update or change to the reader's
-    /// read state.
+    /// saw more than the listener has yet), no older than the log's start, and what came
+    /// since must still have its rows, fit in `limit` of them and hold no deletion, update or
+    /// change to the reader's read state.
     pub fn after(
         &mut self,
         user_id: &str,
