@@ -147,7 +147,7 @@ pub enum Scenario {
         port: u16,
     },
     /// W writers' insert throughput into `notifications` (herald's trigger, herald running)
-    /// against a copy of the table with no trigger, in alternating phases.
+    /// against a copy of the table with no trigger, in alternating phases; STREAMS open meanwhile.
     Writers {
         #[arg(long, default_value_t = 8)]
         writers: usize,
@@ -155,6 +155,9 @@ pub enum Scenario {
         duration_secs: u64,
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// SSE streams held open meanwhile, on users the writers do not write to.
+        #[arg(long, default_value_t = 0)]
+        streams: usize,
     },
 }
 
@@ -265,7 +268,8 @@ async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
             writers,
             duration_secs,
             rounds,
-        } => writers_scenario(bench, writers, duration_secs, rounds).await?,
+            streams,
+        } => writers_scenario(bench, writers, duration_secs, rounds, streams).await?,
         Scenario::Signals {
             n,
             rate,

@@ -786,7 +786,13 @@ pub(crate) async fn writers_scenario(
     writers: usize,
     duration_secs: u64,
     rounds: usize,
+    streams: usize,
 ) -> Result<Report> {
+    // Open streams make the listener poll every millisecond while disarmed (someone waits for
+    // rows). They are the bench users' own; the writers write to other users' channels.
+    let (deliveries, _quiet) = mpsc::unbounded_channel();
+    let (open, _) = open_streams(bench, streams, deliveries).await;
+    settle_streams(bench, open).await?;
     let admin = pg(bench).await?;
     admin
         .batch_execute(
@@ -842,6 +848,7 @@ pub(crate) async fn writers_scenario(
     let mut report = Report::new("writers");
     report
         .set("writers", writers)
+        .set("streams_open", open)
         .set("phase_secs", duration_secs)
         .set("rounds", rounds)
         .set("plain_inserts_per_sec", round(plain))
