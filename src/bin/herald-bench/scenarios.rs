@@ -222,28 +222,7 @@ pub(crate) async fn longpoll_personal(
         let token = bench.token(i);
         let (deliveries, failures) = (deliveries.clone(), failures.clone());
         tokio::task::spawn_local(async move {
-            let fail = || failures.set(failures.get() + 1);
-            let mut conn = match client::connect(server, source).await {
-                Ok(socket) => Connection::new(socket, &host),
-                Err(_) => return fail(),
-            };
-            let first = conn
-                .get(&format!("/api/notifications?limit=1&token={token}"))
-                .await;
-            let Some(mut cursor) = first.ok().and_then(|r| cursor_of(&r.body)) else {
-                return fail();
-            };
-            loop {
-                let path = format!("/api/notifications?wait=60&after={cursor}&token={token}");
-                let response = conn.get(&path).await;
-                let at = now_micros();
-                let page = match response {
-                    Ok(r) if r.status == 200 => serde_json::from_slice::<Page>(&r.body),
-                    _ => return fail(),
-                };
-                let Ok(page) = page else {
-                    return fail();
-                };
+            let parked = park_repeatedly(server, source, &host, &token, None, |page, at| {
                 for note in &page.notifications {
                     let _ = deliveries.send(Delivery {
                         stream: i,
@@ -251,7 +230,9 @@ pub(crate) async fn longpoll_personal(
                         latency: note.data.t.map_or(-1, |t| at - t),
                     });
                 }
-                cursor = page.cursor;
+            });
+            if parked.await.is_err() {
+                failures.set(failures.get() + 1);
             }
         });
     }
@@ -458,44 +439,22 @@ enum Woken {
 pub(crate) async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
     let client = pg(bench).await?;
     let (woken_tx, mut woken) = mpsc::unbounded_channel();
-    // Each client connects, takes its cursor, and parks at once, then parks again as soon as
-    // it is answered: a connection left idle would be closed after HERALD_KEEP_ALIVE_SECS.
+    // Each client parks at once, and again as soon as it is answered (`park_repeatedly`).
     for i in 0..n {
         let (server, source, host) = (bench.server, bench.source(i), bench.host.clone());
         let token = bench.token(i);
         let woken_tx = woken_tx.clone();
         tokio::task::spawn_local(async move {
-            let fail = |why: String| {
-                let _ = woken_tx.send(Woken::Failed(why));
-            };
-            let mut conn = match client::connect(server, source).await {
-                Ok(socket) => Connection::new(socket, &host),
-                Err(err) => return fail(err.to_string()),
-            };
-            let first = conn
-                .get(&format!("/api/notifications?limit=1&token={token}"))
-                .await;
-            let Some(mut cursor) = first.ok().and_then(|r| cursor_of(&r.body)) else {
-                return fail("no cursor".into());
-            };
-            for _ in 0..rounds {
-                let path = format!("/api/notifications?wait=60&after={cursor}&token={token}");
-                let response = conn.get(&path).await;
-                let at = now_micros();
-                let page = match response {
-                    Ok(r) if r.status == 200 => serde_json::from_slice::<Page>(&r.body),
-                    Ok(r) => return fail(format!("status {}", r.status)),
-                    Err(err) => return fail(err.to_string()),
-                };
-                let Ok(page) = page else {
-                    return fail("unreadable page".into());
-                };
-                let sent = page.notifications.iter().find_map(|note| note.data.t);
-                let _ = woken_tx.send(match sent {
-                    Some(t) => Woken::With { latency: at - t },
-                    None => Woken::Without,
+            let parked =
+                park_repeatedly(server, source, &host, &token, Some(rounds), |page, at| {
+                    let sent = page.notifications.iter().find_map(|note| note.data.t);
+                    let _ = woken_tx.send(match sent {
+                        Some(t) => Woken::With { latency: at - t },
+                        None => Woken::Without,
+                    });
                 });
-                cursor = page.cursor;
+            if let Err(why) = parked.await {
+                let _ = woken_tx.send(Woken::Failed(why));
             }
         });
     }
@@ -552,6 +511,48 @@ pub(crate) async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<R
         .set("answered_without_it", incomplete)
         .set("wake_latency", percentiles(&mut latencies));
     Ok(report)
+}
+
+/// One long-poll client: connects, takes its cursor, then waits for what comes after it,
+/// `answers` times (`None`: until the process ends), handing each page and the µs stamp it
+/// arrived at to `on_page`, and parks again at once (a connection left idle would be closed
+/// after HERALD_KEEP_ALIVE_SECS). `Err`: why it stopped early.
+async fn park_repeatedly(
+    server: std::net::SocketAddr,
+    source: IpAddr,
+    host: &str,
+    token: &str,
+    answers: Option<usize>,
+    mut on_page: impl FnMut(&Page, i64),
+) -> std::result::Result<(), String> {
+    let mut conn = match client::connect(server, source).await {
+        Ok(socket) => Connection::new(socket, host),
+        Err(err) => return Err(err.to_string()),
+    };
+    let first = conn
+        .get(&format!("/api/notifications?limit=1&token={token}"))
+        .await;
+    let Some(mut cursor) = first.ok().and_then(|r| cursor_of(&r.body)) else {
+        return Err("no cursor".into());
+    };
+    let mut answered = 0;
+    while answers.is_none_or(|answers| answered < answers) {
+        let path = format!("/api/notifications?wait=60&after={cursor}&token={token}");
+        let response = conn.get(&path).await;
+        let at = now_micros();
+        let page = match response {
+            Ok(r) if r.status == 200 => serde_json::from_slice::<Page>(&r.body),
+            Ok(r) => return Err(format!("status {}", r.status)),
+            Err(err) => return Err(err.to_string()),
+        };
+        let Ok(page) = page else {
+            return Err("unreadable page".into());
+        };
+        on_page(&page, at);
+        cursor = page.cursor;
+        answered += 1;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
