@@ -285,3 +285,70 @@ async fn reading_one_large_transaction_costs_each_batch_what_it_returns() {
         "a read of {BATCH} rows read {worst} rows and index entries"
     );
 }
+
+#[actix_web::test]
+async fn reading_many_small_transactions_after_a_bare_snapshot_is_one_range_scan() {
+    const COMMITS: i64 = 300;
+    let app = spawn_app().await;
+    // A transaction running at the base, which commits after the others: its row is read too.
+    let early = app.pg().await;
+    early.batch_execute("begin").await.unwrap();
+    let early_id: i64 = early
+        .query_one(
+            "insert into notifications (channel, title) values ('user:early', 'e') returning id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let pg = app.pg().await;
+    let base: String = pg
+        .query_one("select pg_current_snapshot()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    app.sql(&format!(
+        "do $$ begin
+             for i in 1..{COMMITS} loop
+                 insert into notifications (channel, title) values ('user:' || (i % 7), 'n');
+                 commit;
+             end loop;
+         end $$"
+    ))
+    .await;
+    early.batch_execute("commit").await.unwrap();
+    let work = "select sum(pg_stat_get_xact_tuples_returned(oid))::bigint from pg_class
+                where oid = 'notifications'::regclass
+                   or oid in (select indexrelid from pg_index
+                              where indrelid = 'notifications'::regclass)";
+    pg.batch_execute("begin isolation level read committed")
+        .await
+        .unwrap();
+    let before: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+    // The cursor a read that was not full leaves: the bare snapshot, nothing consumed.
+    let rows = pg
+        .query(
+            "select id from herald_since($1::text::pg_snapshot, $1::text::pg_snapshot, 0, 500)",
+            &[&base],
+        )
+        .await
+        .unwrap();
+    let after: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+    pg.batch_execute("commit").await.unwrap();
+    let ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+    let all: Vec<i64> = pg
+        .query("select id from notifications order by id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(ids, all, "every row once, in id order");
+    assert_eq!(ids.first(), Some(&early_id));
+    // Two index probes per transaction (the read after a full batch) would be twice this.
+    assert!(
+        after - before < 2 * COMMITS,
+        "a read of {COMMITS} one-row transactions read {} rows and index entries",
+        after - before
+    );
+}
