@@ -1,6 +1,7 @@
 //! Who a request is from: the token's source (Bearer header, `?token=`, cookie), and the
 //! extractors that make a handler authenticated by its signature.
 
+use std::borrow::Cow;
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
@@ -25,7 +26,7 @@ enum Source {
 /// The token a request carries: a Bearer header, else `?token=`, else cookie. Another scheme
 /// (a site behind HTTP Basic auth sends its credentials with every EventSource request) is
 /// not ours and is skipped; a Bearer header that is there but empty is an error.
-fn token_of(req: &HttpRequest) -> AppResult<Option<(String, Source)>> {
+fn token_of(req: &HttpRequest) -> AppResult<Option<(Cow<'_, str>, Source)>> {
     if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION)
         && let Some((scheme, token)) = value.to_str().unwrap_or_default().split_once(' ')
         && scheme.eq_ignore_ascii_case("bearer")
@@ -34,15 +35,15 @@ fn token_of(req: &HttpRequest) -> AppResult<Option<(String, Source)>> {
         if token.is_empty() {
             return Err(AppError::Unauthorized("empty bearer token"));
         }
-        return Ok(Some((token.to_owned(), Source::Header)));
+        return Ok(Some((Cow::Borrowed(token), Source::Header)));
     }
     // Given twice, neither counts: the cookie decides, if any.
     if let Ok(Some(token)) = query::unique(req.query_string(), "token") {
-        return Ok(Some((token.into_owned(), Source::Query)));
+        return Ok(Some((token, Source::Query)));
     }
     Ok(req
         .cookie(COOKIE)
-        .map(|c| (c.value().to_owned(), Source::Cookie)))
+        .map(|c| (Cow::Owned(c.value().to_owned()), Source::Cookie)))
 }
 
 impl FromRequest for Caller {

@@ -17,6 +17,8 @@
 //! - `token`: [`Auth`], which verifies (and for dev mode and the CLI mints) tokens;
 //! - `extract`: the extractors, [`Caller`] and [`Publisher`], with the CSRF rule for cookies.
 
+use std::sync::Arc;
+
 use crate::channels;
 use crate::error::{AppError, AppResult};
 
@@ -39,9 +41,16 @@ pub const STREAM_TOKEN_TTL: i64 = 300;
 /// The longest `name` claim kept, in characters.
 const MAX_NAME_CHARS: usize = 100;
 
-/// Who is asking, and what their token allows.
+/// Who is asking, and what their token allows: what [`Auth::verify`] made of a token. A
+/// request's extractors and handler, and the cache of verified tokens, share one: a clone is a
+/// reference count, not a copy of the user id, grants and name (a long-poll's request is
+/// short enough for those copies to show in its profile).
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Caller(Arc<Identity>);
+
+/// What a verified token says.
+#[derive(Debug)]
+pub struct Identity {
     /// The user: their inbox is `user:<user_id>` plus `broadcast`.
     pub user_id: String,
     /// Extra channels granted, exactly or as `prefix*` patterns.
@@ -54,6 +63,20 @@ pub struct Caller {
     pub stream_token: bool,
     /// The token's optional `name` claim: how presence lists show the user.
     pub name: Option<String>,
+}
+
+impl From<Identity> for Caller {
+    fn from(identity: Identity) -> Caller {
+        Caller(Arc::new(identity))
+    }
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
 }
 
 impl Caller {

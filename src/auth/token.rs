@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Caller, MAX_NAME_CHARS, STREAM_AUDIENCE, STREAM_TOKEN_TTL, verified};
+use super::{Caller, Identity, MAX_NAME_CHARS, STREAM_AUDIENCE, STREAM_TOKEN_TTL, verified};
 use crate::channels;
 use crate::error::{AppError, AppResult};
 
@@ -95,7 +95,7 @@ impl Auth {
             if caller.expires_at <= chrono::Utc::now().timestamp() {
                 return Err(AppError::Unauthorized("token expired"));
             }
-            return Ok(Caller::clone(&caller));
+            return Ok(caller);
         }
         let caller = self.check(token)?;
         self.verified.verified(token, &caller);
@@ -167,7 +167,7 @@ impl Auth {
             .scope
             .as_deref()
             .is_some_and(|s| s.split(' ').any(|scope| scope == "publish"));
-        Ok(Caller {
+        Ok(Caller::from(Identity {
             user_id,
             grants: claims.channels,
             can_publish: can_publish && !stream_token,
@@ -180,7 +180,7 @@ impl Auth {
                 }
                 _ => None,
             },
-        })
+        }))
     }
 
     /// A stream token for `caller`: same user and grants, no publishing, until

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use super::Caller;
 
@@ -31,13 +31,13 @@ pub(super) struct Verified {
 struct Generations {
     /// Hashes of tokens verified once: a second verification keeps the token.
     seen: HashSet<u64>,
-    fresh: HashMap<Box<str>, Arc<Caller>>,
-    old: HashMap<Box<str>, Arc<Caller>>,
+    fresh: HashMap<Box<str>, Caller>,
+    old: HashMap<Box<str>, Caller>,
 }
 
 impl Verified {
     /// What `token` was verified to say, if it was lately (it may have expired since).
-    pub(super) fn get(&self, token: &str) -> Option<Arc<Caller>> {
+    pub(super) fn get(&self, token: &str) -> Option<Caller> {
         let mut generations = self.lock();
         if let Some(caller) = generations.fresh.get(token) {
             return Some(caller.clone());
@@ -57,7 +57,7 @@ impl Verified {
             }
             return;
         }
-        generations.keep(token.into(), Arc::new(caller.clone()));
+        generations.keep(token.into(), caller.clone());
     }
 
     fn lock(&self) -> MutexGuard<'_, Generations> {
@@ -73,7 +73,7 @@ impl Verified {
 }
 
 impl Generations {
-    fn keep(&mut self, token: Box<str>, caller: Arc<Caller>) {
+    fn keep(&mut self, token: Box<str>, caller: Caller) {
         if self.fresh.len() >= GENERATION {
             self.old = std::mem::take(&mut self.fresh);
         }
@@ -84,16 +84,17 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Identity;
 
     fn caller(user_id: &str) -> Caller {
-        Caller {
+        Caller::from(Identity {
             user_id: user_id.into(),
             grants: Vec::new(),
             can_publish: false,
             expires_at: i64::MAX,
             stream_token: false,
             name: None,
-        }
+        })
     }
 
     #[test]
