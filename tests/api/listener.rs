@@ -4,6 +4,13 @@ use std::time::Duration;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
+/// Work, not time: the rows and index entries of `notifications` read so far in this
+/// transaction, from its own statistics.
+const WORK: &str = "select sum(pg_stat_get_xact_tuples_returned(oid))::bigint from pg_class
+                    where oid = 'notifications'::regclass
+                       or oid in (select indexrelid from pg_index
+                                  where indrelid = 'notifications'::regclass)";
+
 /// Ends this app's LISTEN session from the server side, as a failover or a pooler would.
 async fn kill_listener(app: &TestApp) {
     app.sql(
@@ -243,11 +250,6 @@ async fn reading_one_large_transaction_costs_each_batch_what_it_returns() {
          select 'user:' || (g % 7), 'n' from generate_series(1, {ROWS}) g"
     ))
     .await;
-    // Work, not time: rows and index entries read, from the transaction's own statistics.
-    let work = "select sum(pg_stat_get_xact_tuples_returned(oid))::bigint from pg_class
-                where oid = 'notifications'::regclass
-                   or oid in (select indexrelid from pg_index
-                              where indrelid = 'notifications'::regclass)";
     // The cursor after the first batch is (base, the snapshot that saw the rows, last id), as
     // `Cursor::after_row` makes it; each later batch moves only the last id.
     let (mut upto, mut last_id, mut ids) = (base.clone(), 0i64, Vec::new());
@@ -256,7 +258,7 @@ async fn reading_one_large_transaction_costs_each_batch_what_it_returns() {
         .await
         .unwrap();
     loop {
-        let before: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+        let before: i64 = pg.query_one(WORK, &[]).await.unwrap().get(0);
         let rows = pg
             .query(
                 "select id, pg_current_snapshot()::text from herald_since(
@@ -265,7 +267,7 @@ async fn reading_one_large_transaction_costs_each_batch_what_it_returns() {
             )
             .await
             .unwrap();
-        let after: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+        let after: i64 = pg.query_one(WORK, &[]).await.unwrap().get(0);
         let Some(last) = rows.last() else { break };
         if upto == base {
             upto = last.get(1);
@@ -317,14 +319,10 @@ async fn reading_many_small_transactions_after_a_bare_snapshot_is_one_range_scan
     ))
     .await;
     early.batch_execute("commit").await.unwrap();
-    let work = "select sum(pg_stat_get_xact_tuples_returned(oid))::bigint from pg_class
-                where oid = 'notifications'::regclass
-                   or oid in (select indexrelid from pg_index
-                              where indrelid = 'notifications'::regclass)";
     pg.batch_execute("begin isolation level read committed")
         .await
         .unwrap();
-    let before: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+    let before: i64 = pg.query_one(WORK, &[]).await.unwrap().get(0);
     // The cursor a read that was not full leaves: the bare snapshot, nothing consumed.
     let rows = pg
         .query(
@@ -333,7 +331,7 @@ async fn reading_many_small_transactions_after_a_bare_snapshot_is_one_range_scan
         )
         .await
         .unwrap();
-    let after: i64 = pg.query_one(work, &[]).await.unwrap().get(0);
+    let after: i64 = pg.query_one(WORK, &[]).await.unwrap().get(0);
     pg.batch_execute("commit").await.unwrap();
     let ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
     let all: Vec<i64> = pg
