@@ -31,6 +31,8 @@ pub struct Event {
 /// An open `GET /events` response, read event by event (chunked transfer coding undone).
 pub struct EventStream {
     reader: BufReader<TcpStream>,
+    /// The body is in chunks (herald); else it runs until the connection closes (Nchan).
+    chunked: bool,
     /// Bytes of the current chunk not read yet.
     chunk_left: usize,
     line: Vec<u8>,
@@ -51,6 +53,12 @@ impl EventStream {
         }
     }
 
+    /// Sends `GET {path}` and reads the response head (errors unless 200): for a server that
+    /// sends no `unread_count` (Nchan).
+    pub async fn open_bare(stream: TcpStream, host: &str, path: &str) -> io::Result<EventStream> {
+        EventStream::request(stream, host, path).await
+    }
+
     async fn request(mut stream: TcpStream, host: &str, path: &str) -> io::Result<EventStream> {
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n");
@@ -62,6 +70,7 @@ impl EventStream {
         }
         Ok(EventStream {
             reader,
+            chunked: head.chunked,
             chunk_left: 0,
             line: Vec::new(),
         })
@@ -101,6 +110,9 @@ impl EventStream {
 
     /// Appends one line of the body (through `\n`) to `self.line`; false at the end.
     async fn read_body_line(&mut self) -> io::Result<bool> {
+        if !self.chunked {
+            return Ok(self.reader.read_until(b'\n', &mut self.line).await? > 0);
+        }
         loop {
             if self.chunk_left == 0 {
                 let mut size = String::new();
@@ -142,11 +154,17 @@ impl EventStream {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Last-Modified` and `Etag`: where an Nchan long-poll asks for the next message from.
+    pub last_modified: Option<String>,
+    pub etag: Option<String>,
 }
 
 struct Head {
     status: u16,
     content_length: Option<usize>,
+    chunked: bool,
+    last_modified: Option<String>,
+    etag: Option<String>,
 }
 
 async fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Head> {
@@ -159,7 +177,8 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Head> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
-    let mut content_length = None;
+    let (mut content_length, mut last_modified, mut etag) = (None, None, None);
+    let mut chunked = false;
     loop {
         line.clear();
         if reader.read_line(&mut line).await? == 0 {
@@ -170,12 +189,23 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Head> {
             return Ok(Head {
                 status,
                 content_length,
+                chunked,
+                last_modified,
+                etag,
             });
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            content_length = value.trim().parse().ok();
+        let Some((name, value)) = header.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = value.parse().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+        } else if name.eq_ignore_ascii_case("last-modified") {
+            last_modified = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("etag") {
+            etag = Some(value.to_owned());
         }
     }
 }
@@ -197,7 +227,15 @@ impl Connection {
 
     /// `GET {path}` on this connection.
     pub async fn get(&mut self, path: &str) -> io::Result<Response> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.get_with(path, "").await
+    }
+
+    /// `GET {path}` with `headers` (each line ending in CRLF) on this connection.
+    pub async fn get_with(&mut self, path: &str, headers: &str) -> io::Result<Response> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}\r\n",
+            self.host
+        );
         self.send(request).await
     }
 
@@ -206,6 +244,16 @@ impl Connection {
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.send(request).await
+    }
+
+    /// `POST {path}` with `body` and no credentials, on this connection.
+    pub async fn post_plain(&mut self, path: &str, body: &str) -> io::Result<Response> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{body}",
             self.host,
             body.len()
         );
@@ -223,6 +271,8 @@ impl Connection {
         Ok(Response {
             status: head.status,
             body,
+            last_modified: head.last_modified,
+            etag: head.etag,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! ```
 
 mod client;
+mod nchan;
 mod push;
 mod scenarios;
 mod stats;
@@ -41,6 +42,11 @@ struct Cli {
     /// presence costs the other scenarios. 0: no presence.
     #[arg(long, default_value_t = 0)]
     presence_rooms: usize,
+    /// The server is nginx + Nchan (`bench/nchan.conf`), not herald: `longpoll` parks on its
+    /// broadcast channel, `broadcast` streams from it, and each round publishes there. Other
+    /// scenarios refuse.
+    #[arg(long)]
+    nchan: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -170,6 +176,7 @@ pub struct Bench {
     sources: u8,
     first_user: u32,
     presence_rooms: usize,
+    nchan: bool,
 }
 
 impl Bench {
@@ -210,6 +217,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sources: cli.sources,
         first_user: cli.first_user,
         presence_rooms: cli.presence_rooms,
+        nchan: cli.nchan,
     };
     // One thread: the generator stays off the core herald and PostgreSQL share the rest of.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -224,6 +232,14 @@ async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
     use scenarios::{
         broadcast, longpoll, longpoll_personal, personal, poll, signals, streams, writers_scenario,
     };
+    if bench.nchan
+        && !matches!(
+            scenario,
+            Scenario::Longpoll { .. } | Scenario::Broadcast { .. }
+        )
+    {
+        return Err("--nchan: only longpoll and broadcast run against Nchan".into());
+    }
     let report = match scenario {
         Scenario::Streams { n, hold_secs } => streams(bench, n, hold_secs).await?,
         Scenario::Personal {

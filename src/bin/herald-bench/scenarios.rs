@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::Bench;
 use crate::client::{self, Connection, EventStream};
+use crate::nchan;
 use crate::stats::{Report, now_micros, percentiles};
 
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -73,11 +74,14 @@ async fn open_streams_on(
         }
         let (ready, ready_rx) = oneshot::channel();
         let (opening, deliveries) = (opening.clone(), deliveries.clone());
+        let nchan = bench.nchan;
         tokio::task::spawn_local(async move {
             let permit = opening.acquire().await;
-            let stream = match client::connect(server, source).await {
-                Ok(socket) => EventStream::open(socket, &host, &path).await,
-                Err(err) => Err(err),
+            let stream = match (client::connect(server, source).await, nchan) {
+                (Ok(socket), false) => EventStream::open(socket, &host, &path).await,
+                // Nchan's messages are unnamed events on its broadcast channel.
+                (Ok(socket), true) => EventStream::open_bare(socket, &host, nchan::STREAM).await,
+                (Err(err), _) => Err(err),
             };
             drop(permit);
             let mut stream = match stream {
@@ -91,7 +95,7 @@ async fn open_streams_on(
                 }
             };
             while let Ok(Some(received_event)) = stream.next().await {
-                if received_event.name != event {
+                if received_event.name != event && !nchan {
                     continue;
                 }
                 let event = received_event;
@@ -151,9 +155,11 @@ pub(crate) async fn metric(bench: &Bench, name: &str) -> Result<f64> {
 /// Waits until every stream herald counts is open (its gauge lags the handshake slightly).
 pub(crate) async fn settle_streams(bench: &Bench, expected: usize) -> Result<()> {
     let deadline = Instant::now() + GRACE;
-    while (metric(bench, "herald_streams_open").await? as usize) < expected
-        && Instant::now() < deadline
-    {
+    let open = async || match bench.nchan {
+        false => Ok::<_, Box<dyn Error>>(metric(bench, "herald_streams_open").await? as usize),
+        true => nchan::subscribers(bench).await,
+    };
+    while open().await? < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
@@ -378,11 +384,23 @@ pub(crate) async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<
     let (deliveries, mut received) = mpsc::unbounded_channel();
     let (established, failed) = open_streams(bench, n, deliveries).await;
     settle_streams(bench, established).await?;
-    let client = pg(bench).await?;
     let mut latencies = Vec::new();
     let mut missing = 0;
-    for _ in 0..rounds {
-        missing += broadcast_round(&client, &mut received, established, &mut latencies).await?;
+    if bench.nchan {
+        let mut publisher = nchan::Publisher::connect(bench).await?;
+        for id in 1..=rounds as i64 {
+            let t = now_micros();
+            // The shape of herald's notification, so that streams read both alike.
+            publisher
+                .publish(&format!("{{\"id\":{id},\"data\":{{\"t\":{t}}}}}"))
+                .await?;
+            missing += round_arrived(&mut received, id, established, &mut latencies).await;
+        }
+    } else {
+        let client = pg(bench).await?;
+        for _ in 0..rounds {
+            missing += broadcast_round(&client, &mut received, established, &mut latencies).await?;
+        }
     }
     let mut report = Report::new("broadcast");
     report
@@ -410,7 +428,17 @@ pub(crate) async fn broadcast_round(
             &[&now_micros()],
         )
         .await?;
-    let id: i64 = row.get(0);
+    Ok(round_arrived(received, row.get(0), established, latencies).await)
+}
+
+/// Waits (up to [`GRACE`]) until each of `established` streams has notification `id`, adding
+/// their latencies to `latencies`; returns how many did not get it.
+async fn round_arrived(
+    received: &mut mpsc::UnboundedReceiver<Delivery>,
+    id: i64,
+    established: usize,
+    latencies: &mut Vec<i64>,
+) -> usize {
     let mut have = 0;
     let grace = Instant::now() + GRACE;
     while have < established {
@@ -423,7 +451,7 @@ pub(crate) async fn broadcast_round(
             _ => break,
         }
     }
-    Ok(established - have)
+    established - have
 }
 
 /// What one long-polling client saw in one round.
@@ -436,24 +464,77 @@ enum Woken {
     Failed(String),
 }
 
+/// How a long-poll round sends its broadcast, and counts who waits for it.
+enum Round {
+    /// An INSERT to herald's `broadcast` channel.
+    Insert(tokio_postgres::Client),
+    /// A message to Nchan's broadcast channel.
+    Publish(nchan::Publisher),
+}
+
+impl Round {
+    async fn parked(&self, bench: &Bench) -> Result<usize> {
+        match self {
+            Round::Insert(_) => Ok(metric(bench, "herald_long_polls_parked").await? as usize),
+            Round::Publish(_) => nchan::subscribers(bench).await,
+        }
+    }
+
+    /// Sends one, stamped with the time it was sent.
+    async fn send(&mut self) -> Result<()> {
+        match self {
+            Round::Insert(client) => {
+                client
+                    .execute(
+                        "insert into notifications (channel, title, data)
+                         values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint))",
+                        &[&now_micros()],
+                    )
+                    .await?;
+            }
+            Round::Publish(publisher) => {
+                publisher
+                    .publish(&format!("{{\"t\":{}}}", now_micros()))
+                    .await?
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(crate) async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
-    let client = pg(bench).await?;
+    // Rounds insert a row (herald) or publish a message (Nchan).
+    let mut round = match bench.nchan {
+        false => Round::Insert(pg(bench).await?),
+        true => Round::Publish(nchan::Publisher::connect(bench).await?),
+    };
     let (woken_tx, mut woken) = mpsc::unbounded_channel();
     // Each client parks at once, and again as soon as it is answered (`park_repeatedly`).
     for i in 0..n {
         let (server, source, host) = (bench.server, bench.source(i), bench.host.clone());
         let token = bench.token(i);
         let woken_tx = woken_tx.clone();
+        let nchan = bench.nchan;
         tokio::task::spawn_local(async move {
-            let parked =
-                park_repeatedly(server, source, &host, &token, Some(rounds), |page, at| {
-                    let sent = page.notifications.iter().find_map(|note| note.data.t);
-                    let _ = woken_tx.send(match sent {
-                        Some(t) => Woken::With { latency: at - t },
-                        None => Woken::Without,
-                    });
+            let answer = |sent: Option<i64>, at: i64| {
+                let _ = woken_tx.send(match sent {
+                    Some(t) => Woken::With { latency: at - t },
+                    None => Woken::Without,
                 });
-            if let Err(why) = parked.await {
+            };
+            let parked = if nchan {
+                nchan::park_repeatedly(server, source, &host, rounds, |body, at| {
+                    let sent = serde_json::from_slice::<NoteData>(body).ok();
+                    answer(sent.and_then(|data| data.t), at)
+                })
+                .await
+            } else {
+                park_repeatedly(server, source, &host, &token, Some(rounds), |page, at| {
+                    answer(page.notifications.iter().find_map(|note| note.data.t), at)
+                })
+                .await
+            };
+            if let Err(why) = parked {
                 let _ = woken_tx.send(Woken::Failed(why));
             }
         });
@@ -467,18 +548,10 @@ pub(crate) async fn longpoll(bench: &Bench, n: usize, rounds: usize) -> Result<R
     for _ in 0..rounds {
         let waiting = n - failed;
         let deadline = Instant::now() + 6 * GRACE;
-        while (metric(bench, "herald_long_polls_parked").await? as usize) < waiting
-            && Instant::now() < deadline
-        {
+        while round.parked(bench).await? < waiting && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        client
-            .execute(
-                "insert into notifications (channel, title, data)
-                 values ('broadcast', 'bench', jsonb_build_object('t', $1::bigint))",
-                &[&now_micros()],
-            )
-            .await?;
+        round.send().await?;
         // This round is over when every client still in the game has been answered.
         let mut this_round = 0;
         let grace = Instant::now() + 6 * GRACE;
