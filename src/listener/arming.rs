@@ -14,7 +14,7 @@ use super::SessionError;
 /// Sustained load, which stops NOTIFY for polling: one pass of reads that finds rows of this
 /// many transactions (they committed while the last pass ran: writers commit faster than the
 /// listener reads), or [`BUSY_READS`] passes that find rows within [`BUSY_WINDOW`] (~200 a
-/// second). Less is cheaper woken by NOTIFY than polled for every millisecond, and its
+/// second). Less is cheaper woken by NOTIFY than polled for back to back, and its
 /// writers hardly queue on NOTIFY's lock. Transactions, not rows: one statement's thousand
 /// rows are one NOTIFY. (The rule was once any two passes with rows within 20 ms, which
 /// random arrivals at 50 a second meet within a second: the listener then polled ~400 times a
@@ -23,8 +23,12 @@ const BUSY_TRANSACTIONS: usize = 3;
 const BUSY_READS: usize = 10;
 const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// Poll interval while disarmed, when someone waits for rows (an open stream, a long-poll):
-/// their latency is the point.
-const BUSY_POLL: Duration = Duration::from_millis(1);
+/// none, the next read starts once the last is handed on, because their latency is the point.
+/// A 1 ms sleep was a 1-2 ms one on tokio's millisecond timer, so a row waited up to ~2.6 ms
+/// for its read at 1,000 rows/s; reading back to back halves that for ~0.4 ms of database
+/// CPU per extra read, and a read's round trip bounds how often (BENCHMARKS.md, "The
+/// listener reads back to back while someone waits").
+const BUSY_POLL: Duration = Duration::ZERO;
 /// Poll interval while disarmed, when nobody waits. Reads then only keep up the memory that
 /// polls and unread counts are answered from, which promises "as of herald's last read". A
 /// read costs the database and herald about half a millisecond of CPU whatever it finds,

@@ -862,7 +862,7 @@ pub(crate) async fn writers_scenario(
     rounds: usize,
     streams: usize,
 ) -> Result<Report> {
-    // Open streams make the listener poll every millisecond while disarmed (someone waits for
+    // Open streams make the listener read back to back while disarmed (someone waits for
     // rows). They are the bench users' own; the writers write to other users' channels.
     let (deliveries, _quiet) = mpsc::unbounded_channel();
     let (open, _) = open_streams(bench, streams, deliveries).await;
