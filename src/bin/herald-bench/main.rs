@@ -167,6 +167,9 @@ pub enum Scenario {
     },
 }
 
+/// What a scenario, or a step of one, returns.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
 /// What every scenario needs.
 pub struct Bench {
     server: SocketAddr,
@@ -207,7 +210,7 @@ impl Bench {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<()> {
     let cli = Cli::parse();
     let bench = Bench {
         server: cli.server,
@@ -228,7 +231,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Runs `scenario` and prints its report.
-async fn run(bench: &Bench, scenario: Scenario) -> scenarios::Result<()> {
+async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
     use scenarios::{
         broadcast, longpoll, longpoll_personal, personal, poll, signals, streams, writers_scenario,
     };

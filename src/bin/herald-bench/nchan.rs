@@ -7,9 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Deserialize;
 
-use crate::Bench;
 use crate::client::{self, Connection};
-use crate::scenarios::Result;
+use crate::{Bench, Result};
 
 /// Where a long-poll waits for the next broadcast.
 const SUBSCRIBE: &str = "/sub/broadcast";

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::Bench;
-use crate::scenarios::{Result, broadcast_round, metric, open_streams, pg, settle_streams};
+use crate::Result;
+use crate::scenarios::{broadcast_round, metric, open_streams, pg, settle_streams};
 use crate::stats::{Report, percentiles};
 
 /// How long all pushes of all rounds may take to arrive once the last round was inserted.

@@ -16,7 +16,7 @@ use crate::client::{self, Connection, EventStream};
 use crate::nchan;
 use crate::stats::{Report, now_micros, percentiles};
 
-pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
+use crate::Result;
 
 /// How long to wait for stragglers once the load has stopped.
 const GRACE: Duration = Duration::from_secs(5);
