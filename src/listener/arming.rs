@@ -23,11 +23,11 @@ const BUSY_TRANSACTIONS: usize = 3;
 const BUSY_READS: usize = 10;
 const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// Poll interval while disarmed, when someone waits for rows (an open stream, a long-poll):
-/// none, the next read starts once the last is handed on, because their latency is the point.
-/// A 1 ms sleep was a 1-2 ms one on tokio's millisecond timer, so a row waited up to ~2.6 ms
-/// for its read at 1,000 rows/s; reading back to back halves that for ~0.4 ms of database
-/// CPU per extra read, and a read's round trip bounds how often (BENCHMARKS.md, "The
-/// listener reads back to back while someone waits").
+/// none, because their latency is the point. tokio's timer ends a zero sleep at its next
+/// millisecond tick, so the next read starts within 1 ms of the last; a 1 ms sleep ended 1-2
+/// ms after it, and at 1,000 rows/s a row waited up to ~2.6 ms for its read. This halves that
+/// for ~0.4 ms of database CPU per extra read (BENCHMARKS.md, "The listener reads back to
+/// back while someone waits"); the tick and a read's round trip bound how often.
 const BUSY_POLL: Duration = Duration::ZERO;
 /// Poll interval while disarmed, when nobody waits. Reads then only keep up the memory that
 /// polls and unread counts are answered from, which promises "as of herald's last read". A

@@ -18,8 +18,9 @@
 //! each writing statement (the `stamp_txid` and `insert_triggers_when` migrations): while
 //! disarmed, an INSERT runs no PL/pgSQL at all.
 //! Under sustained load this listener *disarms* and polls instead (it would be reading
-//! anyway), and re-arms after a quiet spell. It reads back to back while someone waits for
-//! rows, and every 20 ms while nobody does: a read's cost is taken from the writers.
+//! anyway), and re-arms after a quiet spell. It reads back to back (at the timer's next
+//! millisecond tick) while someone waits for rows, and every 20 ms while nobody does: a read's
+//! cost is taken from the writers.
 //!
 //! Re-arming must not miss a row: a writer that read "disarmed" just before the switch commits
 //! without a NOTIFY, perhaps after our last poll. A sequence is not transactional, so every
