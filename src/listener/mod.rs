@@ -18,9 +18,9 @@
 //! each writing statement (the `stamp_txid` and `insert_triggers_when` migrations): while
 //! disarmed, an INSERT runs no PL/pgSQL at all.
 //! Under sustained load this listener *disarms* and polls instead (it would be reading
-//! anyway), and re-arms after a quiet spell. It reads back to back (at the timer's next
-//! millisecond tick) while someone waits for rows, and every 20 ms while nobody does: a read's
-//! cost is taken from the writers.
+//! anyway), and re-arms after a quiet spell. It reads again after ~1 ms (tokio's shortest
+//! sleep) while someone waits for rows, and every 20 ms while nobody does: a read's cost is
+//! taken from the writers.
 //!
 //! Re-arming must not miss a row: a writer that read "disarmed" just before the switch commits
 //! without a NOTIFY, perhaps after our last poll. A sequence is not transactional, so every
@@ -190,7 +190,14 @@ impl Listener {
             .after_read(&arming::Found::default(), &now, &client)
             .await?;
 
+        // When to read anyway. Kept across the read-state notifications handled meanwhile:
+        // a sleep begun anew after each would let a steady flow of them (50 a second, against
+        // a 20 ms patience) hold the next read of rows off for as long as it lasts.
+        let mut read_by = None;
         loop {
+            let deadline = *read_by.get_or_insert_with(|| {
+                tokio::time::Instant::now() + switch.patience(self.hub.subscribers() > 0)
+            });
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => {
@@ -211,8 +218,9 @@ impl Listener {
                     continue;
                 }
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(switch.patience(self.hub.subscribers() > 0)) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
             }
+            read_by = None;
             if reads_lost.swap(false, Ordering::AcqRel) {
                 log::warn!("read-state notifications overflowed: streams recount");
                 self.hub.resync_all();
