@@ -2,7 +2,7 @@
 //! no cursor, no middleware), speaking Nchan's long-poll protocol so that `herald-bench
 //! --nchan longpoll` measures it with the very clients it runs against herald and Nchan
 //! (`bench/ab ROUNDS nchan target/release/examples/actix_floor longpoll ...`; BENCHMARKS.md,
-//! "Issue 28: herald, actix-web and Nchan side by side").
+//! "Issue 28: herald, actix-web alone and Nchan, side by side").
 //!
 //! - `GET /sub/broadcast` waits for the next message (or answers at once with the newest, if
 //!   `If-None-Match` names an older one) and sends it with the `Last-Modified` and `Etag` a
@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
@@ -87,6 +88,10 @@ async fn main() -> std::io::Result<()> {
             .route("/pub/broadcast", web::get().to(info))
     })
     .backlog(4096)
+    // As bench/nchan.conf's nginx: the publisher's connection waits, idle, while the clients
+    // park, and actix's 5 s defaults would close it.
+    .client_request_timeout(Duration::from_secs(60))
+    .keep_alive(Duration::from_secs(75))
     .bind(bind)?
     .run()
     .await

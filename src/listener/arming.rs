@@ -23,11 +23,11 @@ const BUSY_TRANSACTIONS: usize = 3;
 const BUSY_READS: usize = 10;
 const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// Poll interval while disarmed, when someone waits for rows (an open stream, a long-poll):
-/// none, because their latency is the point. tokio's timer ends a zero sleep at its next
-/// millisecond tick, so the next read starts within 1 ms of the last; a 1 ms sleep ended 1-2
-/// ms after it, and at 1,000 rows/s a row waited up to ~2.6 ms for its read. This halves that
-/// for ~0.4 ms of database CPU per extra read (BENCHMARKS.md, "The listener reads back to
-/// back while someone waits"); the tick and a read's round trip bound how often.
+/// none asked for, because their latency is the point. tokio's timer rounds a sleep up to
+/// whole milliseconds from when the runtime parks, so a zero sleep lasts ~1.05 ms and a 1 ms
+/// one ~2.1 ms: at 1,000 rows/s a read came every ~2.6 ms, now every ~1.5 ms, for ~0.35 ms of
+/// database CPU per extra read (BENCHMARKS.md, "The listener polls at its shortest while
+/// someone waits").
 const BUSY_POLL: Duration = Duration::ZERO;
 /// Poll interval while disarmed, when nobody waits. Reads then only keep up the memory that
 /// polls and unread counts are answered from, which promises "as of herald's last read". A

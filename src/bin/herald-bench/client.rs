@@ -28,7 +28,8 @@ pub struct Event {
     pub data: String,
 }
 
-/// An open `GET /events` response, read event by event (chunked transfer coding undone).
+/// An open `GET /events` response, read event by event (chunked transfer coding undone, or a
+/// body that runs until the connection closes, as Nchan's EventSource).
 pub struct EventStream {
     reader: BufReader<TcpStream>,
     /// The body is in chunks (herald); else it runs until the connection closes (Nchan).

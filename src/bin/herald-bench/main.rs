@@ -42,9 +42,9 @@ struct Cli {
     /// presence costs the other scenarios. 0: no presence.
     #[arg(long, default_value_t = 0)]
     presence_rooms: usize,
-    /// The server is nginx + Nchan (`bench/nchan.conf`), not herald: `longpoll` parks on its
-    /// broadcast channel, `broadcast` streams from it, and each round publishes there. Other
-    /// scenarios refuse.
+    /// The server speaks Nchan's protocol (nginx + Nchan, `bench/nchan.conf`, or
+    /// `examples/actix_floor.rs`), not herald's: `longpoll` parks on its broadcast channel,
+    /// `broadcast` streams from it, and each round publishes there. Other scenarios refuse.
     #[arg(long)]
     nchan: bool,
     #[command(subcommand)]

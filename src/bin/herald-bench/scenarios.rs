@@ -152,7 +152,8 @@ pub(crate) async fn metric(bench: &Bench, name: &str) -> Result<f64> {
         .ok_or_else(|| format!("no {name} in /metrics").into())
 }
 
-/// Waits until every stream herald counts is open (its gauge lags the handshake slightly).
+/// Waits until every stream the server counts is open (herald's gauge lags the handshake
+/// slightly; Nchan counts its channel's subscribers).
 pub(crate) async fn settle_streams(bench: &Bench, expected: usize) -> Result<()> {
     let deadline = Instant::now() + GRACE;
     let open = async || match bench.nchan {
@@ -862,8 +863,8 @@ pub(crate) async fn writers_scenario(
     rounds: usize,
     streams: usize,
 ) -> Result<Report> {
-    // Open streams make the listener read back to back while disarmed (someone waits for
-    // rows). They are the bench users' own; the writers write to other users' channels.
+    // Open streams make the listener read about every millisecond while disarmed (someone
+    // waits for rows). They are the bench users' own; the writers write to other users' channels.
     let (deliveries, _quiet) = mpsc::unbounded_channel();
     let (open, _) = open_streams(bench, streams, deliveries).await;
     settle_streams(bench, open).await?;
