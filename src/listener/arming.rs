@@ -14,7 +14,7 @@ use super::SessionError;
 /// Sustained load, which stops NOTIFY for polling: one pass of reads that finds rows of this
 /// many transactions (they committed while the last pass ran: writers commit faster than the
 /// listener reads), or [`BUSY_READS`] passes that find rows within [`BUSY_WINDOW`] (~200 a
-/// second). Less is cheaper woken by NOTIFY than polled for back to back, and its
+/// second). Less is cheaper woken by NOTIFY than polled for about every millisecond, and its
 /// writers hardly queue on NOTIFY's lock. Transactions, not rows: one statement's thousand
 /// rows are one NOTIFY. (The rule was once any two passes with rows within 20 ms, which
 /// random arrivals at 50 a second meet within a second: the listener then polled ~400 times a
