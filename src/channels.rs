@@ -37,7 +37,7 @@ pub const PERSONAL_PREFIX: &str = "user:";
 
 /// The personal channel of `user_id`.
 pub fn personal(user_id: &str) -> String {
-    format!("{PERSONAL_PREFIX}{user_id}")
+    [PERSONAL_PREFIX, user_id].concat()
 }
 
 /// The user whose personal channel `channel` is, if it is one.
@@ -47,7 +47,21 @@ pub fn owner(channel: &str) -> Option<&str> {
 
 /// A user's inbox: their personal channel and `broadcast`. Unread counts cover exactly this.
 pub fn inbox(user_id: &str) -> Vec<String> {
-    vec![personal(user_id), BROADCAST.to_owned()]
+    with_inbox(user_id, &[])
+}
+
+/// `shows`, then whichever of `user_id`'s inbox channels it lacks: every channel a subscriber
+/// showing `shows` hears from.
+pub fn with_inbox(user_id: &str, shows: &[String]) -> Vec<String> {
+    let mut channels = Vec::with_capacity(shows.len() + 2);
+    channels.extend_from_slice(shows);
+    if !shows.iter().any(|channel| owner(channel) == Some(user_id)) {
+        channels.push(personal(user_id));
+    }
+    if !shows.iter().any(|channel| channel == BROADCAST) {
+        channels.push(BROADCAST.to_owned());
+    }
+    channels
 }
 
 /// True if `channel` is in `user_id`'s inbox.
@@ -189,5 +203,28 @@ mod tests {
         assert!(is_inbox("42", "broadcast"));
         assert!(!is_inbox("42", "user:420"));
         assert!(!is_inbox("42", "order:1"));
+    }
+
+    #[test]
+    fn a_subscriber_hears_what_it_shows_then_the_inbox_channels_it_does_not_show() {
+        let names = |list: &[&str]| list.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(inbox("42"), names(&["user:42", "broadcast"]));
+        assert_eq!(
+            with_inbox("42", &names(&["order:1"])),
+            names(&["order:1", "user:42", "broadcast"])
+        );
+        assert_eq!(
+            with_inbox("42", &names(&["broadcast", "order:1"])),
+            names(&["broadcast", "order:1", "user:42"])
+        );
+        assert_eq!(
+            with_inbox("42", &names(&["user:42", "broadcast"])),
+            names(&["user:42", "broadcast"])
+        );
+        // Another user's channel is not this user's inbox.
+        assert_eq!(
+            with_inbox("42", &names(&["user:420"])),
+            names(&["user:420", "user:42", "broadcast"])
+        );
     }
 }

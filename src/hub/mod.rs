@@ -30,7 +30,6 @@ pub use recent::{Answer, PageKey, Seq};
 pub use registry::{Limits, Refused};
 pub use subscription::{Kind, News, Reservation, Subscription};
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -42,7 +41,7 @@ use crate::cursor::{Cursor, Snapshot};
 use crate::metrics::Metrics;
 use crate::models::{Counts, PresenceChange, ReadChange};
 use recent::Recent;
-use registry::{Registry, Subscriber};
+use registry::{Ids, Registry, Subscriber};
 
 /// Events a subscriber can fall behind by before it is dropped.
 const QUEUE: usize = 256;
@@ -96,41 +95,21 @@ impl Hub {
         user_id: &str,
         shows: &[String],
     ) -> Result<Subscription, Refused> {
-        let mut channels = shows.to_vec();
-        for channel in channels::inbox(user_id) {
-            if !channels.contains(&channel) {
-                channels.push(channel);
-            }
-        }
-        let mut registry = self.lock();
-        registry.reserve(user_id, &self.limits)?;
+        // Made before the lock is taken: it is shared with the listener's fan-out.
+        let channels: Arc<[String]> = channels::with_inbox(user_id, shows).into();
+        let user_id: Arc<str> = user_id.into();
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicBool::new(false));
-        registry.next_id += 1;
-        let id = registry.next_id;
-        for channel in &channels {
-            registry
-                .by_channel
-                .entry(channel.clone())
-                .or_default()
-                .insert(id);
-        }
-        registry
-            .by_user
-            .entry(user_id.to_owned())
-            .or_default()
-            .insert(id);
-        registry.subscribers.insert(
-            id,
-            Subscriber {
-                tx,
-                user_id: user_id.to_owned(),
-                channels,
-                signalled: if kind == Kind::Stream { shows.len() } else { 0 },
-                watching: Vec::new(),
-                dropped: dropped.clone(),
-            },
-        );
+        let mut registry = self.lock();
+        registry.reserve(&user_id, &self.limits)?;
+        let id = registry.add(Subscriber {
+            tx,
+            user_id: user_id.clone(),
+            channels: channels.clone(),
+            signalled: if kind == Kind::Stream { shows.len() } else { 0 },
+            watching: Vec::new(),
+            dropped: dropped.clone(),
+        });
         drop(registry);
         // A stream is open from here; a long-poll counts once it parks (`mark_parked`).
         let counted = kind == Kind::Stream;
@@ -141,8 +120,9 @@ impl Hub {
             id,
             kind,
             counted,
-            user_id: user_id.to_owned(),
-            shows: shows.to_vec(),
+            user_id,
+            channels,
+            showing: shows.len(),
             rx,
             dropped,
             hub: self.clone(),
@@ -233,7 +213,7 @@ impl Hub {
             return;
         }
         let mut registry = self.lock();
-        let mut targets = HashSet::new();
+        let mut targets = Ids::new();
         for row in &batch.rows {
             if let Some(ids) = registry.by_channel.get(&row.channel) {
                 targets.extend(ids.iter().copied());
@@ -305,7 +285,7 @@ impl Hub {
     pub fn publish_read(&self, change: ReadChange) {
         self.recent().forget_reader(&change.user_id);
         let mut registry = self.lock();
-        let targets: HashSet<u64> = registry
+        let targets: Ids = registry
             .by_user
             .get(&change.user_id)
             .cloned()
@@ -318,7 +298,7 @@ impl Hub {
     pub fn resync_all(&self) {
         self.recent().forget_everything();
         let mut registry = self.lock();
-        let targets: HashSet<u64> = registry.subscribers.keys().copied().collect();
+        let targets: Ids = registry.subscribers.keys().copied().collect();
         registry.send(targets, &HubEvent::Resync, &self.metrics);
     }
 

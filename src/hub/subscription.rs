@@ -27,9 +27,11 @@ pub struct Subscription {
     pub(super) kind: Kind,
     /// Counted in its kind's gauge (a long-poll only once it parks).
     pub(super) counted: bool,
-    pub(super) user_id: String,
-    /// The channels whose rows it shows (the rest of what it hears is its inbox).
-    pub(super) shows: Vec<String>,
+    pub(super) user_id: Arc<str>,
+    /// Every channel it hears from: the first [`Self::showing`] are those whose rows it
+    /// shows, the rest its inbox (to keep its unread count).
+    pub(super) channels: Arc<[String]>,
+    pub(super) showing: usize,
     pub(super) rx: mpsc::Receiver<HubEvent>,
     pub(super) dropped: Arc<AtomicBool>,
     pub(super) hub: Hub,
@@ -57,7 +59,7 @@ impl Subscription {
             if channels::is_inbox(&self.user_id, &row.channel) && !counted.is_visible(row.txid) {
                 news.unread_added += 1;
             }
-            if !shown.is_visible(row.txid) && self.shows.contains(&row.channel) {
+            if !shown.is_visible(row.txid) && self.shows().contains(&row.channel) {
                 news.rows.push(row);
             }
         }
@@ -69,7 +71,12 @@ impl Subscription {
         batch
             .rows
             .iter()
-            .any(|row| self.shows.contains(&row.channel) && !after.covers(row.txid, row.id))
+            .any(|row| self.shows().contains(&row.channel) && !after.covers(row.txid, row.id))
+    }
+
+    /// The channels whose rows it shows.
+    fn shows(&self) -> &[String] {
+        &self.channels[..self.showing]
     }
 
     /// A long-poll that found nothing new and now waits: from here on it counts as parked
@@ -120,7 +127,7 @@ impl Subscription {
         for channel in channels {
             registry
                 .by_presence
-                .entry(channel.clone())
+                .entry_ref(channel.as_str())
                 .or_default()
                 .insert(self.id);
         }
