@@ -74,6 +74,11 @@ pub enum Scenario {
         duration_secs: u64,
         #[arg(long, default_value_t = 4)]
         writers: usize,
+        /// Also insert this many rows/s, as the writers do, into a copy of the table without
+        /// herald's triggers: the INSERT's own latency, in the same run, without herald
+        /// (`control_insert_latency`).
+        #[arg(long, default_value_t = 0)]
+        control_rate: u32,
     },
     /// N streams; one insert to `broadcast` per round: time until every stream has it.
     Broadcast {
@@ -100,6 +105,11 @@ pub enum Scenario {
         duration_secs: u64,
         #[arg(long, default_value_t = 1)]
         writers: usize,
+        /// Also insert this many rows/s, as the writers do, into a copy of the table without
+        /// herald's triggers: the INSERT's own latency, in the same run, without herald
+        /// (`control_insert_latency`).
+        #[arg(long, default_value_t = 0)]
+        control_rate: u32,
     },
     /// CONNECTIONS clients polling `GET /api/notifications?limit=20` for DURATION s.
     Poll {
@@ -233,7 +243,8 @@ fn main() -> Result<()> {
 /// Runs `scenario` and prints its report.
 async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
     use scenarios::{
-        broadcast, longpoll, longpoll_personal, personal, poll, signals, streams, writers_scenario,
+        Writes, broadcast, longpoll, longpoll_personal, personal, poll, signals, streams,
+        writers_scenario,
     };
     if bench.nchan
         && !matches!(
@@ -250,7 +261,16 @@ async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
             rate,
             duration_secs,
             writers,
-        } => personal(bench, n, rate, duration_secs, writers).await?,
+            control_rate,
+        } => {
+            let writes = Writes {
+                rate,
+                duration_secs,
+                writers,
+                control_rate,
+            };
+            personal(bench, n, writes).await?
+        }
         Scenario::Broadcast { n, rounds } => broadcast(bench, n, rounds).await?,
         Scenario::Longpoll { n, rounds } => longpoll(bench, n, rounds).await?,
         Scenario::LongpollPersonal {
@@ -258,7 +278,16 @@ async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
             rate,
             duration_secs,
             writers,
-        } => longpoll_personal(bench, n, rate, duration_secs, writers).await?,
+            control_rate,
+        } => {
+            let writes = Writes {
+                rate,
+                duration_secs,
+                writers,
+                control_rate,
+            };
+            longpoll_personal(bench, n, writes).await?
+        }
         Scenario::Poll {
             connections,
             duration_secs,

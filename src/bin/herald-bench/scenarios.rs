@@ -190,38 +190,24 @@ pub(crate) async fn streams(bench: &Bench, n: usize, hold_secs: u64) -> Result<R
     Ok(report)
 }
 
-pub(crate) async fn personal(
-    bench: &Bench,
-    n: usize,
-    rate: u32,
-    duration_secs: u64,
-    writers: usize,
-) -> Result<Report> {
+pub(crate) async fn personal(bench: &Bench, n: usize, writes: Writes) -> Result<Report> {
     let (deliveries, mut received) = mpsc::unbounded_channel();
     let (established, failed) = open_streams(bench, n, deliveries).await;
     settle_streams(bench, established).await?;
-    let sent = write_personal(bench, n, rate, duration_secs, writers).await?;
+    let written = write_personal(bench, n, writes).await?;
     let mut report = Report::new("personal");
     report
         .set("streams", n)
         .set("established", established)
-        .set("failed", failed)
-        .set("rate_per_sec", rate)
-        .set("duration_secs", duration_secs);
-    tally_personal(&mut report, sent, duration_secs, &mut received).await;
+        .set("failed", failed);
+    tally_personal(&mut report, writes, written, &mut received).await;
     Ok(report)
 }
 
 /// N long-polls, each on its own inbox and parked again as soon as it is answered; writers
 /// insert RATE notifications/s to random ones of those users for DURATION s: latency from
 /// the INSERT to the answer (and its parts, as `personal`), lost, duplicated.
-pub(crate) async fn longpoll_personal(
-    bench: &Bench,
-    n: usize,
-    rate: u32,
-    duration_secs: u64,
-    writers: usize,
-) -> Result<Report> {
+pub(crate) async fn longpoll_personal(bench: &Bench, n: usize, writes: Writes) -> Result<Report> {
     let (deliveries, mut received) = mpsc::unbounded_channel();
     let failures = Rc::new(Cell::new(0usize));
     for i in 0..n {
@@ -251,16 +237,26 @@ pub(crate) async fn longpoll_personal(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let parked = metric(bench, "herald_long_polls_parked").await? as usize;
-    let sent = write_personal(bench, n, rate, duration_secs, writers).await?;
+    let written = write_personal(bench, n, writes).await?;
     let mut report = Report::new("longpoll_personal");
-    report
-        .set("long_polls", n)
-        .set("parked", parked)
-        .set("rate_per_sec", rate)
-        .set("duration_secs", duration_secs);
-    tally_personal(&mut report, sent, duration_secs, &mut received).await;
+    report.set("long_polls", n).set("parked", parked);
+    tally_personal(&mut report, writes, written, &mut received).await;
     report.set("failed", failures.get());
     Ok(report)
+}
+
+/// The writers of `personal` and `longpoll-personal`.
+#[derive(Clone, Copy)]
+pub(crate) struct Writes {
+    /// Notifications per second, in all.
+    pub rate: u32,
+    pub duration_secs: u64,
+    /// Connections the rate is spread over.
+    pub writers: usize,
+    /// Rows per second that one more connection inserts, as the writers do, into a copy of
+    /// the table without herald's triggers, which nobody reads: what the same INSERT takes on
+    /// this machine, under this load, without herald (0: none).
+    pub control_rate: u32,
 }
 
 /// A notification a writer inserted for user `stream`, and the µs its INSERT took to return
@@ -271,57 +267,110 @@ struct Sent {
     commit: i64,
 }
 
-/// Inserts RATE notifications/s in all for random ones of users `0..n`, from `writers`
-/// connections, for DURATION s; returns what was sent, so that every client's expected
-/// notifications are known exactly.
-async fn write_personal(
-    bench: &Bench,
-    n: usize,
-    rate: u32,
-    duration_secs: u64,
-    writers: usize,
-) -> Result<Vec<Sent>> {
-    let interval = Duration::from_secs_f64(writers as f64 / rate.max(1) as f64);
-    let deadline = Instant::now() + Duration::from_secs(duration_secs);
+/// What the writers did: the notifications sent, and the µs each of the control's INSERTs
+/// took.
+struct Written {
+    sent: Vec<Sent>,
+    control: Vec<i64>,
+}
+
+/// The control's table (`Writes::control_rate`).
+const CONTROL: &str = "bench_control";
+
+/// Inserts `writes.rate` notifications/s in all for random ones of users `0..n`, from
+/// `writes.writers` connections, for `writes.duration_secs`, and the control's rows beside
+/// them; returns what was sent, so that every client's expected notifications are known
+/// exactly.
+async fn write_personal(bench: &Bench, n: usize, writes: Writes) -> Result<Written> {
+    let deadline = Instant::now() + Duration::from_secs(writes.duration_secs);
+    let users: Rc<[String]> = (0..n).map(|i| format!("user:{}", bench.user(i))).collect();
     let mut tasks = Vec::new();
-    for w in 0..writers {
-        let client = pg(bench).await?;
-        let users: Vec<String> = (0..n).map(|i| format!("user:{}", bench.user(i))).collect();
-        tasks.push(tokio::task::spawn_local(async move {
-            let mut sent = Vec::new();
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(w as u64 + 1);
-            while Instant::now() < deadline {
-                tick.tick().await;
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let stream = (seed % users.len() as u64) as usize;
-                let began = Instant::now();
-                let row = client
-                    .query_one(
-                        "insert into notifications (channel, title, data)
-                         values ($1, 'bench', jsonb_build_object('t', $2::bigint)) returning id",
-                        &[&users[stream], &now_micros()],
-                    )
-                    .await;
-                if let Ok(row) = row {
-                    sent.push(Sent {
-                        stream,
-                        id: row.get(0),
-                        commit: began.elapsed().as_micros() as i64,
-                    });
-                }
-            }
-            sent
-        }));
+    for w in 0..writes.writers {
+        let every = Duration::from_secs_f64(writes.writers as f64 / writes.rate.max(1) as f64);
+        let writer = Writer::connect(bench, w, every, deadline).await?;
+        tasks.push(tokio::task::spawn_local(
+            writer.run("notifications", users.clone()),
+        ));
     }
+    let control = if writes.control_rate > 0 {
+        let admin = pg(bench).await?;
+        admin
+            .batch_execute(&format!(
+                "drop table if exists {CONTROL};
+                 create table {CONTROL} (like notifications including all);"
+            ))
+            .await?;
+        let every = Duration::from_secs_f64(1.0 / writes.control_rate as f64);
+        let writer = Writer::connect(bench, writes.writers, every, deadline).await?;
+        let control = writer.run(CONTROL, users.clone()).await;
+        admin
+            .batch_execute(&format!("drop table {CONTROL}"))
+            .await?;
+        control.into_iter().map(|sent| sent.commit).collect()
+    } else {
+        Vec::new()
+    };
     let mut sent = Vec::new();
     for task in tasks {
         sent.extend(task.await?);
     }
-    Ok(sent)
+    Ok(Written { sent, control })
+}
+
+/// One writing connection: an INSERT every `every` until `deadline`.
+struct Writer {
+    client: tokio_postgres::Client,
+    every: Duration,
+    deadline: Instant,
+    /// Picks the users, differently for each writer.
+    seed: u64,
+}
+
+impl Writer {
+    async fn connect(
+        bench: &Bench,
+        w: usize,
+        every: Duration,
+        deadline: Instant,
+    ) -> Result<Writer> {
+        Ok(Writer {
+            client: pg(bench).await?,
+            every,
+            deadline,
+            seed: 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(w as u64 + 1),
+        })
+    }
+
+    /// Inserts into `table` for random ones of `users`; returns what it inserted.
+    async fn run(mut self, table: &'static str, users: Rc<[String]>) -> Vec<Sent> {
+        let insert = format!(
+            "insert into {table} (channel, title, data)
+             values ($1, 'bench', jsonb_build_object('t', $2::bigint)) returning id"
+        );
+        let mut sent = Vec::new();
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while Instant::now() < self.deadline {
+            tick.tick().await;
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            let stream = (self.seed % users.len() as u64) as usize;
+            let began = Instant::now();
+            let row = self
+                .client
+                .query_one(&insert, &[&users[stream], &now_micros()])
+                .await;
+            if let Ok(row) = row {
+                sent.push(Sent {
+                    stream,
+                    id: row.get(0),
+                    commit: began.elapsed().as_micros() as i64,
+                });
+            }
+        }
+        sent
+    }
 }
 
 /// Waits (up to [`GRACE`]) until every notification in `sent` has reached its client on
@@ -329,10 +378,12 @@ async fn write_personal(
 /// with its two parts, until the INSERT returned committed and after.
 async fn tally_personal(
     report: &mut Report,
-    sent: Vec<Sent>,
-    duration_secs: u64,
+    writes: Writes,
+    written: Written,
     received: &mut mpsc::UnboundedReceiver<Delivery>,
 ) {
+    let Written { sent, mut control } = written;
+    let duration_secs = writes.duration_secs;
     let inserted = sent.len();
     let commits: HashMap<i64, i64> = sent.iter().map(|s| (s.id, s.commit)).collect();
     let mut got: HashMap<(usize, i64), u32> = HashMap::new();
@@ -361,6 +412,8 @@ async fn tally_personal(
         .count();
     let duplicated: u32 = got.values().map(|times| times - 1).sum();
     report
+        .set("rate_per_sec", writes.rate)
+        .set("duration_secs", duration_secs)
         .set("inserted", inserted)
         .set(
             "achieved_rate_per_sec",
@@ -379,6 +432,11 @@ async fn tally_personal(
             percentiles(&mut commits.into_values().collect::<Vec<_>>()),
         )
         .set("latency_after_commit", percentiles(&mut after_commit));
+    if writes.control_rate > 0 {
+        report
+            .set("control_rate_per_sec", writes.control_rate)
+            .set("control_insert_latency", percentiles(&mut control));
+    }
 }
 
 pub(crate) async fn broadcast(bench: &Bench, n: usize, rounds: usize) -> Result<Report> {
