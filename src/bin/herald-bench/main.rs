@@ -263,12 +263,7 @@ async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
             writers,
             control_rate,
         } => {
-            let writes = Writes {
-                rate,
-                duration_secs,
-                writers,
-                control_rate,
-            };
+            let writes = Writes::new(rate, duration_secs, writers, control_rate);
             personal(bench, n, writes).await?
         }
         Scenario::Broadcast { n, rounds } => broadcast(bench, n, rounds).await?,
@@ -280,12 +275,7 @@ async fn run(bench: &Bench, scenario: Scenario) -> Result<()> {
             writers,
             control_rate,
         } => {
-            let writes = Writes {
-                rate,
-                duration_secs,
-                writers,
-                control_rate,
-            };
+            let writes = Writes::new(rate, duration_secs, writers, control_rate);
             longpoll_personal(bench, n, writes).await?
         }
         Scenario::Poll {

@@ -259,6 +259,17 @@ pub(crate) struct Writes {
     pub control_rate: u32,
 }
 
+impl Writes {
+    pub fn new(rate: u32, duration_secs: u64, writers: usize, control_rate: u32) -> Writes {
+        Writes {
+            rate,
+            duration_secs,
+            writers,
+            control_rate,
+        }
+    }
+}
+
 /// A notification a writer inserted for user `stream`, and the µs its INSERT took to return
 /// committed, as the writer saw it.
 struct Sent {
