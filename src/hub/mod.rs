@@ -95,7 +95,8 @@ impl Hub {
         user_id: &str,
         shows: &[String],
     ) -> Result<Subscription, Refused> {
-        // Made before the lock is taken: it is shared with the listener's fan-out.
+        // Made before the lock is taken, to keep the section the listener's fan-out waits on
+        // short.
         let channels: Arc<[String]> = channels::with_inbox(user_id, shows).into();
         let user_id: Arc<str> = user_id.into();
         let (tx, rx) = mpsc::channel(QUEUE);

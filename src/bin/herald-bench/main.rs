@@ -75,8 +75,8 @@ pub enum Scenario {
         #[arg(long, default_value_t = 4)]
         writers: usize,
         /// Also insert this many rows/s, as the writers do, into a copy of the table without
-        /// herald's triggers: the INSERT's own latency, in the same run, without herald
-        /// (`control_insert_latency`).
+        /// herald's triggers: the same INSERT's latency in the same run, with nothing of
+        /// herald's in it (`control_insert_latency`).
         #[arg(long, default_value_t = 0)]
         control_rate: u32,
     },
@@ -106,8 +106,8 @@ pub enum Scenario {
         #[arg(long, default_value_t = 1)]
         writers: usize,
         /// Also insert this many rows/s, as the writers do, into a copy of the table without
-        /// herald's triggers: the INSERT's own latency, in the same run, without herald
-        /// (`control_insert_latency`).
+        /// herald's triggers: the same INSERT's latency in the same run, with nothing of
+        /// herald's in it (`control_insert_latency`).
         #[arg(long, default_value_t = 0)]
         control_rate: u32,
     },

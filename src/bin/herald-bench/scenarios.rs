@@ -254,8 +254,9 @@ pub(crate) struct Writes {
     /// Connections the rate is spread over.
     pub writers: usize,
     /// Rows per second that one more connection inserts, as the writers do, into a copy of
-    /// the table without herald's triggers, which nobody reads: what the same INSERT takes on
-    /// this machine, under this load, without herald (0: none).
+    /// the table without herald's triggers, which nobody reads: the same INSERT, timed the
+    /// same way on the same busy machine, with nothing of herald's in it (0: none). Its
+    /// commits come on top of the writers'.
     pub control_rate: u32,
 }
 
@@ -293,67 +294,82 @@ const CONTROL: &str = "bench_control";
 /// them; returns what was sent, so that every client's expected notifications are known
 /// exactly.
 async fn write_personal(bench: &Bench, n: usize, writes: Writes) -> Result<Written> {
-    let deadline = Instant::now() + Duration::from_secs(writes.duration_secs);
     let users: Rc<[String]> = (0..n).map(|i| format!("user:{}", bench.user(i))).collect();
-    let mut tasks = Vec::new();
-    for w in 0..writes.writers {
-        let every = Duration::from_secs_f64(writes.writers as f64 / writes.rate.max(1) as f64);
-        let writer = Writer::connect(bench, w, every, deadline).await?;
-        tasks.push(tokio::task::spawn_local(
-            writer.run("notifications", users.clone()),
-        ));
-    }
+    // Every connection is made, and the control's table, before the writers start: nothing
+    // but INSERTs falls inside their window, and nothing after the table can fail.
     let control = if writes.control_rate > 0 {
-        let admin = pg(bench).await?;
+        let every = Duration::from_secs_f64(1.0 / writes.control_rate as f64);
+        Some((
+            pg(bench).await?,
+            Writer::connect(bench, writes.writers, every).await?,
+        ))
+    } else {
+        None
+    };
+    let every = Duration::from_secs_f64(writes.writers as f64 / writes.rate.max(1) as f64);
+    let mut connected = Vec::new();
+    for w in 0..writes.writers {
+        connected.push(Writer::connect(bench, w, every).await?);
+    }
+    if let Some((admin, _)) = &control {
         admin
             .batch_execute(&format!(
                 "drop table if exists {CONTROL};
                  create table {CONTROL} (like notifications including all);"
             ))
             .await?;
-        let every = Duration::from_secs_f64(1.0 / writes.control_rate as f64);
-        let writer = Writer::connect(bench, writes.writers, every, deadline).await?;
-        let control = writer.run(CONTROL, users.clone()).await;
-        admin
-            .batch_execute(&format!("drop table {CONTROL}"))
-            .await?;
-        control.into_iter().map(|sent| sent.commit).collect()
-    } else {
-        Vec::new()
+    }
+    let deadline = Instant::now() + Duration::from_secs(writes.duration_secs);
+    let tasks: Vec<_> = connected
+        .into_iter()
+        .map(|writer| {
+            tokio::task::spawn_local(writer.run("notifications", users.clone(), deadline))
+        })
+        .collect();
+    let (control, dropped) = match control {
+        Some((admin, writer)) => {
+            let control = writer.run(CONTROL, users.clone(), deadline).await;
+            let dropped = admin.batch_execute(&format!("drop table {CONTROL}")).await;
+            (
+                control.into_iter().map(|sent| sent.commit).collect(),
+                dropped,
+            )
+        }
+        None => (Vec::new(), Ok(())),
     };
     let mut sent = Vec::new();
     for task in tasks {
         sent.extend(task.await?);
     }
+    dropped?;
     Ok(Written { sent, control })
 }
 
-/// One writing connection: an INSERT every `every` until `deadline`.
+/// One writing connection: an INSERT every `every`.
 struct Writer {
     client: tokio_postgres::Client,
     every: Duration,
-    deadline: Instant,
     /// Picks the users, differently for each writer.
     seed: u64,
 }
 
 impl Writer {
-    async fn connect(
-        bench: &Bench,
-        w: usize,
-        every: Duration,
-        deadline: Instant,
-    ) -> Result<Writer> {
+    async fn connect(bench: &Bench, w: usize, every: Duration) -> Result<Writer> {
         Ok(Writer {
             client: pg(bench).await?,
             every,
-            deadline,
             seed: 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(w as u64 + 1),
         })
     }
 
-    /// Inserts into `table` for random ones of `users`; returns what it inserted.
-    async fn run(mut self, table: &'static str, users: Rc<[String]>) -> Vec<Sent> {
+    /// Inserts into `table` for random ones of `users` until `deadline`; returns what it
+    /// inserted.
+    async fn run(
+        mut self,
+        table: &'static str,
+        users: Rc<[String]>,
+        deadline: Instant,
+    ) -> Vec<Sent> {
         let insert = format!(
             "insert into {table} (channel, title, data)
              values ($1, 'bench', jsonb_build_object('t', $2::bigint)) returning id"
@@ -361,7 +377,7 @@ impl Writer {
         let mut sent = Vec::new();
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while Instant::now() < self.deadline {
+        while Instant::now() < deadline {
             tick.tick().await;
             self.seed ^= self.seed << 13;
             self.seed ^= self.seed >> 7;
