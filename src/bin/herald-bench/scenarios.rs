@@ -286,8 +286,24 @@ struct Written {
     control: Vec<i64>,
 }
 
-/// The control's table (`Writes::control_rate`).
-const CONTROL: &str = "bench_control";
+/// A copy of `notifications` without herald's triggers (`like` copies none), which nobody
+/// reads: the same INSERTs without herald, for `writers` and the personal scenarios' control.
+const PLAIN: &str = "bench_plain";
+
+async fn create_plain(admin: &tokio_postgres::Client) -> Result<()> {
+    admin
+        .batch_execute(&format!(
+            "drop table if exists {PLAIN};
+             create table {PLAIN} (like notifications including all);"
+        ))
+        .await?;
+    Ok(())
+}
+
+async fn drop_plain(admin: &tokio_postgres::Client) -> Result<()> {
+    admin.batch_execute(&format!("drop table {PLAIN}")).await?;
+    Ok(())
+}
 
 /// Inserts `writes.rate` notifications/s in all for random ones of users `0..n`, from
 /// `writes.writers` connections, for `writes.duration_secs`, and the control's rows beside
@@ -312,12 +328,7 @@ async fn write_personal(bench: &Bench, n: usize, writes: Writes) -> Result<Writt
         connected.push(Writer::connect(bench, w, every).await?);
     }
     if let Some((admin, _)) = &control {
-        admin
-            .batch_execute(&format!(
-                "drop table if exists {CONTROL};
-                 create table {CONTROL} (like notifications including all);"
-            ))
-            .await?;
+        create_plain(admin).await?;
     }
     let deadline = Instant::now() + Duration::from_secs(writes.duration_secs);
     let tasks: Vec<_> = connected
@@ -328,8 +339,8 @@ async fn write_personal(bench: &Bench, n: usize, writes: Writes) -> Result<Writt
         .collect();
     let (control, dropped) = match control {
         Some((admin, writer)) => {
-            let control = writer.run(CONTROL, users.clone(), deadline).await;
-            let dropped = admin.batch_execute(&format!("drop table {CONTROL}")).await;
+            let control = writer.run(PLAIN, users.clone(), deadline).await;
+            let dropped = drop_plain(&admin).await;
             (
                 control.into_iter().map(|sent| sent.commit).collect(),
                 dropped,
@@ -954,12 +965,7 @@ pub(crate) async fn writers_scenario(
     let (open, _) = open_streams(bench, streams, deliveries).await;
     settle_streams(bench, open).await?;
     let admin = pg(bench).await?;
-    admin
-        .batch_execute(
-            "drop table if exists bench_plain;
-             create table bench_plain (like notifications including all);",
-        )
-        .await?;
+    create_plain(&admin).await?;
     let mut clients = Vec::new();
     for _ in 0..writers {
         clients.push(Rc::new(pg(bench).await?));
@@ -968,7 +974,7 @@ pub(crate) async fn writers_scenario(
     let mut phases = Vec::new();
     // Phases alternate, so table growth and checkpoints fall on both alike.
     for round in 0..rounds {
-        for table in ["bench_plain", "notifications"] {
+        for table in [PLAIN, "notifications"] {
             let deadline = Instant::now() + Duration::from_secs(duration_secs);
             let started = Instant::now();
             let sql = format!(
@@ -1002,9 +1008,9 @@ pub(crate) async fn writers_scenario(
             }));
         }
     }
-    admin.batch_execute("drop table bench_plain").await?;
+    drop_plain(&admin).await?;
     let rate = |table: &str| totals.get(table).map_or(0.0, |(n, s)| *n as f64 / s);
-    let (plain, herald) = (rate("bench_plain"), rate("notifications"));
+    let (plain, herald) = (rate(PLAIN), rate("notifications"));
     let mut report = Report::new("writers");
     report
         .set("writers", writers)
