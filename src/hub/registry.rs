@@ -7,10 +7,9 @@
 //! counter, are hashed with foldhash. Names, which requests choose, keep std's SipHash:
 //! foldhash does not claim to resist an attacker who times the hub to find colliding names.
 
+use std::hash::RandomState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use std::hash::RandomState;
 
 use hashbrown::{HashMap, HashSet};
 use tokio::sync::mpsc;
