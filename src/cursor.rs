@@ -19,7 +19,8 @@
 //! This module is pure: it knows nothing of SQL, HTTP or the hub.
 
 use std::cmp::Reverse;
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 /// A PostgreSQL transaction id (`xid8`: 64 bits, never wraps around).
 pub type Xid = u64;
@@ -33,8 +34,9 @@ const MAX_CURSOR_LEN: usize = 64 * 1024;
 pub struct Snapshot {
     xmin: Xid,
     xmax: Xid,
-    /// In progress when taken; sorted, all in `xmin..xmax`.
-    xip: Vec<Xid>,
+    /// In progress when taken; sorted, all in `xmin..xmax`. Shared: every row of a read
+    /// carries the read's snapshot in its cursor.
+    xip: Arc<[Xid]>,
 }
 
 impl Snapshot {
@@ -88,7 +90,11 @@ impl Snapshot {
         if xmin == 0 || xmin > xmax || !sorted || !in_range {
             return Err(CursorError);
         }
-        Ok(Snapshot { xmin, xmax, xip })
+        Ok(Snapshot {
+            xmin,
+            xmax,
+            xip: xip.into(),
+        })
     }
 }
 
@@ -233,6 +239,38 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// Writes the text of the cursors of one read, row after row, formatting their snapshots once.
+///
+/// The rows of a read share their cursors' snapshots and differ in the last id only; written
+/// one by one, each row's text would format two snapshots anew, 64 transaction ids for a row
+/// read while 32 writers run.
+#[derive(Default)]
+pub struct CursorWriter {
+    /// The last tail's snapshots, and the text of a cursor on them up to its last id.
+    shared: Option<(Snapshot, Snapshot, String)>,
+}
+
+impl CursorWriter {
+    /// `cursor.to_string()`.
+    pub fn text(&mut self, cursor: &Cursor) -> String {
+        let Some(tail) = &cursor.tail else {
+            return cursor.to_string();
+        };
+        let prefix = match &self.shared {
+            Some((base, upto, prefix)) if *base == cursor.base && *upto == tail.upto => prefix,
+            _ => {
+                let prefix = format!("{}~{}~", cursor.base, tail.upto);
+                let shared = (cursor.base.clone(), tail.upto.clone(), prefix);
+                &self.shared.insert(shared).2
+            }
+        };
+        let mut text = String::with_capacity(prefix.len() + 20);
+        text.push_str(prefix);
+        write!(text, "{}", tail.last_id).expect("a String takes any text");
+        text
+    }
+}
+
 fn parse_u64(s: &str) -> Result<u64, CursorError> {
     // `u64::from_str` accepts a leading '+'; a cursor is only ever digits.
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -330,7 +368,11 @@ mod tests {
             let xmax = done.iter().max().map_or(10, |m| m + 1);
             let xmin = running.first().copied().unwrap_or(xmax).min(xmax);
             let xip: Vec<Xid> = running.into_iter().filter(|x| *x < xmax).collect();
-            Snapshot { xmin, xmax, xip }
+            Snapshot {
+                xmin,
+                xmax,
+                xip: xip.into(),
+            }
         };
         // What a query at `now` after `cursor` returns, in the documented order.
         let query = |cursor: &Cursor, now: &Snapshot, limit: usize| {
@@ -371,6 +413,33 @@ mod tests {
                 vec![1, 2, 3, 4, 5, 6],
                 "reads_between={reads_between}"
             );
+        }
+    }
+
+    #[test]
+    fn a_cursor_writer_writes_what_display_writes_while_the_snapshots_change() {
+        let now = snap("11:20:11,13,17");
+        let first = Cursor::at(snap("10:15:11,13")).after_row(&now, 14, 5);
+        let second = first.after_row(&now, 16, 6);
+        // A read on a new snapshot: the tail's snapshot becomes the base.
+        let later = second.after_row(&snap("13:21:13,17"), 11, 2);
+        // The same snapshots parsed anew: equal, not shared.
+        let equal =
+            Cursor::parse(&later.to_string())
+                .unwrap()
+                .after_row(&snap("13:21:13,17"), 11, 9);
+        let cursors = [
+            first.clone(),
+            second,
+            Cursor::at(now.clone()),
+            later,
+            equal,
+            Cursor::at(snap("13:21:13,17")),
+            first,
+        ];
+        let mut writer = CursorWriter::default();
+        for cursor in &cursors {
+            assert_eq!(writer.text(cursor), cursor.to_string());
         }
     }
 

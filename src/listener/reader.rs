@@ -5,10 +5,11 @@
 
 use tokio_postgres::{Client, Row, Statement};
 
-use crate::cursor::{Cursor, Snapshot};
+use crate::cursor::{Cursor, CursorWriter, Snapshot};
 use crate::hub::{Batch, LiveRow};
 use crate::models::Notification;
 use crate::store;
+use crate::store::listen::column;
 
 use super::SessionError;
 
@@ -44,7 +45,11 @@ impl Reader {
 
     /// Prepares the query on a new session's client (statements live in their session).
     pub async fn prepare(&mut self, client: &Client) -> Result<(), SessionError> {
-        self.since = Some(store::listen::prepare_since(client).await?);
+        let since = store::listen::prepare_since(client).await?;
+        if !store::listen::columns_in_place(&since) {
+            return Err(SessionError::Protocol("the read's columns moved".into()));
+        }
+        self.since = Some(since);
         Ok(())
     }
 
@@ -67,21 +72,22 @@ impl Reader {
         let head = rows
             .first()
             .ok_or(SessionError::Protocol("no snapshot".into()))?;
-        let snapshot = Snapshot::parse(head.get::<_, &str>("snapshot"))
+        let snapshot = Snapshot::parse(head.get::<_, &str>(column::SNAPSHOT))
             .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
         let mut live = Vec::with_capacity(rows.len());
         let (mut changed, mut readers) = (Vec::new(), Vec::new());
+        let mut texts = CursorWriter::default();
         for row in &rows {
-            if let Some(channel) = row.get::<_, Option<String>>("changed") {
+            if let Some(channel) = row.get::<_, Option<String>>(column::CHANGED) {
                 changed.push(channel);
-            } else if let Some(user_id) = row.get::<_, Option<String>>("reader") {
+            } else if let Some(user_id) = row.get::<_, Option<String>>(column::READER) {
                 readers.push(user_id);
             } else if let Some(n) = notification(row)? {
                 let cursor = position.after_row(&snapshot, n.txid, n.id);
                 live.push(LiveRow {
                     id: n.id,
                     txid: n.txid,
-                    event_id: cursor.to_string(),
+                    event_id: texts.text(&cursor),
                     cursor,
                     json: serde_json::to_string(&n.to_json(crate::models::ReaderState::NEW))
                         .expect("notification serializes")
@@ -121,22 +127,22 @@ impl Read {
 
 /// The row's notification, unless it is an empty read's lone snapshot row.
 fn notification(row: &Row) -> Result<Option<Notification>, SessionError> {
-    let Some(id) = row.get::<_, Option<i64>>("id") else {
+    let Some(id) = row.get::<_, Option<i64>>(column::ID) else {
         return Ok(None);
     };
     let txid = row
-        .get::<_, &str>("txid")
+        .get::<_, &str>(column::TXID)
         .parse()
         .map_err(|_| SessionError::Protocol("txid".into()))?;
     Ok(Some(Notification {
         id,
-        channel: row.get("channel"),
-        title: row.get("title"),
-        body: row.get("body"),
-        kind: row.get("kind"),
-        level: row.get("level"),
-        data: row.get("data"),
-        created_at: row.get("created_at"),
+        channel: row.get(column::CHANNEL),
+        title: row.get(column::TITLE),
+        body: row.get(column::BODY),
+        kind: row.get(column::KIND),
+        level: row.get(column::LEVEL),
+        data: row.get(column::DATA),
+        created_at: row.get(column::CREATED_AT),
         txid,
     }))
 }

@@ -27,6 +27,50 @@ const SINCE: &str = "
     ) r
     order by r.changed nulls first, r.reader nulls first, r.ordinality";
 
+/// Where each of `SINCE`'s columns is in its rows: a read takes eleven from every row, and
+/// looking each up by name compares it with the names before it.
+pub mod column {
+    pub const SNAPSHOT: usize = 0;
+    pub const ID: usize = 1;
+    pub const CHANNEL: usize = 2;
+    pub const TITLE: usize = 3;
+    pub const BODY: usize = 4;
+    pub const KIND: usize = 5;
+    pub const LEVEL: usize = 6;
+    pub const DATA: usize = 7;
+    pub const CREATED_AT: usize = 8;
+    pub const TXID: usize = 9;
+    pub const CHANGED: usize = 10;
+    pub const READER: usize = 11;
+
+    /// The name at each place, as `SINCE` writes it.
+    pub(super) const NAMES: [(usize, &str); 12] = [
+        (SNAPSHOT, "snapshot"),
+        (ID, "id"),
+        (CHANNEL, "channel"),
+        (TITLE, "title"),
+        (BODY, "body"),
+        (KIND, "kind"),
+        (LEVEL, "level"),
+        (DATA, "data"),
+        (CREATED_AT, "created_at"),
+        (TXID, "txid"),
+        (CHANGED, "changed"),
+        (READER, "reader"),
+    ];
+}
+
+/// Whether a prepared `SINCE` has its columns where [`column`] says: checked once a session,
+/// so that an edit of one without the other stops the listener instead of misreading rows.
+pub fn columns_in_place(statement: &Statement) -> bool {
+    column::NAMES.iter().all(|(at, name)| {
+        statement
+            .columns()
+            .get(*at)
+            .is_some_and(|column| column.name() == *name)
+    })
+}
+
 /// Prepares `SINCE` on a new session (statements live in their session).
 pub async fn prepare_since(client: &Client) -> Result<Statement, Error> {
     client.prepare(SINCE).await
