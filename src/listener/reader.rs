@@ -72,8 +72,10 @@ impl Reader {
         let head = rows
             .first()
             .ok_or(SessionError::Protocol("no snapshot".into()))?;
-        let snapshot = Snapshot::parse(head.get::<_, &str>(column::SNAPSHOT))
-            .map_err(|_| SessionError::Protocol("pg_current_snapshot".into()))?;
+        let snapshot = head
+            .get::<_, Option<&str>>(column::SNAPSHOT)
+            .and_then(|text| Snapshot::parse(text).ok())
+            .ok_or(SessionError::Protocol("pg_current_snapshot".into()))?;
         let mut live = Vec::with_capacity(rows.len());
         let (mut changed, mut readers) = (Vec::new(), Vec::new());
         let mut texts = CursorWriter::default();
