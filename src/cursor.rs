@@ -241,7 +241,8 @@ impl fmt::Display for Cursor {
 
 /// Writes the text of the cursors of one read, row after row, formatting their snapshots once.
 ///
-/// The rows of a read share their cursors' snapshots and differ in the last id only; written
+/// The rows of a read share their cursors' snapshots (one pair, or two after a full batch)
+/// and otherwise differ in the last id only; written
 /// one by one, each row's text would format two snapshots anew, 64 transaction ids for a row
 /// read while 32 writers run.
 #[derive(Default)]
@@ -428,8 +429,13 @@ mod tests {
             Cursor::parse(&later.to_string())
                 .unwrap()
                 .after_row(&snap("13:21:13,17"), 11, 9);
+        // The same base with another `upto`, and another base with the same `upto`.
+        let other_upto = Cursor::at(snap("10:15:11,13")).after_row(&snap("11:21:11,13"), 14, 5);
+        let other_base = first.rebased_on(&snap("11:15:13"));
         let cursors = [
             first.clone(),
+            other_upto,
+            other_base,
             second,
             Cursor::at(now.clone()),
             later,

@@ -29,8 +29,9 @@ const SINCE: &str = "
     ) r
     order by r.changed nulls first, r.reader nulls first, r.ordinality";
 
-/// Where each of `SINCE`'s columns is in its rows: a read takes eleven from every row, and
-/// looking each up by name compares it with the names before it.
+/// Where each of `SINCE`'s columns is in its rows: a read takes up to eleven from each row
+/// (the first also gives the snapshot), and looking each up by name compares it with the
+/// names before it.
 pub mod column {
     pub const SNAPSHOT: usize = 0;
     pub const ID: usize = 1;
@@ -63,7 +64,8 @@ pub mod column {
 }
 
 /// Whether a prepared `SINCE` has its columns where [`column`] says: checked once a session,
-/// so that an edit of one without the other stops the listener instead of misreading rows.
+/// so that an edit of one without the other ends every session before it goes live (logged
+/// at each reconnect, and `/readyz` says not ready) instead of misreading rows.
 pub fn columns_in_place(statement: &Statement) -> bool {
     column::NAMES.iter().all(|(at, name)| {
         statement
