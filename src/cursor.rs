@@ -242,9 +242,8 @@ impl fmt::Display for Cursor {
 /// Writes the text of the cursors of one read, row after row, formatting their snapshots once.
 ///
 /// The rows of a read share their cursors' snapshots (one pair, or two after a full batch)
-/// and otherwise differ in the last id only; written
-/// one by one, each row's text would format two snapshots anew, 64 transaction ids for a row
-/// read while 32 writers run.
+/// and otherwise differ in the last id only; written one by one, each row's text would format
+/// two snapshots anew, 64 transaction ids for a row read while 32 writers run.
 #[derive(Default)]
 pub struct CursorWriter {
     /// The last tail's snapshots, and the text of a cursor on them up to its last id.
