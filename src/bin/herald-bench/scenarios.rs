@@ -702,8 +702,12 @@ async fn park_repeatedly(
     let first = conn
         .get(&format!("/api/notifications?limit=1&token={token}"))
         .await;
-    let Some(mut cursor) = first.ok().and_then(|r| cursor_of(&r.body)) else {
-        return Err("no cursor".into());
+    // Why the first poll gave no cursor, as the parks below say it: a refusal under the
+    // connection burst and a broken connection are different findings.
+    let mut cursor = match first {
+        Ok(r) if r.status == 200 => cursor_of(&r.body).ok_or("no cursor")?,
+        Ok(r) => return Err(format!("first poll: status {}", r.status)),
+        Err(err) => return Err(format!("first poll: {err}")),
     };
     let mut answered = 0;
     while answers.is_none_or(|answers| answered < answers) {
