@@ -313,6 +313,22 @@ impl Services {
     }
 }
 
+/// Connections the kernel queues for herald to accept. Streams are long-lived, so a deploy or
+/// a network blip brings thousands of reconnects at once: queued, each waits its turn; beyond
+/// the queue, a handshake is dropped and its request is sent again after a growing delay,
+/// which can outlast the request timeout (a 408). The kernel caps it at `net.core.somaxconn`
+/// (4096 by default).
+const BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr` with [`BACKLOG`]. actix's own `HttpServer::backlog` applies
+/// only to sockets actix binds, and std's `TcpListener::bind` listens with a backlog of 128:
+/// listening again on Linux sets the new one.
+fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let tcp = TcpListener::bind(addr)?;
+    socket2::SockRef::from(&tcp).listen(BACKLOG)?;
+    Ok(tcp)
+}
+
 /// The HTTP side: a bound socket, and the server on it.
 struct Http {
     tcp: TcpListener,
@@ -331,7 +347,7 @@ impl Http {
                 config.max_streams
             );
         }
-        let tcp = TcpListener::bind(&config.bind)
+        let tcp = listen(&config.bind)
             .map_err(|err| format!("cannot listen on {} (HERALD_BIND): {err}", config.bind))?;
         let local = tcp.local_addr()?;
         // The URL to open: an address that means "every interface" is reachable locally.
@@ -384,8 +400,6 @@ impl Http {
         .h1_allow_half_closed(false)
         .client_request_timeout(Duration::from_secs(config.request_timeout_secs))
         .keep_alive(Duration::from_secs(config.keep_alive_secs))
-        // Streams are long-lived: let the kernel queue a reconnect storm instead of refusing it.
-        .backlog(4096)
         // We handle signals ourselves: streams must be ended before actix waits for them.
         .disable_signals()
         // Room for the spread-out closes, and for the last requests to finish after them.
@@ -435,4 +449,32 @@ fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    /// A reconnect storm waits in the kernel's queue while herald is busy: with std's backlog
+    /// of 128, the 130th handshake of connections nobody has accepted yet was dropped.
+    #[test]
+    fn the_listening_socket_queues_hundreds_of_connections_before_any_is_accepted() {
+        let tcp = listen("127.0.0.1:0").expect("listens");
+        let addr = tcp.local_addr().expect("bound");
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap_or_default();
+        let mut queued = Vec::new();
+        for n in 1..=300 {
+            // A dropped handshake is only retried after a second; two mean it was dropped.
+            let conn =
+                TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_or_else(|err| {
+                    panic!(
+                        "connection {n} not queued ({err}); net.core.somaxconn is {}",
+                        somaxconn.trim()
+                    )
+                });
+            queued.push(conn);
+        }
+    }
 }
