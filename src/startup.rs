@@ -315,9 +315,8 @@ impl Services {
 
 /// Connections the kernel queues for herald to accept. Streams are long-lived, so a deploy or
 /// a network blip brings thousands of reconnects at once: queued, each waits its turn; beyond
-/// the queue, a handshake is dropped and its request is sent again after a growing delay,
-/// which can outlast the request timeout (a 408). The kernel caps it at `net.core.somaxconn`
-/// (4096 by default).
+/// the queue, a handshake is dropped and the client tries again only a second or more later.
+/// The kernel caps it at `net.core.somaxconn` (4096 by default).
 const BACKLOG: i32 = 4096;
 
 /// A listening socket on `addr` with [`BACKLOG`]. actix's own `HttpServer::backlog` applies
