@@ -1,10 +1,10 @@
 //! Background upkeep on [`crate::jobs`]' runner, on a pool of its own (never the query pool,
 //! never the listener's connection): the unread-count roll-up every second
-//! (`HERALD_ROLL_UP_MS`), with the repair of rows whose txid is from the future, the
-//! pruning of the change log and of expired kept signals, and pruning every hour (`HERALD_PRUNE_EVERY_SECS`) when
-//! `HERALD_PRUNE_OLDER_THAN` is set. Every instance runs them; an
-//! instance that finds another at the same job skips its turn (and pruning instances share
-//! the rows).
+//! (`HERALD_ROLL_UP_MS`), with the repair of rows whose txid is from the future, the pruning
+//! of the change log and of expired kept signals, and pruning every hour
+//! (`HERALD_PRUNE_EVERY_SECS`) when `HERALD_PRUNE_OLDER_THAN` is set. Every instance runs
+//! them; an instance that finds another at the same job skips its turn (and pruning
+//! instances share the rows).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -241,9 +241,8 @@ fn number_param<T: std::str::FromStr + PartialOrd>(
 }
 
 /// Every page's JSON: `{"notifications", "unread_count", "unseen_count", "cursor"}`, and
-/// `"reset": true` when
-/// the cursor asked for was unknown. Written by hand: the notifications are JSON already,
-/// and the cursor is digits, `:`, `,` and `~` only.
+/// `"reset": true` when the cursor asked for was unknown. Written by hand: the notifications
+/// are JSON already, and the cursor is digits, `:`, `,` and `~` only.
 fn respond(state: &AppState, reply: &Page) -> HttpResponse {
     for created in &reply.created {
         state.metrics.observe_delivery(*created);

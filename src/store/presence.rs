@@ -113,9 +113,9 @@ pub fn release_all(conn: &mut PgConnection, holder: i64, grace: Duration) -> Que
 /// Of `watched`, the channels whose lists may have changed since `checked` (all of them the
 /// first time), and the database's clock now. A join starts a row (or revives a lapsed one)
 /// with `since` = its transaction's start; a leave is a row's `until`, or its holder's
-/// `expires`, passing. Both are looked for from a
-/// little before `checked`: a transaction that started before the last check may have
-/// committed after it. Reading a channel again costs nothing but the read.
+/// `expires`, passing. Both are looked for from a little before `checked`: a transaction
+/// that started before the last check may have committed after it. Reading a channel again
+/// costs nothing but the read.
 pub fn changed(
     conn: &mut PgConnection,
     watched: &[String],
