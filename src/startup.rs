@@ -255,11 +255,11 @@ impl Services {
             Cursor::at(database.start),
             Duration::from_millis(config.listener_healthy_ms),
         );
-        let pool = store::pool(url, config.db_pool_size)?;
+        let pool = store::pool(url, config.db_pool_size, "herald-requests")?;
         // Upkeep runs on connections of its own: a burst of requests that drains the query
         // pool must not stall the roll-up, and a long prune must not hold request connections.
         let upkeep = Upkeep {
-            pool: store::pool(url, 2)?,
+            pool: store::pool(url, 2, "herald-upkeep")?,
             prune_older_than: config.prune_older_than,
             periods: config.periods.clone(),
         };
@@ -281,7 +281,7 @@ impl Services {
                 };
                 Some(Arc::new(Push::new(
                     settings,
-                    store::pool(url, 2)?,
+                    store::pool(url, 2, "herald-push")?,
                     metrics.clone(),
                 )))
             }

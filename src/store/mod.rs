@@ -31,14 +31,31 @@ pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 /// The migrations in `migrations/`, compiled in so the binary works from any directory.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// A pool of `size` connections to `url`.
-pub fn pool(url: &str, size: u32) -> Result<DbPool, diesel::r2d2::PoolError> {
+/// A pool of `size` connections to `url`, its sessions named `name` (see [`named`]).
+pub fn pool(url: &str, size: u32, name: &str) -> Result<DbPool, diesel::r2d2::PoolError> {
     Pool::builder()
         .connection_customizer(Box::new(SessionSettings))
         .max_size(size)
         .min_idle(Some(size.min(2)))
         .connection_timeout(Duration::from_secs(5))
-        .build(ConnectionManager::new(url))
+        .build(ConnectionManager::new(named(url, name)))
+}
+
+/// `url` (a `postgres://` URL or libpq `key=value` pairs) with `name` as its libpq
+/// `fallback_application_name`, so that `pg_stat_activity` tells herald's pools apart (the
+/// LISTEN session is `herald-listener`), and so does a pooler's `SHOW CLIENTS`. A fallback
+/// only: an `application_name` in the URL, or `PGAPPNAME`, still wins. A URL that sets a
+/// fallback itself is left as it is.
+pub fn named(url: &str, name: &str) -> String {
+    if url.contains("fallback_application_name") {
+        return url.to_owned();
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let join = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{join}fallback_application_name={name}")
+    } else {
+        format!("{url} fallback_application_name={name}")
+    }
 }
 
 /// Settings for every connection herald makes through diesel.
@@ -160,4 +177,31 @@ pub fn current_snapshot(conn: &mut PgConnection) -> QueryResult<Snapshot> {
         diesel::sql_query("select pg_current_snapshot()::text as snapshot").get_result(conn)?;
     Snapshot::parse(&row.snapshot)
         .map_err(|e| diesel::result::Error::DeserializationError(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named;
+
+    #[test]
+    fn a_pool_names_its_sessions_as_a_fallback_in_either_form_of_url() {
+        assert_eq!(
+            named("postgres://u@db/x", "herald-upkeep"),
+            "postgres://u@db/x?fallback_application_name=herald-upkeep"
+        );
+        assert_eq!(
+            named(
+                "postgresql://u@db/x?sslmode=require&application_name=mine",
+                "herald-push"
+            ),
+            "postgresql://u@db/x?sslmode=require&application_name=mine\
+             &fallback_application_name=herald-push"
+        );
+        assert_eq!(
+            named("host=db dbname=x", "herald-requests"),
+            "host=db dbname=x fallback_application_name=herald-requests"
+        );
+        let own = "postgres://u@db/x?fallback_application_name=ours";
+        assert_eq!(named(own, "herald-upkeep"), own);
+    }
 }
