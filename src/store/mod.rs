@@ -47,14 +47,29 @@ pub fn pool(url: &str, size: u32, name: &str) -> Result<DbPool, diesel::r2d2::Po
 /// only: an `application_name` in the URL, or `PGAPPNAME`, still wins. A URL that sets a
 /// fallback itself is left as it is.
 pub fn named(url: &str, name: &str) -> String {
-    if url.contains("fallback_application_name") {
-        return url.to_owned();
-    }
+    const KEY: &str = "fallback_application_name";
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let join = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{join}fallback_application_name={name}")
+        let query = url.split_once('?').map_or("", |(_, query)| query);
+        if query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(KEY))
+        {
+            return url.to_owned();
+        }
+        let join = if !url.contains('?') {
+            "?"
+        } else if url.ends_with(['?', '&']) {
+            ""
+        } else {
+            "&"
+        };
+        format!("{url}{join}{KEY}={name}")
+    } else if url.contains(KEY) {
+        url.to_owned()
     } else {
-        format!("{url} fallback_application_name={name}")
+        // In front: libpq takes a key's last value, and a string may end in a backslash that
+        // would escape a space put after it.
+        format!("{KEY}={name} {url}")
     }
 }
 
@@ -185,23 +200,46 @@ mod tests {
 
     #[test]
     fn a_pool_names_its_sessions_as_a_fallback_in_either_form_of_url() {
-        assert_eq!(
-            named("postgres://u@db/x", "herald-upkeep"),
-            "postgres://u@db/x?fallback_application_name=herald-upkeep"
-        );
-        assert_eq!(
-            named(
-                "postgresql://u@db/x?sslmode=require&application_name=mine",
-                "herald-push"
+        let cases = [
+            (
+                "postgres://u@db/x",
+                "postgres://u@db/x?fallback_application_name=herald-upkeep",
             ),
-            "postgresql://u@db/x?sslmode=require&application_name=mine\
-             &fallback_application_name=herald-push"
-        );
-        assert_eq!(
-            named("host=db dbname=x", "herald-requests"),
-            "host=db dbname=x fallback_application_name=herald-requests"
-        );
-        let own = "postgres://u@db/x?fallback_application_name=ours";
-        assert_eq!(named(own, "herald-upkeep"), own);
+            (
+                "postgresql://u@db/x?sslmode=require&application_name=mine",
+                "postgresql://u@db/x?sslmode=require&application_name=mine\
+                 &fallback_application_name=herald-upkeep",
+            ),
+            // Separators already there, which libpq accepts, are not doubled.
+            (
+                "postgres://u@db/x?",
+                "postgres://u@db/x?fallback_application_name=herald-upkeep",
+            ),
+            (
+                "postgres://u@db/x?sslmode=require&",
+                "postgres://u@db/x?sslmode=require&fallback_application_name=herald-upkeep",
+            ),
+            (
+                "host=db dbname=x password=a\\",
+                "fallback_application_name=herald-upkeep host=db dbname=x password=a\\",
+            ),
+            // A fallback of the URL's own stays; a password that mentions one is no fallback.
+            (
+                "postgres://u@db/x?fallback_application_name=ours",
+                "postgres://u@db/x?fallback_application_name=ours",
+            ),
+            (
+                "host=db fallback_application_name=ours",
+                "host=db fallback_application_name=ours",
+            ),
+            (
+                "postgres://u:fallback_application_name@db/x",
+                "postgres://u:fallback_application_name@db/x\
+                 ?fallback_application_name=herald-upkeep",
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(named(url, "herald-upkeep"), expected, "{url}");
+        }
     }
 }
