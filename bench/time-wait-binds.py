@@ -2,12 +2,14 @@
 """How long a client socket takes to get its source port once TIME_WAIT holds many.
 
     python3 bench/time-wait-binds.py 50000    # then again with 5000, 5000: see BENCHMARKS.md
+    python3 bench/time-wait-binds.py 56000 --leave-only   # then a herald-bench run
 
 Leaves N client-side TIME_WAIT sockets on 127.0.0.2-5 (each bound to port 0 before it
 connects, as herald-bench's clients were), then times 5,000 more clients from the same
 addresses, held open as one 5,000-client run holds them: first with a plain bind to port 0,
 then with IP_BIND_ADDRESS_NO_PORT, the port left for connect to choose. A TIME_WAIT socket
-lasts 60 s: run it again within that to add to the ones before.
+lasts 60 s: run it again within that to add to the ones before. With --leave-only it only
+leaves the N sockets, for a herald-bench run to meet them.
 """
 import socket
 import sys
@@ -32,6 +34,8 @@ def main():
         client.close()  # the client closes first: the TIME_WAIT is the client's
         accepted.close()
     print(f"left {n} sockets in TIME_WAIT in {time.time() - started:.1f} s")
+    if "--leave-only" in sys.argv[2:]:
+        return
     for no_port in (False, True):
         held, took = [], []
         for i in range(5000):
