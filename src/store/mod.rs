@@ -46,14 +46,12 @@ pub fn pool(url: &str, size: u32, name: &str) -> Result<DbPool, diesel::r2d2::Po
 /// LISTEN session is `herald-listener`), and so does a pooler's `SHOW CLIENTS`. A fallback
 /// only: an `application_name` in the URL, or `PGAPPNAME`, still wins. A URL that sets a
 /// fallback itself is left as it is.
-pub fn named(url: &str, name: &str) -> String {
+fn named(url: &str, name: &str) -> String {
     const KEY: &str = "fallback_application_name";
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // The query read as `pgtls` reads it for the LISTEN connection.
         let query = url.split_once('?').map_or("", |(_, query)| query);
-        if query
-            .split('&')
-            .any(|pair| pair.split('=').next() == Some(KEY))
-        {
+        if form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == KEY) {
             return url.to_owned();
         }
         let join = if !url.contains('?') {
